@@ -1,0 +1,87 @@
+# keycrew: `make run` sets up and serves, `make test` sets up and runs every check.
+# Needs only python3 (with venv) on a Debian machine; what is missing is installed here.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+WORKERS ?= 1
+
+# The install is redone only when pyproject.toml's content changes (pip keeps its cache).
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml 2>/dev/null | cut -d' ' -f1)
+# apt-get runs as root here; elsewhere through sudo when there is one.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: bench help run test install lint typecheck imports migrations-check pytest git system-packages clean
+
+help:
+	@echo "make run    set up .venv, migrate ./data and serve on http://$(HOST):$(PORT)"
+	@echo "make test   set up .venv (with dev tools) and run every check and test"
+	@echo "make bench  run the benchmarks under bench/ (installs wrk when missing)"
+	@echo "make clean  remove .venv and caches (./data is kept)"
+
+$(BIN)/pip:
+	@if ! $(PYTHON) -m venv $(VENV) >/dev/null 2>&1; then \
+		echo "python3 -m venv failed: installing Debian's python3-venv"; \
+		rm -rf $(VENV); \
+		$(APT) update -q && $(APT) install -y -q python3-venv && $(PYTHON) -m venv $(VENV); \
+	fi
+
+$(STAMP): | $(BIN)/pip
+	rm -f $(VENV)/.installed-*
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/keycrew serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+# Debian packages the tests drive for real: git (smart HTTP), docker-registry and skopeo
+# (container registry token auth). Installed only when missing.
+SYSTEM_PACKAGES := git:git docker-registry:docker-registry skopeo:skopeo
+
+git:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT) update -q && $(APT) install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $$missing; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+imports: install
+	$(BIN)/lint-imports
+
+# Upgrade an empty SQLite database to head; the models must then match the schema exactly.
+migrations-check: install
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		KEYCREW_DATA_DIR="$$tmp" KEYCREW_DATABASE_URL= \
+		$(BIN)/keycrew db check
+
+pytest: install git
+	$(BIN)/pytest --durations=15
+
+test: git lint typecheck imports migrations-check pytest
+
+# Benchmarks (not part of `make test`): wrk drives a keycrew started by the script itself.
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q wrk; }
+	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/git.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build *.egg-info src/*.egg-info

@@ -1,0 +1,1 @@
+"""Groups, projects, memberships, access levels and permission checks."""

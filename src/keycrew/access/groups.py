@@ -1,0 +1,322 @@
+"""Use cases on groups: create, update (rename/move paths), delete, and the listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, delete, select
+
+from keycrew.access import paths, queries
+from keycrew.access.levels import AccessLevel, SourceType, Visibility
+from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.policy import ADMIN_GROUP_LEVEL, can_read_group, contains, effective_group_level
+from keycrew.access.projects import delete_bots_of, forget, purge_projects
+from keycrew.audit.events import Event
+from keycrew.audit.service import Entity, record
+from keycrew.context import Ctx
+from keycrew.errors import Forbidden, Invalid, MissingParameter, NotFound, Unauthenticated
+from keycrew.identity import validation
+
+GROUP_ORDERS = ("name", "path", "id", "similarity")
+
+
+def group_entity(group: Namespace) -> Entity:
+    return Entity("Group", group.id, group.full_path)
+
+
+def _check_visibility_fits_parent(visibility: Visibility, parent: Namespace | None) -> None:
+    if parent is not None and visibility.level > parent.visibility_level:
+        raise Invalid.field(
+            "visibility_level",
+            f"{visibility.value} is not allowed since the parent group has a "
+            f"{Visibility.from_level(parent.visibility_level).value} visibility.",
+        )
+
+
+def _check_visibility_fits_children(ctx: Ctx, group: Namespace, visibility: Visibility) -> None:
+    """A group may not become less visible than something inside it (GitLab's two messages)."""
+    subtree = queries.descendants_of(group)
+    if ctx.db.scalar(
+        select(Project.id)
+        .join(Namespace, Project.namespace_id == Namespace.id)
+        .where(Project.visibility_level > visibility.level)
+        .where((Namespace.id == group.id) | subtree)
+        .limit(1)
+    ):
+        raise Invalid.field(
+            "visibility_level",
+            f"{visibility.value} is not allowed since this group contains projects with higher visibility.",
+        )
+    if ctx.db.scalar(
+        select(Namespace.id).where(subtree, Namespace.visibility_level > visibility.level).limit(1)
+    ):
+        raise Invalid.field(
+            "visibility_level",
+            f"{visibility.value} is not allowed since there are sub-groups with higher visibility.",
+        )
+
+
+def create_group(
+    ctx: Ctx,
+    *,
+    name: str,
+    path: str,
+    parent_id: int | None = None,
+    visibility: Visibility | None = None,
+    description: str = "",
+) -> Namespace:
+    """Create a group (top-level, or a subgroup of ``parent_id``); the creator becomes its Owner.
+
+    Raises Invalid (bad/taken name or path), NotFound (parent not visible), Forbidden.
+    """
+    user = ctx.actor.user
+    if user is None:
+        raise Unauthenticated()
+    parent: Namespace | None = None
+    if parent_id is not None:
+        parent = ctx.db.get(Namespace, parent_id) if 0 < parent_id < 2**31 else None
+        if (
+            parent is None
+            or parent.kind != "group"
+            or not can_read_group(ctx.db, ctx.actor, parent, ctx.today())
+        ):
+            raise NotFound("Parent Group")
+        if effective_group_level(ctx.db, ctx.actor, parent, ctx.today()) < AccessLevel.MAINTAINER:
+            raise Forbidden("403 Forbidden")
+    elif not (user.can_create_group or ctx.actor.is_admin):
+        raise Forbidden("403 Forbidden")
+    visibility = visibility or Visibility.PRIVATE
+    errors: dict[str, list[str]] = {}
+    if e := validation.name_errors(name):
+        errors["name"] = e
+    if e := validation.namespace_path_errors(path, top_level=parent is None):
+        errors["path"] = e
+    full_path = path if parent is None else f"{parent.full_path}/{path}"
+    full_name = name if parent is None else f"{parent.full_name} / {name}"
+    if "path" not in errors and paths.route_taken(ctx.db, full_path):
+        errors["path"] = ["has already been taken"]
+    if errors:
+        raise Invalid("", errors)
+    _check_visibility_fits_parent(visibility, parent)
+    now = ctx.now()
+    group = Namespace(
+        kind="group",
+        name=name,
+        path=path,
+        full_path=full_path,
+        full_name=full_name,
+        parent_id=None if parent is None else parent.id,
+        visibility_level=visibility.level,
+        description=description or "",
+        created_at=now,
+        updated_at=now,
+    )
+    group.parent = parent
+    ctx.db.add(group)
+    ctx.db.flush()
+    paths.claim(ctx.db, SourceType.NAMESPACE, group.id, full_path, full_name)
+    ctx.db.add(
+        Member(
+            source_type=SourceType.NAMESPACE.value,
+            source_id=group.id,
+            user_id=user.id,
+            access_level=int(AccessLevel.OWNER),
+            created_by_id=user.id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    record(
+        ctx,
+        Event.GROUP_CREATED,
+        group_entity(group),
+        target_type="Group",
+        target_id=group.id,
+        target_details=full_path,
+        visibility=visibility.value,
+    )
+    ctx.db.flush()
+    return group
+
+
+UPDATABLE = ("name", "path", "description", "visibility")
+
+
+def update_group(
+    ctx: Ctx,
+    group: Namespace,
+    *,
+    name: str | None = None,
+    path: str | None = None,
+    description: str | None = None,
+    visibility: Visibility | None = None,
+) -> Namespace:
+    """Change a group's name, path, description or visibility (Owner or admin).
+
+    Renaming rewrites the full paths and names of every subgroup and project under it. Raises
+    MissingParameter (nothing to change), Forbidden, Invalid.
+    """
+    if name is None and path is None and description is None and visibility is None:
+        raise MissingParameter(f"{', '.join(UPDATABLE)} are missing, at least one parameter must be provided")
+    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < ADMIN_GROUP_LEVEL:
+        raise Forbidden("403 Forbidden")
+    parent = group.parent
+    errors: dict[str, list[str]] = {}
+    if name is not None and (e := validation.name_errors(name)):
+        errors["name"] = e
+    if path is not None:
+        if e := validation.namespace_path_errors(path, top_level=parent is None):
+            errors["path"] = e
+        else:
+            new_full = path if parent is None else f"{parent.full_path}/{path}"
+            if paths.route_taken(ctx.db, new_full, except_source=(SourceType.NAMESPACE, group.id)):
+                errors["path"] = ["has already been taken"]
+    if errors:
+        raise Invalid("", errors)
+    if visibility is not None and visibility.level != group.visibility_level:
+        _check_visibility_fits_parent(visibility, parent)
+        _check_visibility_fits_children(ctx, group, visibility)
+
+    changes: dict[str, dict[str, Any]] = {}
+    new_name = group.name if name is None else name
+    new_path = group.path if path is None else path
+    if new_name != group.name or new_path != group.path:
+        full_path = new_path if parent is None else f"{parent.full_path}/{new_path}"
+        full_name = new_name if parent is None else f"{parent.full_name} / {new_name}"
+        if new_name != group.name:
+            changes["name"] = {"from": group.name, "to": new_name}
+        if new_path != group.path:
+            changes["path"] = {"from": group.full_path, "to": full_path}
+        paths.move_prefix(ctx.db, group.full_path, full_path, group.full_name, full_name)
+        group.name, group.path, group.full_path, group.full_name = new_name, new_path, full_path, full_name
+        route = paths.route_of(ctx.db, SourceType.NAMESPACE, group.id)
+        if route is not None:
+            route.path, route.path_lower, route.name = full_path, full_path.lower(), full_name
+    if description is not None and description != group.description:
+        changes["description"] = {"from": group.description, "to": description}
+        group.description = description
+    if visibility is not None and visibility.level != group.visibility_level:
+        changes["visibility"] = {
+            "from": Visibility.from_level(group.visibility_level).value,
+            "to": visibility.value,
+        }
+        group.visibility_level = visibility.level
+    if changes:
+        group.updated_at = ctx.now()
+        record(
+            ctx,
+            Event.GROUP_UPDATED,
+            group_entity(group),
+            target_type="Group",
+            target_id=group.id,
+            target_details=group.full_path,
+            changes=changes,
+        )
+        ctx.db.flush()
+    return group
+
+
+def delete_group(ctx: Ctx, group: Namespace) -> None:
+    """Delete a group with its subgroups and their projects, routes and memberships (Owner or admin).
+
+    Issues and notes go with their projects (foreign-key cascade). Raises Forbidden.
+    """
+    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < ADMIN_GROUP_LEVEL:
+        raise Forbidden("403 Forbidden")
+    purge_group(ctx, group)
+
+
+def purge_group(ctx: Ctx, group: Namespace, *, reason: str | None = None) -> tuple[list[str], list[str]]:
+    """Delete ``group`` and everything under it, and its bots, with one group.deleted event.
+
+    No permission check (callers have made theirs). Returns the full paths of the groups and of
+    the projects that went.
+    """
+    subtree = queries.namespace_subtree(group)
+    ns_rows = ctx.db.execute(select(Namespace.id, Namespace.full_path).where(subtree)).all()
+    ns_ids = [int(r[0]) for r in ns_rows]
+    project_rows = ctx.db.execute(
+        select(Project.id, Project.full_path).where(Project.namespace_id.in_(ns_ids))
+    ).all()
+    project_ids = [int(r[0]) for r in project_rows]
+    purge_projects(ctx, project_ids)
+    ctx.db.execute(
+        delete(Member)
+        .where(Member.source_type == SourceType.NAMESPACE.value, Member.source_id.in_(ns_ids))
+        .execution_options(synchronize_session=False)
+    )
+    paths.release_many(ctx.db, SourceType.NAMESPACE, ns_ids)
+    record(
+        ctx,
+        Event.GROUP_DELETED,
+        group_entity(group),
+        target_type="Group",
+        target_id=group.id,
+        target_details=group.full_path,
+        subgroups=sorted(str(r[1]) for r in ns_rows if r[0] != group.id) or None,
+        projects=sorted(str(r[1]) for r in project_rows) or None,
+        reason=reason,
+    )
+    # Deepest first, so that no row ever points at a parent already gone (whatever the backend's
+    # cascade order).
+    for ns_id, _ in sorted(ns_rows, key=lambda r: -str(r[1]).count("/")):
+        ctx.db.execute(
+            delete(Namespace).where(Namespace.id == ns_id).execution_options(synchronize_session=False)
+        )
+    forget(ctx, Namespace, ns_ids)
+    delete_bots_of(ctx, SourceType.NAMESPACE, ns_ids)
+    return [str(r[1]) for r in ns_rows], [str(r[1]) for r in project_rows]
+
+
+def groups_query(
+    ctx: Ctx,
+    *,
+    all_available: bool | None = None,
+    search: str | None = None,
+    owned: bool = False,
+    min_access_level: int | None = None,
+    top_level_only: bool = False,
+    skip_groups: list[int] | None = None,
+    order_by: str = "name",
+    sort: str = "asc",
+    parent: Namespace | None = None,
+    descendants_of: Namespace | None = None,
+) -> Select[Any]:
+    """The groups a listing shows the actor, filtered and ordered as GitLab's GroupsFinder does.
+
+    ``owned`` and ``min_access_level`` take precedence over ``all_available``.
+    """
+    db, actor, today = ctx.db, ctx.actor, ctx.today()
+    query = select(Namespace).where(Namespace.kind == "group")
+    user = actor.user
+    if owned:
+        query = query.where(queries.groups_owned_directly(db, user.id, today) if user else Namespace.id < 0)
+    elif min_access_level is not None:
+        query = query.where(
+            queries.groups_reached(db, user.id, today, min_access_level) if user else Namespace.id < 0
+        )
+    else:
+        query = query.where(queries.visible_groups(db, actor, today, all_available=all_available))
+    if parent is not None:
+        query = query.where(Namespace.parent_id == parent.id)
+    if descendants_of is not None:
+        query = query.where(queries.descendants_of(descendants_of))
+    if top_level_only:
+        query = query.where(Namespace.parent_id.is_(None))
+    if skip_groups:
+        query = query.where(Namespace.id.not_in(skip_groups))
+    if search:
+        query = query.where(contains(Namespace.name, search) | contains(Namespace.path, search))
+    column = {
+        "name": Namespace.name,
+        "path": Namespace.path,
+        "id": Namespace.id,
+        "similarity": Namespace.name,
+    }[order_by]
+    ordered = column.desc() if sort == "desc" else column.asc()
+    # Ties (same name) are broken by id so that pages never overlap.
+    return query.order_by(ordered, Namespace.id.desc() if sort == "desc" else Namespace.id.asc())
+
+
+def subgroups_of(ctx: Ctx, group: Namespace) -> list[Namespace]:
+    return list(ctx.db.scalars(select(Namespace).where(Namespace.parent_id == group.id)).all())

@@ -1,0 +1,89 @@
+"""Permission-checked lookups: an object the actor may not see is NotFound, never Forbidden."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from keycrew.access import paths
+from keycrew.access.levels import AccessLevel, SourceType
+from keycrew.access.models import Namespace, Project
+from keycrew.access.policy import (
+    can_read_group,
+    can_read_project,
+    effective_group_level,
+    effective_project_level,
+)
+from keycrew.context import Ctx
+from keycrew.errors import Forbidden, NotFound
+
+MAX_ID = 2**31 - 1
+
+
+def _ref(ref: str | int) -> tuple[int | None, str | None]:
+    """A numeric id, or a (possibly URL-encoded) full path.
+
+    An id beyond the integer columns' range names nothing; it becomes id 0 rather than a query the
+    database would refuse.
+    """
+    if isinstance(ref, int):
+        return (ref if 0 < ref <= MAX_ID else 0), None
+    text = unquote(ref)
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        return (number if number <= MAX_ID else 0), None
+    return None, text
+
+
+def get_project(ctx: Ctx, ref: str | int) -> Project | None:
+    project_id, path = _ref(ref)
+    if project_id is not None:
+        return ctx.db.get(Project, project_id)
+    assert path is not None
+    # Paths are unique whatever their case (routes table); look the route up case-insensitively.
+    route = paths.find_source(ctx.db, path)
+    if route is None or route.source_type != SourceType.PROJECT:
+        return None
+    return ctx.db.get(Project, route.source_id)
+
+
+def get_group(ctx: Ctx, ref: str | int) -> Namespace | None:
+    ns = get_namespace(ctx, ref)
+    return ns if ns is not None and ns.kind == "group" else None
+
+
+def get_namespace(ctx: Ctx, ref: str | int) -> Namespace | None:
+    """A group or personal namespace by id or (encoded) full path."""
+    ns_id, path = _ref(ref)
+    if ns_id is not None:
+        return ctx.db.get(Namespace, ns_id)
+    assert path is not None
+    route = paths.find_source(ctx.db, path)
+    if route is None or route.source_type != SourceType.NAMESPACE:
+        return None
+    return ctx.db.get(Namespace, route.source_id)
+
+
+def find_project(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Project:
+    """The project ``ref`` names if the actor may read it (NotFound otherwise).
+
+    With ``min_level``, an actor who may read but lacks that level gets Forbidden.
+    """
+    project = get_project(ctx, ref)
+    if project is None or not can_read_project(ctx.db, ctx.actor, project, ctx.today()):
+        raise NotFound("Project")
+    if min_level is not None and effective_project_level(ctx.db, ctx.actor, project, ctx.today()) < min_level:
+        raise Forbidden("403 Forbidden")
+    return project
+
+
+def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Namespace:
+    """The group ``ref`` names if the actor may read it (NotFound otherwise), Forbidden below min_level."""
+    group = get_group(ctx, ref)
+    if group is None or not can_read_group(ctx.db, ctx.actor, group, ctx.today()):
+        raise NotFound("Group")
+    if min_level is not None and effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < min_level:
+        raise Forbidden("403 Forbidden")
+    return group
+
+
+__all__ = ["AccessLevel", "find_group", "find_project", "get_group", "get_namespace", "get_project"]

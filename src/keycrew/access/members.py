@@ -1,0 +1,521 @@
+"""Memberships of groups and projects: list, add, change, remove, with GitLab's rules.
+
+Who administers members: a project's Maintainers and Owners, a group's Owners, and admins. Only a
+project Owner (or admin) adds, promotes to, changes or removes an Owner of a project; nobody but an
+Owner or admin grants a level above their own; a group keeps at least one Owner (counting Owners
+inherited from ancestor groups, not counting bots). An expired membership is treated as gone: it
+gives no access, is not listed, and adding the user again replaces it.
+
+Project bots (user_type project_bot) belong to the one project or group their access token was
+made for: the member APIs neither add them anywhere nor change or remove their membership; the
+resource-token use cases create that membership with ``create_membership``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from keycrew.access import queries
+from keycrew.access.levels import MEMBER_LEVELS, AccessLevel, SourceType
+from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.policy import (
+    ADMIN_GROUP_LEVEL,
+    ADMIN_PROJECT_LEVEL,
+    contains,
+    effective_group_level,
+    effective_project_level,
+    live,
+    namespace_chain,
+)
+from keycrew.audit.events import Event
+from keycrew.audit.service import Entity, record
+from keycrew.context import Ctx
+from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
+from keycrew.identity.models import User
+from keycrew.identity.types import UserType
+
+LEVEL_TOO_HIGH = "the member access level can't be higher than the current user's one"
+BOT_ELSEWHERE = "project bots cannot be added to other groups / projects"
+INTERNAL_USER = "is an internal user and cannot be added as a member"
+BLOCKED_USER = "is blocked and cannot be added as a member"
+PAST_EXPIRY = "cannot be a date in the past"
+NOT_A_LEVEL = "is not included in the list"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a membership belongs to: a group or a project."""
+
+    obj: Namespace | Project
+
+    @property
+    def is_project(self) -> bool:
+        return isinstance(self.obj, Project)
+
+    @property
+    def type(self) -> SourceType:
+        return SourceType.PROJECT if self.is_project else SourceType.NAMESPACE
+
+    @property
+    def id(self) -> int:
+        return self.obj.id
+
+    @property
+    def full_path(self) -> str:
+        return self.obj.full_path
+
+    @property
+    def audit_entity(self) -> Entity:
+        return Entity("Project" if self.is_project else "Group", self.obj.id, self.obj.full_path)
+
+    def inherited_from(self) -> list[Namespace]:
+        """The groups whose members inherit into this source, nearest first."""
+        if isinstance(self.obj, Project):
+            ns = self.obj.namespace
+            return namespace_chain(ns) if ns.is_group else []
+        return self.obj.ancestors()
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A membership row with its user, and for inherited listings the source it comes from."""
+
+    member: Member
+    user: User
+    source_type: str
+    source_id: int
+
+
+# -- permission helpers -------------------------------------------------------------------------
+
+
+def actor_level(ctx: Ctx, source: Source) -> int:
+    if isinstance(source.obj, Project):
+        return effective_project_level(ctx.db, ctx.actor, source.obj, ctx.today())
+    return effective_group_level(ctx.db, ctx.actor, source.obj, ctx.today())
+
+
+def can_admin_members(ctx: Ctx, source: Source) -> bool:
+    needed = ADMIN_PROJECT_LEVEL if source.is_project else ADMIN_GROUP_LEVEL
+    return actor_level(ctx, source) >= needed
+
+
+def _may_manage_owners(ctx: Ctx, source: Source) -> bool:
+    """On projects only Owners (and admins) touch Owner memberships; on groups only Owners administer."""
+    return actor_level(ctx, source) >= AccessLevel.OWNER
+
+
+def _is_personal_holder(source: Source, user_id: int) -> bool:
+    return isinstance(source.obj, Project) and source.obj.namespace.owner_id == user_id
+
+
+def is_project_bot(user: User) -> bool:
+    return user.user_type == UserType.PROJECT_BOT
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _direct_query(source: Source, today: dt.date) -> Select[Any]:
+    query: Any = (
+        select(Member, User)
+        .join(User, User.id == Member.user_id)
+        .where(Member.source_type == source.type.value, Member.source_id == source.id, live(today))
+    )
+    return cast("Select[Any]", query)
+
+
+def _filter(query: Select[Any], search: str | None, user_ids: list[int] | None) -> Select[Any]:
+    if search:
+        query = query.where(
+            or_(contains(User.username, search), contains(User.name, search), User.email == search.lower())
+        )
+    if user_ids is not None:
+        query = query.where(Member.user_id.in_(user_ids))
+    return query
+
+
+def direct_members_query(
+    ctx: Ctx, source: Source, *, search: str | None = None, user_ids: list[int] | None = None
+) -> Select[Any]:
+    """The live direct memberships of ``source``, oldest first."""
+    return _filter(_direct_query(source, ctx.today()), search, user_ids).order_by(Member.id)
+
+
+def all_members(
+    ctx: Ctx, source: Source, *, search: str | None = None, user_ids: list[int] | None = None
+) -> list[Membership]:
+    """Direct and inherited memberships, one per user: the highest level wins (the nearest on a tie)."""
+    today = ctx.today()
+    chain: list[tuple[str, int]] = [(source.type.value, source.id)]
+    chain += [(SourceType.NAMESPACE.value, ns.id) for ns in source.inherited_from()]
+    rank = {key: i for i, key in enumerate(chain)}
+    query: Any = (
+        select(Member, User)
+        .join(User, User.id == Member.user_id)
+        .where(
+            or_(*(and_(Member.source_type == t, Member.source_id == i) for t, i in chain)),
+            live(today),
+        )
+    )
+    best: dict[int, Membership] = {}
+    for row in ctx.db.execute(_filter(query, search, user_ids)).all():
+        member, user = row[0], row[1]
+        found = Membership(member, user, member.source_type, member.source_id)
+        held = best.get(user.id)
+        if (
+            held is None
+            or member.access_level > held.member.access_level
+            or (
+                member.access_level == held.member.access_level
+                and rank[(member.source_type, member.source_id)] < rank[(held.source_type, held.source_id)]
+            )
+        ):
+            best[user.id] = found
+    return sorted(best.values(), key=lambda m: m.user.id)
+
+
+def get_member(ctx: Ctx, source: Source, user_id: int) -> Membership:
+    """The live direct membership of ``user_id``; NotFound("Member") otherwise."""
+    row = ctx.db.execute(_direct_query(source, ctx.today()).where(Member.user_id == user_id)).first()
+    if row is None:
+        raise NotFound("Member")
+    return Membership(row[0], row[1], source.type.value, source.id)
+
+
+def get_any_member(ctx: Ctx, source: Source, user_id: int) -> Membership:
+    found = all_members(ctx, source, user_ids=[user_id])
+    if not found:
+        raise NotFound("Member")
+    return found[0]
+
+
+def _row(db: Session, source: Source, user_id: int) -> Member | None:
+    """The membership row of ``user_id``, live or expired."""
+    return db.scalars(
+        select(Member).where(
+            Member.source_type == source.type.value, Member.source_id == source.id, Member.user_id == user_id
+        )
+    ).first()
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def _inherited_level(ctx: Ctx, source: Source, user_id: int) -> tuple[int, Namespace | None]:
+    groups = source.inherited_from()
+    if not groups:
+        return 0, None
+    by_id = {g.id: g for g in groups}
+    row = ctx.db.execute(
+        select(Member.access_level, Member.source_id)
+        .where(
+            Member.source_type == SourceType.NAMESPACE.value,
+            Member.source_id.in_(list(by_id)),
+            Member.user_id == user_id,
+            live(ctx.today()),
+        )
+        .order_by(Member.access_level.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return 0, None
+    return int(row[0]), by_id[int(row[1])]
+
+
+def _validate(
+    ctx: Ctx,
+    source: Source,
+    user: User,
+    level: int,
+    expires_at: dt.date | None,
+    *,
+    new: bool,
+) -> None:
+    """GitLab's member validations, all reported at once (400 with a message per field)."""
+    errors: dict[str, list[str]] = {}
+    if new:
+        if is_project_bot(user):
+            errors.setdefault("user_id", []).append(BOT_ELSEWHERE)
+        elif user.is_internal:
+            errors.setdefault("user", []).append(INTERNAL_USER)
+        elif user.is_blocked:
+            errors.setdefault("user", []).append(BLOCKED_USER)
+    if level not in MEMBER_LEVELS:
+        errors.setdefault("access_level", []).append(NOT_A_LEVEL)
+    else:
+        own = actor_level(ctx, source)
+        if own < AccessLevel.OWNER and level > own:
+            errors.setdefault("base", []).append(LEVEL_TOO_HIGH)
+        inherited, group = _inherited_level(ctx, source, user.id)
+        if group is not None and level < inherited:
+            errors.setdefault("access_level", []).append(
+                f"should be greater than or equal to {AccessLevel(inherited).label} "
+                f"inherited membership from group {group.name}"
+            )
+    if expires_at is not None and expires_at < ctx.today():
+        errors.setdefault("expires_at", []).append(PAST_EXPIRY)
+    if errors:
+        raise Invalid("", errors)
+
+
+def _is_last_owner(ctx: Ctx, source: Source, member: Member) -> bool:
+    """Whether removing or demoting ``member`` would leave a group without any Owner."""
+    if source.is_project or member.access_level != AccessLevel.OWNER:
+        return False
+    assert isinstance(source.obj, Namespace)
+    ids = [ns.id for ns in namespace_chain(source.obj)]
+    other = ctx.db.scalar(
+        select(Member.id)
+        .join(User, User.id == Member.user_id)
+        .where(
+            Member.source_type == SourceType.NAMESPACE.value,
+            Member.source_id.in_(ids),
+            Member.access_level == int(AccessLevel.OWNER),
+            Member.id != member.id,
+            User.user_type != int(UserType.PROJECT_BOT),
+            live(ctx.today()),
+        )
+        .limit(1)
+    )
+    return other is None
+
+
+# -- changing -----------------------------------------------------------------------------------
+
+
+def create_membership(
+    ctx: Ctx,
+    source: Source,
+    user: User,
+    level: int,
+    expires_at: dt.date | None = None,
+    *,
+    replace_expired: bool = True,
+) -> Member:
+    """Write a membership and its audit event, with no permission or validation check.
+
+    For use cases that have made their own checks (the member API below, resource-token bots).
+    An expired row for the same user is replaced.
+    """
+    now = ctx.now()
+    existing = _row(ctx.db, source, user.id) if replace_expired else None
+    if existing is not None:
+        ctx.db.delete(existing)
+        ctx.db.flush()
+    member = Member(
+        source_type=source.type.value,
+        source_id=source.id,
+        user_id=user.id,
+        access_level=int(level),
+        expires_at=expires_at,
+        created_by_id=ctx.actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    ctx.db.add(member)
+    ctx.db.flush()
+    record(
+        ctx,
+        Event.MEMBER_ADDED,
+        source.audit_entity,
+        target_type="User",
+        target_id=user.id,
+        target_details=user.username,
+        access_level=int(level),
+        expires_at=None if expires_at is None else expires_at.isoformat(),
+    )
+    return member
+
+
+def _check_owner_rule(ctx: Ctx, source: Source, *levels: int) -> None:
+    if source.is_project and AccessLevel.OWNER in levels and not _may_manage_owners(ctx, source):
+        raise Forbidden("403 Forbidden")
+
+
+def add_member(
+    ctx: Ctx, source: Source, user: User, *, access_level: int, expires_at: dt.date | None = None
+) -> Membership:
+    """Add ``user`` to ``source``. Raises Forbidden, Conflict ("Member already exists"), Invalid."""
+    if not can_admin_members(ctx, source):
+        raise Forbidden("403 Forbidden")
+    if _live_row(ctx, source, user.id) is not None:
+        raise Conflict("Member already exists")
+    _check_owner_rule(ctx, source, access_level)
+    _validate(ctx, source, user, access_level, expires_at, new=True)
+    member = create_membership(ctx, source, user, access_level, expires_at)
+    return Membership(member, user, source.type.value, source.id)
+
+
+def _live_row(ctx: Ctx, source: Source, user_id: int) -> Member | None:
+    row = _row(ctx.db, source, user_id)
+    if row is None or (row.expires_at is not None and row.expires_at <= ctx.today()):
+        return None
+    return row
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    errors: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        if not self.errors:
+            return {"status": "success"}
+        return {"status": "error", "message": ", ".join(self.errors)}
+
+
+def _sentence(messages: dict[str, list[str]]) -> str:
+    parts = []
+    for field, texts in messages.items():
+        for text in texts:
+            parts.append(text if field == "base" else f"{field.replace('_', ' ').capitalize()} {text}")
+    return " and ".join(parts)
+
+
+def add_members(
+    ctx: Ctx, source: Source, user_ids: list[int], *, access_level: int, expires_at: dt.date | None = None
+) -> BulkResult:
+    """Add several users at once, as GitLab's comma-separated ``user_id``.
+
+    Unknown ids are skipped; an existing member has its level and expiry set instead; each user's
+    refusal is reported as ``username: reason`` while the others are still added.
+    """
+    if not can_admin_members(ctx, source):
+        raise Forbidden("403 Forbidden")
+    _check_owner_rule(ctx, source, access_level)
+    errors: list[str] = []
+    users = ctx.db.scalars(select(User).where(User.id.in_(sorted(set(user_ids))))).all()
+    for user in users:
+        try:
+            if _live_row(ctx, source, user.id) is not None:
+                update_member(ctx, source, user.id, access_level=access_level, expires_at=expires_at)
+            else:
+                add_member(ctx, source, user, access_level=access_level, expires_at=expires_at)
+        except Invalid as exc:
+            errors.append(f"{user.username}: {_sentence(exc.errors) or exc.message}")
+        except KeycrewError as exc:
+            errors.append(f"{user.username}: {exc.message}")
+    return BulkResult(errors)
+
+
+_UNSET: Any = object()
+
+
+def update_member(
+    ctx: Ctx,
+    source: Source,
+    user_id: int,
+    *,
+    access_level: int,
+    expires_at: dt.date | None = _UNSET,
+) -> Membership:
+    """Change a member's level and, when given (None clears it), expiry.
+
+    Raises NotFound("Member"), Forbidden (bots, the personal namespace holder, Owner rules, the
+    last Owner of a group), Invalid.
+    """
+    if not can_admin_members(ctx, source):
+        raise Forbidden("403 Forbidden")
+    found = get_member(ctx, source, user_id)
+    member, user = found.member, found.user
+    if is_project_bot(user) or _is_personal_holder(source, user_id):
+        raise Forbidden("403 Forbidden")
+    _check_owner_rule(ctx, source, member.access_level, access_level)
+    if access_level != member.access_level and _is_last_owner(ctx, source, member):
+        raise Forbidden("403 Forbidden")
+    new_expiry = member.expires_at if expires_at is _UNSET else expires_at
+    _validate(
+        ctx, source, user, access_level, new_expiry if new_expiry != member.expires_at else None, new=False
+    )
+    entity = source.audit_entity
+    if access_level != member.access_level:
+        record(
+            ctx,
+            Event.MEMBER_ACCESS_LEVEL_CHANGED,
+            entity,
+            target_type="User",
+            target_id=user.id,
+            target_details=user.username,
+            access_level={"from": member.access_level, "to": access_level},
+        )
+        member.access_level = access_level
+    if new_expiry != member.expires_at:
+        record(
+            ctx,
+            Event.MEMBER_EXPIRY_CHANGED,
+            entity,
+            target_type="User",
+            target_id=user.id,
+            target_details=user.username,
+            expires_at={
+                "from": None if member.expires_at is None else member.expires_at.isoformat(),
+                "to": None if new_expiry is None else new_expiry.isoformat(),
+            },
+        )
+        member.expires_at = new_expiry
+    member.updated_at = ctx.now()
+    ctx.db.flush()
+    return found
+
+
+def remove_member(ctx: Ctx, source: Source, user_id: int, *, skip_subresources: bool = False) -> None:
+    """Remove a membership: administrators of the source, or the member leaving on their own.
+
+    Removing a group member also removes their direct memberships in its subgroups and projects
+    unless ``skip_subresources`` (GitLab's default), keeping any subgroup's last Owner. Raises
+    NotFound("Member"), Forbidden.
+    """
+    found = get_member(ctx, source, user_id)
+    member, user = found.member, found.user
+    leaving = ctx.actor.user_id == user_id
+    if is_project_bot(user) or _is_personal_holder(source, user_id):
+        raise Forbidden("403 Forbidden")
+    if not (can_admin_members(ctx, source) or leaving):
+        raise Forbidden("403 Forbidden")
+    if not leaving:
+        _check_owner_rule(ctx, source, member.access_level)
+    if _is_last_owner(ctx, source, member):
+        raise Forbidden("403 Forbidden")
+    _delete(ctx, source, member, user)
+    if not source.is_project and not skip_subresources:
+        assert isinstance(source.obj, Namespace)
+        _remove_from_subresources(ctx, source.obj, user)
+
+
+def _delete(ctx: Ctx, source: Source, member: Member, user: User) -> None:
+    record(
+        ctx,
+        Event.MEMBER_REMOVED,
+        source.audit_entity,
+        target_type="User",
+        target_id=user.id,
+        target_details=user.username,
+        access_level=member.access_level,
+        expires_at=None if member.expires_at is None else member.expires_at.isoformat(),
+    )
+    ctx.db.delete(member)
+    ctx.db.flush()
+
+
+def _remove_from_subresources(ctx: Ctx, group: Namespace, user: User) -> None:
+    subgroups = ctx.db.scalars(select(Namespace).where(queries.descendants_of(group))).all()
+    for sub in sorted(subgroups, key=lambda g: g.full_path.count("/")):
+        sub_member = _row(ctx.db, Source(sub), user.id)
+        if sub_member is not None and not _is_last_owner(ctx, Source(sub), sub_member):
+            _delete(ctx, Source(sub), sub_member, user)
+    projects = ctx.db.scalars(
+        select(Project).where(
+            Project.namespace_id.in_(
+                select(Namespace.id).where(queries.namespace_subtree(group)).scalar_subquery()
+            )
+        )
+    ).all()
+    for project in projects:
+        project_member = _row(ctx.db, Source(project), user.id)
+        if project_member is not None:
+            _delete(ctx, Source(project), project_member, user)

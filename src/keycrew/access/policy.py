@@ -1,0 +1,154 @@
+"""Who may see and do what: effective access levels from memberships, visibility and admin.
+
+A user's level on a group is the highest live membership on the group or any ancestor; on a
+project it is the highest of the direct membership and the level on its namespace (the holder of
+a personal namespace counts as Owner). A membership whose ``expires_at`` is today or earlier gives
+nothing. Admins read everything and count as Owners for administration checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from keycrew.access.levels import AccessLevel, SourceType, Visibility
+from keycrew.access.models import Member, Namespace, Project
+from keycrew.context import Actor
+from keycrew.identity.models import User
+from keycrew.identity.types import UserType
+
+# GitLab's administration thresholds: project settings and members need Maintainer, group ones Owner.
+ADMIN_PROJECT_LEVEL = AccessLevel.MAINTAINER
+ADMIN_GROUP_LEVEL = AccessLevel.OWNER
+
+
+def live(today: dt.date) -> ColumnElement[bool]:
+    """Memberships that still give access today (an expiry date is the first day without it)."""
+    return or_(Member.expires_at.is_(None), Member.expires_at > today)
+
+
+def namespace_chain(ns: Namespace) -> list[Namespace]:
+    """The namespace and its ancestors, nearest first."""
+    return [ns, *ns.ancestors()]
+
+
+def group_level(db: Session, user: User | None, group: Namespace, today: dt.date) -> int:
+    """The highest live membership level of ``user`` on ``group`` or any of its ancestors."""
+    if user is None:
+        return AccessLevel.NO_ACCESS
+    if group.kind == "user":
+        return AccessLevel.OWNER if group.owner_id == user.id else AccessLevel.NO_ACCESS
+    ids = [ns.id for ns in namespace_chain(group)]
+    level = db.scalar(
+        select(Member.access_level)
+        .where(
+            Member.source_type == SourceType.NAMESPACE.value,
+            Member.source_id.in_(ids),
+            Member.user_id == user.id,
+            live(today),
+        )
+        .order_by(Member.access_level.desc())
+        .limit(1)
+    )
+    return int(level or AccessLevel.NO_ACCESS)
+
+
+def project_level(db: Session, user: User | None, project: Project, today: dt.date) -> int:
+    """Highest of the direct membership and every ancestor group's (personal owner: Owner)."""
+    if user is None:
+        return AccessLevel.NO_ACCESS
+    direct = db.scalar(
+        select(Member.access_level).where(
+            Member.source_type == SourceType.PROJECT.value,
+            Member.source_id == project.id,
+            Member.user_id == user.id,
+            live(today),
+        )
+    )
+    inherited = group_level(db, user, project.namespace, today)
+    return max(int(direct or 0), inherited)
+
+
+def sees_internal(user: User | None) -> bool:
+    """Internal visibility means any signed-in user except external users.
+
+    Project bots are held to the same line as external users: a bot's reach is its own project or
+    group (plus what is public), never everything internal on the instance.
+    """
+    return user is not None and not user.external and user.user_type != UserType.PROJECT_BOT
+
+
+def visible_levels(actor: Actor) -> list[int]:
+    """The visibility levels the actor sees without any membership."""
+    if actor.is_admin:
+        return [v.level for v in Visibility]
+    if sees_internal(actor.user):
+        return [Visibility.INTERNAL.level, Visibility.PUBLIC.level]
+    return [Visibility.PUBLIC.level]
+
+
+def _can_see_visibility(actor: Actor, visibility_level: int) -> bool:
+    return visibility_level in visible_levels(actor)
+
+
+def can_read_project(db: Session, actor: Actor, project: Project, today: dt.date) -> bool:
+    if actor.is_admin or _can_see_visibility(actor, project.visibility_level):
+        return True
+    return project_level(db, actor.user, project, today) >= AccessLevel.GUEST
+
+
+def can_read_group(db: Session, actor: Actor, group: Namespace, today: dt.date) -> bool:
+    if actor.is_admin or _can_see_visibility(actor, group.visibility_level):
+        return True
+    if group_level(db, actor.user, group, today) >= AccessLevel.MINIMAL_ACCESS:
+        return True
+    # A member of a project or subgroup inside a private group may see the group itself.
+    return actor.user is not None and _has_descendant_membership(db, actor.user, group, today)
+
+
+def _has_descendant_membership(db: Session, user: User, group: Namespace, today: dt.date) -> bool:
+    like = escape_like(group.full_path) + "/%"
+    in_group = db.scalar(
+        select(Member.id)
+        .join(
+            Namespace,
+            (Member.source_id == Namespace.id) & (Member.source_type == SourceType.NAMESPACE.value),
+        )
+        .where(Member.user_id == user.id, live(today), Namespace.full_path.like(like, escape="\\"))
+        .limit(1)
+    )
+    if in_group is not None:
+        return True
+    in_project = db.scalar(
+        select(Member.id)
+        .join(Project, (Member.source_id == Project.id) & (Member.source_type == SourceType.PROJECT.value))
+        .where(Member.user_id == user.id, live(today), Project.full_path.like(like, escape="\\"))
+        .limit(1)
+    )
+    return in_project is not None
+
+
+def effective_project_level(db: Session, actor: Actor, project: Project, today: dt.date) -> int:
+    """The actor's level for administration checks; admins count as Owners."""
+    if actor.is_admin:
+        return AccessLevel.OWNER
+    return project_level(db, actor.user, project, today)
+
+
+def effective_group_level(db: Session, actor: Actor, group: Namespace, today: dt.date) -> int:
+    if actor.is_admin:
+        return AccessLevel.OWNER
+    return group_level(db, actor.user, group, today)
+
+
+def escape_like(value: str) -> str:
+    """``value`` as a literal inside a LIKE pattern (escape character backslash)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains(column: Any, text: str) -> ColumnElement[bool]:
+    """A case-insensitive substring match that behaves alike on SQLite and PostgreSQL."""
+    return func.lower(column).like(f"%{escape_like(text.lower())}%", escape="\\")

@@ -1,0 +1,150 @@
+"""SQL conditions for "what may this actor see / reach", for listings that must not check row by row.
+
+Each function returns a condition on Namespace or Project that the caller adds to its select, so
+that counting and paging happen in the database. Membership inheritance works on full paths: a
+membership on group ``a/b`` reaches every namespace whose full path is ``a/b`` or starts with
+``a/b/`` (full paths are unique whatever their case, so a prefix names exactly one subtree).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import Session
+
+from keycrew.access.levels import AccessLevel, SourceType
+from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.policy import escape_like, live, visible_levels
+from keycrew.context import Actor
+
+
+def _group_memberships(
+    db: Session, user_id: int, today: dt.date, min_level: int, *, exact_level: bool = False
+) -> list[tuple[int, str]]:
+    """(id, full path) of the groups where the user holds a live direct membership at ``min_level``+."""
+    level = Member.access_level == min_level if exact_level else Member.access_level >= min_level
+    rows = db.execute(
+        select(Namespace.id, Namespace.full_path)
+        .join(
+            Member,
+            and_(Member.source_id == Namespace.id, Member.source_type == SourceType.NAMESPACE.value),
+        )
+        .where(Member.user_id == user_id, Namespace.kind == "group", live(today), level)
+    ).all()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def _subtrees(rows: list[tuple[int, str]]) -> ColumnElement[bool]:
+    """Namespaces that are one of ``rows`` or lie under one of them."""
+    if not rows:
+        return false()
+    return or_(
+        Namespace.id.in_([r[0] for r in rows]),
+        *(Namespace.full_path.like(escape_like(path) + "/%", escape="\\") for _, path in rows),
+    )
+
+
+def _prefixes(full_path: str) -> list[str]:
+    parts = full_path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def groups_reached(db: Session, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
+    """Groups where the user's effective level (own or inherited membership) is ``min_level``+."""
+    return and_(Namespace.kind == "group", _subtrees(_group_memberships(db, user_id, today, min_level)))
+
+
+def groups_owned_directly(db: Session, user_id: int, today: dt.date) -> ColumnElement[bool]:
+    """Groups where the user holds a direct Owner membership (GitLab's ``owned``)."""
+    ids = [r[0] for r in _group_memberships(db, user_id, today, AccessLevel.OWNER)]
+    return Namespace.id.in_(ids) if ids else false()
+
+
+def groups_related(db: Session, user_id: int, today: dt.date) -> ColumnElement[bool]:
+    """Groups the user is tied to: member groups, their descendants and ancestors, and the groups
+    (with ancestors) of projects the user is a member of."""
+    rows = _group_memberships(db, user_id, today, AccessLevel.MINIMAL_ACCESS)
+    project_namespaces = db.execute(
+        select(Namespace.full_path)
+        .join(Project, Project.namespace_id == Namespace.id)
+        .join(Member, and_(Member.source_id == Project.id, Member.source_type == SourceType.PROJECT.value))
+        .where(Member.user_id == user_id, Namespace.kind == "group", live(today))
+    ).all()
+    ancestor_paths: set[str] = set()
+    for _, path in rows:
+        ancestor_paths.update(_prefixes(path))
+    for (path,) in project_namespaces:
+        ancestor_paths.add(path)
+        ancestor_paths.update(_prefixes(path))
+    return and_(
+        Namespace.kind == "group",
+        or_(_subtrees(rows), Namespace.full_path.in_(sorted(ancestor_paths)) if ancestor_paths else false()),
+    )
+
+
+def visible_groups(
+    db: Session, actor: Actor, today: dt.date, *, all_available: bool | None = None
+) -> ColumnElement[bool]:
+    """The groups a group listing shows the actor (GitLab's GroupsFinder).
+
+    ``all_available`` defaults to true for admins and anonymous visitors (who see public groups),
+    false for everyone else (who then see only the groups they are tied to).
+    """
+    user = actor.user
+    if all_available is None:
+        all_available = user is None or actor.is_admin
+    if actor.is_admin and all_available:
+        return Namespace.kind == "group"
+    if user is None:
+        return and_(Namespace.kind == "group", Namespace.visibility_level.in_(visible_levels(actor)))
+    related = groups_related(db, user.id, today)
+    if not all_available:
+        return related
+    return or_(
+        related, and_(Namespace.kind == "group", Namespace.visibility_level.in_(visible_levels(actor)))
+    )
+
+
+def projects_reached(db: Session, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
+    """Projects where the user's effective level is ``min_level``+ (direct, inherited or personal)."""
+    direct = (
+        select(Member.source_id)
+        .where(
+            Member.source_type == SourceType.PROJECT.value,
+            Member.user_id == user_id,
+            Member.access_level >= min_level,
+            live(today),
+        )
+        .scalar_subquery()
+    )
+    conditions: list[ColumnElement[bool]] = [Project.id.in_(direct)]
+    rows = _group_memberships(db, user_id, today, min_level)
+    if rows:
+        conditions.append(
+            Project.namespace_id.in_(select(Namespace.id).where(_subtrees(rows)).scalar_subquery())
+        )
+    personal = (
+        select(Namespace.id).where(Namespace.kind == "user", Namespace.owner_id == user_id).scalar_subquery()
+    )
+    conditions.append(Project.namespace_id.in_(personal))
+    return or_(*conditions)
+
+
+def visible_projects(db: Session, actor: Actor, today: dt.date) -> ColumnElement[bool]:
+    """The projects the actor may read: by visibility, or by membership."""
+    if actor.is_admin:
+        return true()
+    by_visibility = Project.visibility_level.in_(visible_levels(actor))
+    if actor.user is None:
+        return by_visibility
+    return or_(by_visibility, projects_reached(db, actor.user.id, today, AccessLevel.GUEST))
+
+
+def namespace_subtree(ns: Namespace) -> ColumnElement[bool]:
+    """The namespace and every namespace under it."""
+    return _subtrees([(ns.id, ns.full_path)])
+
+
+def descendants_of(ns: Namespace) -> ColumnElement[bool]:
+    return Namespace.full_path.like(escape_like(ns.full_path) + "/%", escape="\\")

@@ -1,0 +1,97 @@
+"""Resolving the request's token to a Principal: cache first, one indexed query on a miss.
+
+Runs on the event loop (no threadpool hop on a cache hit). GitLab's order: unknown → 401;
+expired, then revoked → 401 invalid_token (a revoked token presented to a rotate endpoint also
+revokes its live descendants: reuse detection); internal, blocked or deactivated owner → 403.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from keycrew.bootstrap import Runtime
+from keycrew.context import Actor
+from keycrew.errors import InvalidToken, Unauthenticated
+from keycrew.identity.models import User
+from keycrew.tokens import lifecycle, secrets
+from keycrew.tokens.authentication import (
+    EXPIRED,
+    MAX_TOKEN_LENGTH,
+    REVOKED,
+    check_user_may_use_api,
+    find_by_digest,
+)
+from keycrew.tokens.cache import Principal, TokenSnapshot, UserSnapshot
+
+ROTATE_PATH = re.compile(r"access_tokens/(\d+|self)/rotate/?$")
+
+
+def presented_token(request: Request) -> str | None:
+    """The token from PRIVATE-TOKEN, Authorization: Bearer, or the private_token parameter."""
+    header = request.headers.get("private-token")
+    if header:
+        return header.strip()
+    authorization = request.headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    param = request.query_params.get("private_token") or request.query_params.get("access_token")
+    return param.strip() if param else None
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _load(runtime: Runtime, digest: str) -> Principal | None:
+    with runtime.sessions() as db:
+        db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        token = find_by_digest(db, digest)
+        if token is None:
+            return None
+        user = db.get(User, token.user_id)
+        if user is None:
+            return None
+        return Principal(TokenSnapshot.of(token), UserSnapshot.of(user))
+
+
+def _revoke_family(runtime: Runtime, token_id: int, ip: str | None) -> None:
+    with runtime.sessions() as db, db.begin():
+        from keycrew.tokens.models import PersonalAccessToken
+
+        token = db.get(PersonalAccessToken, token_id)
+        if token is None:
+            return
+        owner = db.get(User, token.user_id)
+        ctx = runtime.ctx(db, Actor(user=owner, token_id=token_id, ip=ip))
+        lifecycle.revoke_family(ctx, token)
+
+
+async def resolve_principal(request: Request) -> Principal | None:
+    """The authenticated principal, or None when no credential was presented."""
+    value = presented_token(request)
+    if value is None:
+        return None
+    runtime: Runtime = request.app.state.runtime
+    if not value or len(value) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("401 Unauthorized")
+    digest = secrets.digest(runtime.instance.secret_key, value)
+    principal = runtime.auth_cache.get(digest)
+    if principal is None:
+        principal = await run_in_threadpool(_load, runtime, digest)
+        if principal is None:
+            raise Unauthenticated("401 Unauthorized")
+        runtime.auth_cache.put(digest, principal)
+    today = runtime.clock.now().date()
+    if principal.token.is_expired(today):
+        raise InvalidToken(EXPIRED)
+    if principal.token.revoked:
+        if ROTATE_PATH.search(request.url.path):
+            await run_in_threadpool(_revoke_family, runtime, principal.token.id, client_ip(request))
+        raise InvalidToken(REVOKED)
+    check_user_may_use_api(principal.user, runtime.instance.external_url)
+    if runtime.usage is not None:
+        runtime.usage.note(principal.token.id, client_ip(request))
+    return principal

@@ -1,0 +1,34 @@
+"""JSON shapes of GitLab's API entities, built from domain objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+
+
+class JSON(Response):
+    """application/json rendered with orjson; routes return it to skip response-model validation."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def base_url(request: Request) -> str:
+    """The URL the client used to reach us (web_url and Link headers are built from it)."""
+    return str(request.base_url).rstrip("/")
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """GitLab's timestamp form: 2024-01-01T12:00:00.000Z."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def day(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,173 @@
+"""Group, project and namespace entities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from keycrew.access.levels import Visibility
+from keycrew.access.models import Namespace, Project
+from keycrew.api.entities import iso
+from keycrew.identity.models import User
+from keycrew.repos import storage as repos
+
+
+def _namespace_web_url(ns: Namespace, base: str) -> str:
+    return f"{base}/{ns.full_path}" if ns.kind == "user" else f"{base}/groups/{ns.full_path}"
+
+
+def namespace_basic(ns: Namespace, base: str) -> dict[str, Any]:
+    return {
+        "id": ns.id,
+        "name": ns.name,
+        "path": ns.path,
+        "kind": ns.kind,
+        "full_path": ns.full_path,
+        "parent_id": ns.parent_id,
+        "avatar_url": None,
+        "web_url": _namespace_web_url(ns, base),
+    }
+
+
+def namespace(ns: Namespace, base: str, *, projects_count: int | None = None) -> dict[str, Any]:
+    """GET /namespaces items (GitLab's Entities::Namespace)."""
+    data = namespace_basic(ns, base)
+    data.update(
+        {
+            "billable_members_count": None,
+            "plan": "ultimate",
+            "end_date": None,
+            "trial_ends_on": None,
+            "trial": False,
+            "root_repository_size": 0,
+            "projects_count": projects_count or 0,
+        }
+    )
+    return data
+
+
+def group(ns: Namespace, base: str) -> dict[str, Any]:
+    return {
+        "id": ns.id,
+        "web_url": f"{base}/groups/{ns.full_path}",
+        "name": ns.name,
+        "path": ns.path,
+        "description": ns.description or "",
+        "visibility": Visibility.from_level(ns.visibility_level).value,
+        "share_with_group_lock": False,
+        "require_two_factor_authentication": False,
+        "two_factor_grace_period": 48,
+        "project_creation_level": "developer",
+        "auto_devops_enabled": None,
+        "subgroup_creation_level": "maintainer",
+        "emails_disabled": False,
+        "emails_enabled": True,
+        "mentions_disabled": None,
+        "lfs_enabled": True,
+        "default_branch": None,
+        "default_branch_protection": 2,
+        "avatar_url": None,
+        "request_access_enabled": True,
+        "full_name": ns.full_name,
+        "full_path": ns.full_path,
+        "created_at": iso(ns.created_at),
+        "parent_id": ns.parent_id,
+        "organization_id": 1,
+        "shared_runners_setting": "enabled",
+        "ldap_cn": None,
+        "ldap_access": None,
+        "marked_for_deletion_on": None,
+        "archived": False,
+    }
+
+
+def group_detail(
+    ns: Namespace, base: str, projects: list[Project] | None, *, repositories: Path | None = None
+) -> dict[str, Any]:
+    """GET /groups/:id (GitLab's GroupDetail): the group with its projects unless with_projects=false."""
+    data = group(ns, base)
+    data["shared_with_groups"] = []
+    data["runners_token"] = None
+    if projects is not None:
+        data["projects"] = [project(p, base, repositories=repositories) for p in projects]
+        data["shared_projects"] = []
+    return data
+
+
+def project_simple(p: Project, base: str) -> dict[str, Any]:
+    """GitLab's BasicProjectDetails (``simple=true`` listings)."""
+    ns = p.namespace
+    web_url = f"{base}/{p.full_path}"
+    return {
+        "id": p.id,
+        "description": p.description or "",
+        "name": p.name,
+        "name_with_namespace": f"{ns.full_name} / {p.name}",
+        "path": p.path,
+        "path_with_namespace": p.full_path,
+        "created_at": iso(p.created_at),
+        "default_branch": p.default_branch,
+        "tag_list": [],
+        "topics": [],
+        "ssh_url_to_repo": None,
+        "http_url_to_repo": f"{web_url}.git",
+        "web_url": web_url,
+        "readme_url": None,
+        "forks_count": 0,
+        "avatar_url": None,
+        "star_count": 0,
+        "last_activity_at": iso(p.last_activity_at),
+        "namespace": namespace_basic(ns, base),
+    }
+
+
+def project(
+    p: Project,
+    base: str,
+    *,
+    owner: User | None = None,
+    permissions: tuple[int | None, int | None] | None = None,
+    repositories: Path | None = None,
+) -> dict[str, Any]:
+    """GitLab's ProjectDetails; ``empty_repo`` is read from the repository under ``repositories``."""
+    data = project_simple(p, base)
+    data.update(
+        {
+            "visibility": Visibility.from_level(p.visibility_level).value,
+            "archived": p.archived,
+            "creator_id": p.creator_id,
+            "issues_enabled": True,
+            "open_issues_count": None,
+            "empty_repo": repositories is None or repos.is_empty(repos.repository_path(repositories, p.id)),
+            "container_registry_enabled": True,
+            "request_access_enabled": True,
+            "updated_at": iso(p.updated_at),
+            "marked_for_deletion_on": None,
+            "marked_for_deletion_at": None,
+            "_links": {
+                "self": f"{base}/api/v4/projects/{p.id}",
+                "issues": f"{base}/api/v4/projects/{p.id}/issues",
+                "members": f"{base}/api/v4/projects/{p.id}/members",
+                "events": f"{base}/api/v4/projects/{p.id}/events",
+            },
+        }
+    )
+    if p.namespace.kind == "user" and owner is not None:
+        data["owner"] = {
+            "id": owner.id,
+            "username": owner.username,
+            "name": owner.name,
+            "state": owner.state,
+            "locked": owner.locked_at is not None,
+            "avatar_url": None,
+            "web_url": f"{base}/{owner.username}",
+        }
+    if permissions is not None:
+        direct, inherited = permissions
+        data["permissions"] = {
+            "project_access": None if direct is None else {"access_level": direct, "notification_level": 3},
+            "group_access": None
+            if inherited is None
+            else {"access_level": inherited, "notification_level": 3},
+        }
+    return data

@@ -1,0 +1,37 @@
+"""One router per resource; ``ROUTERS`` is mounted under /api/v4 by the app."""
+
+from keycrew.api.routes import (
+    admin,
+    audit,
+    deploy_tokens,
+    groups,
+    issues,
+    members,
+    meta,
+    namespaces,
+    projects,
+    resource_tokens,
+    service_accounts,
+    tokens,
+    users,
+)
+from keycrew.registry import pypi
+
+# Routes are matched in order: the hot authentication endpoints come first.
+ROUTERS = [
+    tokens.hot_router,
+    meta.router,
+    tokens.router,
+    users.router,
+    groups.router,
+    projects.router,
+    members.router,
+    namespaces.router,
+    issues.router,
+    audit.router,
+    resource_tokens.router,
+    service_accounts.router,
+    deploy_tokens.router,
+    admin.router,
+    pypi.router,
+]

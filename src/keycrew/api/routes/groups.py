@@ -1,0 +1,148 @@
+"""/api/v4 routes: groups, their subgroups, descendants and projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from keycrew.access import groups as group_cases
+from keycrew.access.levels import MEMBER_LEVELS, Visibility
+from keycrew.access.lookup import find_group
+from keycrew.access.models import Namespace
+from keycrew.access.projects import projects_query
+from keycrew.api.deps import Params, api_ctx, params_dep
+from keycrew.api.entities import base_url
+from keycrew.api.entities.namespaces import group as group_entity
+from keycrew.api.entities.namespaces import group_detail
+from keycrew.api.pagination import paginate_query
+from keycrew.api.routes.projects import project_list_options, render_projects
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter
+
+router = APIRouter()
+
+VISIBILITIES = tuple(v.value for v in Visibility)
+SORTS = ("asc", "desc")
+
+
+def visibility_param(params: Params) -> Visibility | None:
+    value = params.choice("visibility", VISIBILITIES)
+    return Visibility(value) if value else None
+
+
+def min_access_level_param(params: Params) -> int | None:
+    level = params.integer("min_access_level")
+    if level is not None and level not in MEMBER_LEVELS:
+        raise BadParameter("min_access_level does not have a valid value")
+    return level
+
+
+def _list_groups(
+    request: Request,
+    ctx: Ctx,
+    params: Params,
+    *,
+    parent: Namespace | None = None,
+    descendants_of: Namespace | None = None,
+) -> JSONResponse:
+    query = group_cases.groups_query(
+        ctx,
+        all_available=params.boolean("all_available"),
+        search=params.text("search", blank_is_absent=True),
+        owned=params.flag("owned"),
+        min_access_level=min_access_level_param(params),
+        top_level_only=params.flag("top_level_only"),
+        skip_groups=params.integers("skip_groups"),
+        order_by=params.choice("order_by", group_cases.GROUP_ORDERS, default="name") or "name",
+        sort=params.choice("sort", SORTS, default="asc") or "asc",
+        parent=parent,
+        descendants_of=descendants_of,
+    )
+    base = base_url(request)
+    return paginate_query(request, ctx.db, params, query, lambda g: group_entity(g, base))
+
+
+@router.get("/groups")
+def list_groups(
+    request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> JSONResponse:
+    return _list_groups(request, ctx, params)
+
+
+@router.post("/groups", status_code=201)
+def post_group(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    group = group_cases.create_group(
+        ctx,
+        name=params.req_text("name"),
+        path=params.req_text("path"),
+        parent_id=params.integer("parent_id"),
+        visibility=visibility_param(params),
+        description=params.text("description") or "",
+    )
+    return group_entity(group, base_url(request))
+
+
+@router.get("/groups/{group_id}")
+def get_group(
+    group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> dict[str, Any]:
+    group = find_group(ctx, group_id)
+    projects = None
+    if params.boolean("with_projects", True):
+        projects = list(
+            ctx.db.scalars(projects_query(ctx, namespace=group, order_by="id", sort="asc").limit(100)).all()
+        )
+    return group_detail(group, base_url(request), projects, repositories=ctx.instance.repositories_dir)
+
+
+@router.put("/groups/{group_id}")
+def put_group(
+    group_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    group = find_group(ctx, group_id)
+    group_cases.update_group(
+        ctx,
+        group,
+        name=params.text("name"),
+        path=params.text("path"),
+        description=params.text("description"),
+        visibility=visibility_param(params),
+    )
+    return group_detail(group, base_url(request), None)
+
+
+@router.delete("/groups/{group_id}", status_code=202)
+def delete_group(group_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    # GitLab answers 202 Accepted; here the group and everything in it are gone before the answer.
+    group_cases.delete_group(ctx, find_group(ctx, group_id))
+    return {"message": "202 Accepted"}
+
+
+@router.get("/groups/{group_id}/subgroups")
+def list_subgroups(
+    group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> JSONResponse:
+    return _list_groups(request, ctx, params, parent=find_group(ctx, group_id))
+
+
+@router.get("/groups/{group_id}/descendant_groups")
+def list_descendant_groups(
+    group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> JSONResponse:
+    return _list_groups(request, ctx, params, descendants_of=find_group(ctx, group_id))
+
+
+@router.get("/groups/{group_id}/projects")
+def list_group_projects(
+    group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> JSONResponse:
+    group = find_group(ctx, group_id)
+    query = projects_query(
+        ctx,
+        namespace=group,
+        include_subgroups=params.flag("include_subgroups"),
+        **project_list_options(params),
+    )
+    return render_projects(request, ctx, params, query)

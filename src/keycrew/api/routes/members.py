@@ -1,0 +1,185 @@
+"""/api/v4 routes: members of groups and projects (the same endpoints under both)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from keycrew.access import members as cases
+from keycrew.access.lookup import find_group, find_project
+from keycrew.access.members import Membership, Source
+from keycrew.access.models import Member
+from keycrew.api.deps import Params, api_ctx, params_dep
+from keycrew.api.entities import base_url
+from keycrew.api.entities.members import member as member_entity
+from keycrew.api.pagination import paginate_list
+from keycrew.api.routes.projects import paginate_rows
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, MissingParameter, NotFound
+from keycrew.identity.models import User
+
+router = APIRouter()
+
+MAX_ID = 2**31 - 1
+
+
+def _user_id(value: str) -> int:
+    if not (value.isascii() and value.isdigit()):
+        raise BadParameter("user_id is invalid")
+    number = int(value)
+    if number > MAX_ID:
+        raise NotFound("Member")
+    return number
+
+
+def _creators(ctx: Ctx, found: list[Membership]) -> dict[int, User]:
+    ids = {m.member.created_by_id for m in found if m.member.created_by_id is not None}
+    if not ids:
+        return {}
+    return {u.id: u for u in ctx.db.scalars(select(User).where(User.id.in_(ids))).all()}
+
+
+def _render(request: Request, ctx: Ctx, found: list[Membership], *, with_source: bool = False) -> list[Any]:
+    base = base_url(request)
+    creators = _creators(ctx, found)
+    admin = ctx.actor.is_admin
+    return [
+        member_entity(m, base, creators=creators, show_email=admin, with_source=with_source) for m in found
+    ]
+
+
+def _one(request: Request, ctx: Ctx, found: Membership, *, with_source: bool = False) -> dict[str, Any]:
+    return dict(_render(request, ctx, [found], with_source=with_source)[0])
+
+
+def _find_user(ctx: Ctx, params: Params) -> tuple[User | None, list[int] | None]:
+    """The single user named by ``user_id`` or ``username``, or the ids of a comma-separated list."""
+    raw_id = params.raw("user_id")
+    raw_name = params.raw("username")
+    has_id = raw_id is not None and raw_id != ""
+    has_name = raw_name is not None and raw_name != ""
+    if has_id and has_name:
+        raise BadParameter("user_id, username are mutually exclusive")
+    if not (has_id or has_name):
+        raise MissingParameter("user_id, username are missing, exactly one parameter must be provided")
+    if has_name:
+        name = params.text("username")
+        assert name is not None
+        user = ctx.db.scalars(select(User).where(User.username_lower == name.lower())).first()
+        if user is None:
+            raise NotFound("User")
+        return user, None
+    if isinstance(raw_id, bool) or not isinstance(raw_id, int | str):
+        raise BadParameter("user_id is invalid")
+    text = str(raw_id).strip()
+    if "," in text:
+        ids = [int(p) for p in (part.strip() for part in text.split(",")) if p.isascii() and p.isdigit()]
+        return None, [i for i in ids if i <= MAX_ID]
+    number = int(text) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
+    user = ctx.db.get(User, number) if number is not None else None
+    if user is None:
+        raise NotFound("User")
+    return user, None
+
+
+def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
+    prefix = f"/{kind}/{{source_id}}/members"
+
+    def source_of(ctx: Ctx, source_id: str) -> Source:
+        return Source(finder(ctx, source_id))
+
+    @router.get(prefix, name=f"list_{kind}_members")
+    def list_members(
+        source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    ) -> JSONResponse:
+        source = source_of(ctx, source_id)
+        query = cases.direct_members_query(
+            ctx,
+            source,
+            search=params.text("query", blank_is_absent=True),
+            user_ids=params.integers("user_ids"),
+        )
+
+        def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
+            found = [Membership(m, u, source.type.value, source.id) for m, u in rows]
+            return _render(request, ctx, found)
+
+        return paginate_rows(request, ctx, params, query, render_page, tuples=True)
+
+    @router.get(f"{prefix}/all", name=f"list_all_{kind}_members")
+    def list_all_members(
+        source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    ) -> JSONResponse:
+        source = source_of(ctx, source_id)
+        found = cases.all_members(
+            ctx,
+            source,
+            search=params.text("query", blank_is_absent=True),
+            user_ids=params.integers("user_ids"),
+        )
+        creators = _creators(ctx, found)
+        base, admin = base_url(request), ctx.actor.is_admin
+        return paginate_list(
+            request,
+            params,
+            found,
+            lambda m: member_entity(m, base, creators=creators, show_email=admin, with_source=True),
+        )
+
+    @router.get(f"{prefix}/all/{{user_id}}", name=f"get_any_{kind}_member")
+    def get_any_member(
+        source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx()
+    ) -> dict[str, Any]:
+        uid = _user_id(user_id)
+        source = source_of(ctx, source_id)
+        return _one(request, ctx, cases.get_any_member(ctx, source, uid), with_source=True)
+
+    @router.get(f"{prefix}/{{user_id}}", name=f"get_{kind}_member")
+    def get_member(source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+        uid = _user_id(user_id)
+        source = source_of(ctx, source_id)
+        return _one(request, ctx, cases.get_member(ctx, source, uid))
+
+    @router.post(prefix, status_code=201, name=f"add_{kind}_member")
+    def add_member(
+        source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    ) -> dict[str, Any]:
+        level = params.req_integer("access_level")
+        expires_at = params.date("expires_at")
+        source = source_of(ctx, source_id)
+        user, many = _find_user(ctx, params)
+        if many is not None:
+            return cases.add_members(ctx, source, many, access_level=level, expires_at=expires_at).as_json()
+        assert user is not None
+        found = cases.add_member(ctx, source, user, access_level=level, expires_at=expires_at)
+        return _one(request, ctx, found)
+
+    @router.put(f"{prefix}/{{user_id}}", name=f"update_{kind}_member")
+    def update_member(
+        source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    ) -> dict[str, Any]:
+        uid = _user_id(user_id)
+        level = params.req_integer("access_level")
+        changes: dict[str, Any] = {}
+        if "expires_at" in params.keys():  # noqa: SIM118 (Params is not a mapping)
+            changes["expires_at"] = params.date("expires_at")
+        source = source_of(ctx, source_id)
+        found = cases.update_member(ctx, source, uid, access_level=level, **changes)
+        return _one(request, ctx, found)
+
+    @router.delete(f"{prefix}/{{user_id}}", status_code=204, name=f"remove_{kind}_member")
+    def remove_member(
+        source_id: str, user_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    ) -> Response:
+        uid = _user_id(user_id)
+        skip = params.flag("skip_subresources")
+        cases.remove_member(ctx, source_of(ctx, source_id), uid, skip_subresources=skip)
+        return Response(status_code=204)
+
+
+_register("groups", find_group)
+_register("projects", find_project)

@@ -1,0 +1,173 @@
+"""/api/v4 routes: projects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Select, func, select
+
+from keycrew.access import projects as project_cases
+from keycrew.access.levels import MEMBER_LEVELS, Visibility
+from keycrew.access.lookup import find_project
+from keycrew.access.models import Project
+from keycrew.api.deps import Params, api_ctx, params_dep
+from keycrew.api.entities import base_url
+from keycrew.api.entities.namespaces import project as project_entity
+from keycrew.api.entities.namespaces import project_simple
+from keycrew.api.pagination import page_args, respond
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, Forbidden, NotFound
+from keycrew.identity.models import User
+
+router = APIRouter()
+
+VISIBILITIES = tuple(v.value for v in Visibility)
+SORTS = ("asc", "desc")
+
+
+def paginate_rows(
+    request: Request,
+    ctx: Ctx,
+    params: Params,
+    query: Select[Any],
+    render_page: Callable[[list[Any]], list[Any]],
+    *,
+    tuples: bool = False,
+) -> JSONResponse:
+    """Count and slice ``query`` in the database, then render the page's rows in one go."""
+    page, per_page = page_args(params)
+    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    sliced = query.limit(per_page).offset((page - 1) * per_page)
+    rows = [tuple(r) for r in ctx.db.execute(sliced).all()] if tuples else list(ctx.db.scalars(sliced).all())
+    return respond(request, render_page(rows), int(total), page, per_page)
+
+
+def _visibility(params: Params) -> Visibility | None:
+    value = params.choice("visibility", VISIBILITIES)
+    return Visibility(value) if value else None
+
+
+def project_list_options(params: Params) -> dict[str, Any]:
+    level = params.integer("min_access_level")
+    if level is not None and level not in MEMBER_LEVELS:
+        raise BadParameter("min_access_level does not have a valid value")
+    return {
+        "owned": params.flag("owned"),
+        "membership": params.flag("membership"),
+        "search": params.text("search", blank_is_absent=True),
+        "visibility": _visibility(params),
+        "min_access_level": level,
+        "archived": params.boolean("archived"),
+        "order_by": params.choice("order_by", project_cases.PROJECT_ORDERS, default="created_at")
+        or "created_at",
+        "sort": params.choice("sort", SORTS, default="desc") or "desc",
+    }
+
+
+def _owners(ctx: Ctx, projects: list[Project]) -> dict[int, User]:
+    ids = {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id}
+    if not ids:
+        return {}
+    return {u.id: u for u in ctx.db.scalars(select(User).where(User.id.in_(ids))).all()}
+
+
+def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> JSONResponse:
+    base = base_url(request)
+    simple = params.flag("simple")
+
+    def render_page(rows: list[Project]) -> list[dict[str, Any]]:
+        if simple:
+            return [project_simple(p, base) for p in rows]
+        owners = _owners(ctx, rows)
+        repositories = ctx.instance.repositories_dir
+        return [
+            project_entity(p, base, owner=owners.get(p.namespace.owner_id or 0), repositories=repositories)
+            for p in rows
+        ]
+
+    return paginate_rows(request, ctx, params, query, render_page)
+
+
+def _detail(request: Request, ctx: Ctx, project: Project) -> dict[str, Any]:
+    owner = _owners(ctx, [project]).get(project.namespace.owner_id or 0)
+    return project_entity(
+        project,
+        base_url(request),
+        owner=owner,
+        permissions=project_cases.project_access(ctx, project),
+        repositories=ctx.instance.repositories_dir,
+    )
+
+
+def _create(request: Request, ctx: Ctx, params: Params, for_user: User | None = None) -> dict[str, Any]:
+    project = project_cases.create_project(
+        ctx,
+        name=params.text("name"),
+        path=params.text("path"),
+        namespace_id=params.integer("namespace_id"),
+        visibility=_visibility(params),
+        description=params.text("description") or "",
+        default_branch=params.text("default_branch"),
+        for_user=for_user,
+        initialize_with_readme=params.flag("initialize_with_readme"),
+    )
+    return _detail(request, ctx, project)
+
+
+@router.api_route("/projects", methods=["GET", "HEAD"])
+def list_projects(
+    request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> JSONResponse:
+    query = project_cases.projects_query(ctx, **project_list_options(params))
+    return render_projects(request, ctx, params, query)
+
+
+@router.post("/projects", status_code=201)
+def post_project(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    return _create(request, ctx, params)
+
+
+@router.post("/projects/user/{user_id}", status_code=201)
+def post_project_for_user(
+    user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    if not (user_id.isascii() and user_id.isdigit()):
+        raise BadParameter("user_id is invalid")
+    user = ctx.db.get(User, int(user_id)) if len(user_id) < 10 else None
+    if user is None:
+        raise NotFound("User")
+    return _create(request, ctx, params, for_user=user)
+
+
+@router.api_route("/projects/{project_id}", methods=["GET", "HEAD"])
+def get_project(project_id: str, request: Request, ctx: Ctx = api_ctx(auth=False)) -> dict[str, Any]:
+    return _detail(request, ctx, find_project(ctx, project_id))
+
+
+@router.put("/projects/{project_id}")
+def put_project(
+    project_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    project = find_project(ctx, project_id)
+    project_cases.update_project(
+        ctx,
+        project,
+        name=params.text("name"),
+        path=params.text("path"),
+        description=params.text("description"),
+        visibility=_visibility(params),
+        default_branch=params.text("default_branch"),
+    )
+    return _detail(request, ctx, project)
+
+
+@router.delete("/projects/{project_id}", status_code=202)
+def delete_project(project_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    # GitLab answers 202 Accepted; here the project is gone before the answer.
+    project_cases.delete_project(ctx, find_project(ctx, project_id))
+    return {"message": "202 Accepted"}

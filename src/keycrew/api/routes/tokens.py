@@ -1,0 +1,179 @@
+"""/api/v4 routes: personal and impersonation tokens, the admin token API, application settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from keycrew.api.deps import Params, api_ctx, authenticated_principal, params_dep, runtime_of
+from keycrew.api.entities.tokens import impersonation_token, personal_access_token
+from keycrew.api.pagination import paginate_query
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, Forbidden, NotFound
+from keycrew.identity.models import User
+from keycrew.tokens import personal
+from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
+
+router = APIRouter()
+# The hottest authenticated route, mounted ahead of every other router (routes match in order).
+hot_router = APIRouter()
+
+STATES = ("active", "inactive")
+
+
+def token_filters(params: Params) -> TokenFilters:
+    """GitLab's token list filters from the request parameters."""
+    sort = params.choice("sort", tuple(SORTS))
+    return TokenFilters(
+        state=params.choice("state", STATES),
+        revoked=params.boolean("revoked"),
+        search=params.text("search", blank_is_absent=True),
+        created_after=params.datetime("created_after"),
+        created_before=params.datetime("created_before"),
+        last_used_after=params.datetime("last_used_after"),
+        last_used_before=params.datetime("last_used_before"),
+        expires_after=params.date("expires_after"),
+        expires_before=params.date("expires_before"),
+        sort=sort,
+    )
+
+
+def _token_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise BadParameter("id is invalid")
+    return int(raw)
+
+
+@router.get("/personal_access_tokens")
+def list_personal_access_tokens(
+    request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> Response:
+    query = personal.personal_tokens_query(ctx, user_id=params.integer("user_id"))
+    query = filtered(query, token_filters(params), ctx.today())
+    return paginate_query(request, ctx.db, params, query, lambda t: personal_access_token(t, ctx.today()))
+
+
+@hot_router.get("/personal_access_tokens/self")
+async def get_self_token(request: Request) -> Response:
+    principal = await authenticated_principal(request, any_scope=True)
+    today = runtime_of(request).clock.now().date()
+    # The hottest authenticated request: its body is rendered once per principal and day.
+    body = principal.rendered.get(today)
+    if body is None:
+        body = principal.rendered[today] = orjson.dumps(personal_access_token(principal.token, today))
+    return Response(body, media_type="application/json")
+
+
+@router.get("/personal_access_tokens/{token_id}")
+def get_personal_access_token(token_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    return personal_access_token(personal.find_personal_token(ctx, _token_id(token_id)), ctx.today())
+
+
+@router.post("/personal_access_tokens/self/rotate")
+def rotate_self_token(
+    ctx: Ctx = api_ctx(accept=("api", "self_rotate")), params: Params = params_dep()
+) -> dict[str, Any]:
+    issued = personal.rotate_personal_token(
+        ctx, personal.current_token(ctx), expires_at=params.date("expires_at")
+    )
+    return personal_access_token(issued.token, ctx.today(), token_value=issued.value)
+
+
+@router.post("/personal_access_tokens/{token_id}/rotate")
+def rotate_personal_access_token(
+    token_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    token = personal.find_personal_token(ctx, _token_id(token_id))
+    issued = personal.rotate_personal_token(ctx, token, expires_at=params.date("expires_at"))
+    return personal_access_token(issued.token, ctx.today(), token_value=issued.value)
+
+
+@router.delete("/personal_access_tokens/self", status_code=204)
+def revoke_self_token(ctx: Ctx = api_ctx(any_scope=True)) -> Response:
+    personal.revoke_personal_token(ctx, personal.current_token(ctx))
+    return Response(status_code=204)
+
+
+@router.delete("/personal_access_tokens/{token_id}", status_code=204)
+def revoke_personal_access_token(token_id: str, ctx: Ctx = api_ctx()) -> Response:
+    personal.revoke_personal_token(ctx, personal.find_personal_token(ctx, _token_id(token_id)))
+    return Response(status_code=204)
+
+
+@router.post("/user/personal_access_tokens", status_code=201)
+def create_own_token(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    issued = personal.create_own_personal_access_token(
+        ctx,
+        name=params.req_text("name"),
+        scopes=params.strings("scopes", required=True) or [],
+        expires_at=params.date("expires_at"),
+        description=params.text("description"),
+    )
+    return personal_access_token(issued.token, ctx.today(), token_value=issued.value)
+
+
+# -- impersonation tokens (admins) ---------------------------------------------------------------
+
+
+def _user_for_admin(ctx: Ctx, user_id: int) -> User:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    user = ctx.db.get(User, user_id)
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
+@router.get("/users/{user_id}/impersonation_tokens")
+def list_impersonation_tokens(
+    user_id: int, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> Response:
+    from sqlalchemy import select
+
+    from keycrew.tokens.models import PersonalAccessToken
+
+    user = _user_for_admin(ctx, user_id)
+    state = params.choice("state", ("all", *STATES), default="all")
+    query = select(PersonalAccessToken).where(
+        PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(True)
+    )
+    query = filtered(query, TokenFilters(state=None if state == "all" else state), ctx.today())
+    return paginate_query(request, ctx.db, params, query, lambda t: impersonation_token(t, ctx.today()))
+
+
+@router.post("/users/{user_id}/impersonation_tokens", status_code=201)
+def create_impersonation_token(
+    user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    user = _user_for_admin(ctx, user_id)
+    issued = personal.create_impersonation_token(
+        ctx,
+        user,
+        name=params.req_text("name"),
+        scopes=params.strings("scopes", required=True) or [],
+        expires_at=params.date("expires_at"),
+    )
+    return impersonation_token(issued.token, ctx.today(), token_value=issued.value)
+
+
+def _impersonation_token(ctx: Ctx, user_id: int, token_id: int) -> Any:
+    from keycrew.tokens.models import PersonalAccessToken
+
+    user = _user_for_admin(ctx, user_id)
+    token = ctx.db.get(PersonalAccessToken, token_id)
+    if token is None or token.user_id != user.id or not token.impersonation:
+        raise NotFound("Impersonation Token")
+    return token
+
+
+@router.get("/users/{user_id}/impersonation_tokens/{token_id}")
+def get_impersonation_token(user_id: int, token_id: int, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    return impersonation_token(_impersonation_token(ctx, user_id, token_id), ctx.today())
+
+
+@router.delete("/users/{user_id}/impersonation_tokens/{token_id}", status_code=204)
+def revoke_impersonation_token(user_id: int, token_id: int, ctx: Ctx = api_ctx()) -> Response:
+    personal.revoke_personal_token(ctx, _impersonation_token(ctx, user_id, token_id))
+    return Response(status_code=204)

@@ -1,0 +1,298 @@
+"""/api/v4 routes: users (list, get, create, update, delete, state actions), /search, /license."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+
+from keycrew.api.deps import Params, api_ctx, params_dep
+from keycrew.api.entities import base_url
+from keycrew.api.entities.tokens import personal_access_token
+from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
+from keycrew.api.pagination import page_args, respond
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, Forbidden, MissingParameter
+from keycrew.identity import lifecycle
+from keycrew.identity.deletion import destroy_user
+from keycrew.identity.models import User
+from keycrew.identity.queries import UserFilters, find_user, users_query
+from keycrew.identity.seats import billable_ids, current_license
+from keycrew.identity.users import UPDATABLE, NewUser, admin_create_user, update_user
+from keycrew.tokens.personal import create_personal_access_token
+
+router = APIRouter()
+
+# GitLab's global search scopes; keycrew answers the users scope.
+SEARCH_SCOPES = (
+    "projects",
+    "issues",
+    "merge_requests",
+    "milestones",
+    "snippet_titles",
+    "users",
+    "wiki_blobs",
+    "commits",
+    "blobs",
+    "notes",
+)
+ADVANCED_SEARCH_SCOPES = ("wiki_blobs", "commits", "blobs", "notes")
+
+_TEXT = ("name", "email", "username", "bio", "note", "password")
+_FLAGS = ("admin", "external", "can_create_group", "private_profile")
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def _admin_renderer(ctx: Ctx, request: Request, users: Sequence[User]) -> Callable[[User], dict[str, Any]]:
+    """Renders users as admins see them, with the lookups for the whole page done at once."""
+    from keycrew.access.models import Namespace
+
+    ids = [u.id for u in users]
+    namespaces: dict[int, int] = {}
+    if ids:
+        namespaces = {
+            owner: ns_id
+            for ns_id, owner in ctx.db.execute(
+                select(Namespace.id, Namespace.owner_id).where(
+                    Namespace.kind == "user", Namespace.owner_id.in_(ids)
+                )
+            ).all()
+            if owner is not None
+        }
+    seats = billable_ids(ctx, ids)
+    base = base_url(request)
+
+    def render(user: User) -> dict[str, Any]:
+        return user_detail(
+            user,
+            base,
+            admin_view=True,
+            namespace_id=namespaces.get(user.id),
+            using_license_seat=user.id in seats,
+        )
+
+    return render
+
+
+def _render_one(ctx: Ctx, request: Request, user: User) -> dict[str, Any]:
+    if ctx.actor.is_admin:
+        return _admin_renderer(ctx, request, [user])(user)
+    return user_public(user, base_url(request))
+
+
+def _paginate_users(ctx: Ctx, request: Request, params: Params, query: Any, *, basic: bool) -> Response:
+    page, per_page = page_args(params)
+    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(ctx.db.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
+    if basic or not ctx.actor.is_admin:
+        base = base_url(request)
+        items = [user_listed(u, base) for u in rows]
+    else:
+        render = _admin_renderer(ctx, request, rows)
+        items = [render(u) for u in rows]
+    return respond(request, items, int(total), page, per_page)
+
+
+def _filters(params: Params) -> UserFilters:
+    return UserFilters(
+        username=params.text("username"),
+        search=params.text("search"),
+        active=params.flag("active"),
+        blocked=params.flag("blocked"),
+        external=params.flag("external"),
+        exclude_external=params.flag("exclude_external"),
+        humans=params.flag("humans"),
+        exclude_humans=params.flag("exclude_humans"),
+        exclude_internal=params.flag("exclude_internal"),
+        without_project_bots=params.flag("without_project_bots"),
+        exclude_active=params.flag("exclude_active"),
+        admins=params.flag("admins"),
+        created_after=params.datetime("created_after"),
+        created_before=params.datetime("created_before"),
+        order_by=params.text("order_by", blank_is_absent=True),
+        sort=params.text("sort", blank_is_absent=True),
+        two_factor=params.text("two_factor"),
+        public_email=params.text("public_email"),
+    )
+
+
+# -- users ------------------------------------------------------------------------------------------
+
+
+@router.get("/users")
+def list_users(
+    request: Request, ctx: Ctx = api_ctx(auth=False, read_user=True), params: Params = params_dep()
+) -> Response:
+    query = users_query(ctx, _filters(params))
+    return _paginate_users(ctx, request, params, query, basic=False)
+
+
+@router.get("/users/{user_id}")
+def get_user_route(user_id: int, request: Request, ctx: Ctx = api_ctx(auth=False, read_user=True)) -> Any:
+    if ctx.actor.is_anonymous:
+        raise Forbidden("403 Forbidden - Not authorized!")
+    return _render_one(ctx, request, find_user(ctx, user_id))
+
+
+@router.post("/users", status_code=201)
+def post_user(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    user = admin_create_user(
+        ctx,
+        NewUser(
+            username=params.text("username"),
+            email=params.text("email"),
+            name=params.text("name"),
+            password=params.text("password"),
+            reset_password=params.flag("reset_password"),
+            force_random_password=params.flag("force_random_password"),
+            skip_confirmation=params.flag("skip_confirmation"),
+            admin=params.flag("admin"),
+            external=params.flag("external"),
+            bio=params.text("bio"),
+            note=params.text("note"),
+            projects_limit=params.integer("projects_limit"),
+            can_create_group=params.boolean("can_create_group"),
+            private_profile=params.boolean("private_profile"),
+        ),
+    )
+    return _render_one(ctx, request, user)
+
+
+def _changes(params: Params) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for key in UPDATABLE:
+        if not params.has(key):
+            continue
+        if key in _TEXT:
+            changes[key] = params.text(key)
+        elif key in _FLAGS:
+            changes[key] = params.boolean(key)
+        elif key == "projects_limit":
+            changes[key] = params.integer(key)
+        if changes.get(key) is None:
+            changes.pop(key, None)
+    return changes
+
+
+@router.put("/users/{user_id}")
+def put_user(
+    user_id: int, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    user = update_user(ctx, find_user(ctx, user_id), _changes(params))
+    return _render_one(ctx, request, user)
+
+
+@router.delete("/users/{user_id}", status_code=204)
+def delete_user(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Response:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    destroy_user(ctx, find_user(ctx, user_id), hard_delete=params.flag("hard_delete"))
+    return Response(status_code=204)
+
+
+# -- state actions: each answers GitLab's raw JSON value (true, false or null) with 201 --------------
+
+
+def _action(ctx: Ctx, user_id: int, action: Callable[[Ctx, User], Any]) -> JSONResponse:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    return JSONResponse(action(ctx, find_user(ctx, user_id)), status_code=201)
+
+
+@router.post("/users/{user_id}/block")
+def block(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    return _action(ctx, user_id, lifecycle.block_user)
+
+
+@router.post("/users/{user_id}/unblock")
+def unblock(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    return _action(ctx, user_id, lifecycle.unblock_user)
+
+
+@router.post("/users/{user_id}/ban")
+def ban(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    return _action(ctx, user_id, lifecycle.ban_user)
+
+
+@router.post("/users/{user_id}/unban")
+def unban(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    return _action(ctx, user_id, lifecycle.unban_user)
+
+
+@router.post("/users/{user_id}/deactivate")
+def deactivate(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    return _action(ctx, user_id, lifecycle.deactivate_user)
+
+
+@router.post("/users/{user_id}/activate")
+def activate(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    return _action(ctx, user_id, lifecycle.activate_user)
+
+
+@router.post("/users/{user_id}/approve")
+def approve(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
+    # GitLab looks the user up first (404), then lets the service refuse non-admins (403).
+    return JSONResponse(lifecycle.approve_user(ctx, find_user(ctx, user_id)), status_code=201)
+
+
+@router.post("/users/{user_id}/reject")
+def reject(user_id: int, request: Request, ctx: Ctx = api_ctx()) -> JSONResponse:
+    user = find_user(ctx, user_id)
+    body = user_public(user, base_url(request))
+    lifecycle.reject_user(ctx, user)
+    return JSONResponse(body, status_code=201)
+
+
+@router.post("/users/{user_id}/personal_access_tokens", status_code=201)
+def post_user_token(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    user = find_user(ctx, user_id)
+    issued = create_personal_access_token(
+        ctx,
+        user,
+        name=params.req_text("name"),
+        scopes=params.strings("scopes", required=True) or [],
+        expires_at=params.date("expires_at"),
+        description=params.text("description"),
+    )
+    return personal_access_token(issued.token, ctx.today(), token_value=issued.value)
+
+
+# -- /search (users scope) ---------------------------------------------------------------------------
+
+
+@router.get("/search")
+def search(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Response:
+    term = params.text("search")
+    scope = params.text("scope")
+    missing = [f"{name} is missing" for name, value in (("search", term), ("scope", scope)) if value is None]
+    if missing:
+        raise MissingParameter(", ".join(missing))
+    if scope not in SEARCH_SCOPES:
+        raise BadParameter("scope does not have a valid value")
+    if scope in ADVANCED_SEARCH_SCOPES:
+        raise BadParameter("Scope supported only with advanced search")
+    if scope != "users":
+        raise BadParameter(f"Scope not supported: keycrew searches users only, not {scope}")
+    assert term is not None
+    # A blank term finds nobody here (GET /users?search= lists everyone instead, as GitLab).
+    query = users_query(ctx, UserFilters(search=term.strip() or "@", minimum_char_limit=False))
+    return _paginate_users(ctx, request, params, query, basic=True)
+
+
+# -- /license ----------------------------------------------------------------------------------------
+
+
+@router.get("/license")
+def get_license(ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    return license_entity(current_license(ctx))

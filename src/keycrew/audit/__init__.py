@@ -1,0 +1,1 @@
+"""Audit events: who did what, with which credential, to what."""

@@ -1,0 +1,58 @@
+"""Writing audit events, always inside the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keycrew.audit.events import Event
+from keycrew.audit.models import AuditEvent
+from keycrew.context import Ctx
+
+INSTANCE_ENTITY = "Gitlab::Audit::InstanceScope"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """Where an event belongs: a User, Group or Project, or the instance (id 1)."""
+
+    type: str
+    id: int
+    path: str | None = None
+
+    @classmethod
+    def instance(cls) -> Entity:
+        return cls(INSTANCE_ENTITY, 1, None)
+
+
+def record(
+    ctx: Ctx,
+    event: Event,
+    entity: Entity,
+    *,
+    target_type: str | None = None,
+    target_id: int | None = None,
+    target_details: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """Add one audit event to the current transaction (it commits or rolls back with the change)."""
+    actor = ctx.actor
+    user = actor.user
+    row = AuditEvent(
+        created_at=ctx.now(),
+        event_name=event.value,
+        author_id=None if user is None else user.id,
+        author_name="(system)" if user is None else user.username,
+        token_id=actor.token_id,
+        entity_type=entity.type,
+        entity_id=entity.id,
+        entity_path=entity.path,
+        target_type=target_type,
+        target_id=target_id,
+        target_details=target_details,
+        ip_address=actor.ip,
+        impersonated_by_id=None if actor.impersonator is None else actor.impersonator.id,
+        details={k: v for k, v in details.items() if v is not None},
+    )
+    ctx.db.add(row)
+    return row

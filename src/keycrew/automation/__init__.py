@@ -1,0 +1,1 @@
+"""Jobs and bots: admin bot, notifications, cleanup, support/alert/security bots."""

@@ -1,0 +1,115 @@
+"""The composition root: settings → engine → sessions → instance facts, and first-boot seeding."""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from keycrew.clock import Clock, SystemClock
+from keycrew.config import Settings
+from keycrew.context import Actor, Ctx, Instance
+from keycrew.db.engine import make_engine, make_sessionmaker
+from keycrew.db.migrate import upgrade
+from keycrew.identity.models import User
+from keycrew.identity.seats import instance_settings
+from keycrew.identity.users import create_user
+from keycrew.ratelimit import FailedAuthThrottle
+from keycrew.tokens.cache import AuthCache, Invalidation
+from keycrew.tokens.personal import create_personal_access_token
+from keycrew.tokens.scopes import ROOT_TOKEN_SCOPES
+from keycrew.tokens.usage import UsageRecorder
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    instance: Instance
+    clock: Clock = field(default_factory=SystemClock)
+    auth_cache: AuthCache = field(default_factory=AuthCache)
+    invalidation: Invalidation | None = None
+    usage: UsageRecorder | None = None
+    # Failed Basic authentications per client IP, shared by the git and registry adapters.
+    auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
+
+    def ctx(self, db: Session, actor: Actor) -> Ctx:
+        return Ctx(db, actor, self.instance, self.clock)
+
+    def start_background(self) -> None:
+        """Threads a serving process needs: cache invalidation listener, token usage writer."""
+        if self.invalidation is not None:
+            self.invalidation.start()
+        if self.usage is not None:
+            self.usage.start()
+
+    def stop_background(self) -> None:
+        if self.usage is not None:
+            self.usage.stop()
+        if self.invalidation is not None:
+            self.invalidation.stop()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Runtime:
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+    instance = Instance(
+        external_url=settings.external_url,
+        host=settings.host_name,
+        secret_key=settings.resolved_secret_key,
+        token_prefix=settings.instance_token_prefix,
+        repositories_dir=(settings.data_dir / "repositories").resolve(),
+        packages_dir=(settings.data_dir / "packages").resolve(),
+    )
+    clock = clock or SystemClock()
+    sessions = make_sessionmaker(engine)
+    cache = AuthCache()
+    invalidation = Invalidation(cache, engine, settings.data_dir)
+    invalidation.install(sessions)
+    return Runtime(
+        settings, engine, sessions, instance, clock, cache, invalidation, UsageRecorder(sessions, clock)
+    )
+
+
+@dataclass(frozen=True)
+class RootCredentials:
+    password: str
+    token: str
+    password_generated: bool
+    token_generated: bool
+
+
+def migrate(runtime: Runtime) -> None:
+    upgrade(runtime.engine)
+
+
+def seed(runtime: Runtime) -> RootCredentials | None:
+    """On an empty database create root (id 1, admin) with a password and a token; else None."""
+    settings = runtime.settings
+    with runtime.sessions() as db, db.begin():
+        if db.scalar(select(func.count()).select_from(User)):
+            return None
+        ctx = runtime.ctx(db, Actor.system())
+        instance_settings(ctx)
+        given_password = settings.initial_root_password
+        password = given_password.get_secret_value() if given_password else pysecrets.token_urlsafe(18)
+        root = create_user(
+            ctx,
+            username="root",
+            email="admin@example.com",
+            name="Administrator",
+            password=password,
+            admin=True,
+        )
+        given_token = settings.initial_root_token
+        issued = create_personal_access_token(
+            ctx.as_actor(Actor.system(root)),
+            root,
+            name="initial root token",
+            scopes=list(ROOT_TOKEN_SCOPES),
+            value=given_token.get_secret_value() if given_token else None,
+        )
+        return RootCredentials(password, issued.value, given_password is None, given_token is None)

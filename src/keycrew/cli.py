@@ -1,0 +1,528 @@
+"""The `keycrew` command: serve, migrate, and operator tasks from the shell.
+
+Exit codes: 0 done, 1 failed (the message says why), 2 wrong usage or bad configuration.
+Results go to stdout, messages to stderr, so that scripts can capture a result alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
+
+import typer
+
+from keycrew import GITLAB_COMPAT_VERSION, __version__
+
+# The rest is imported where it is used: `--help` and `version` answer without loading the
+# database layer, and a first-time operator's `keycrew --help` is instant.
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from keycrew.bootstrap import RootCredentials, Runtime
+    from keycrew.config import Settings
+    from keycrew.errors import KeycrewError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    help="keycrew: identities and access tokens for the machines of a software forge "
+    "(GitLab REST API v4 compatible).\n\n"
+    "Settings come from KEYCREW_* environment variables (see docs/operations.md); "
+    "the data directory is KEYCREW_DATA_DIR, ./data by default.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # A traceback's local variables could hold passwords or token values.
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(
+    help="Database schema: apply migrations, check them against the models.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Manage users from the shell.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Issue personal access tokens from the shell.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+license_app = typer.Typer(help="The instance's license: plan and paid seats.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Background jobs, run once from the shell (cron, operators).", no_args_is_help=True
+)
+app.add_typer(license_app, name="license")
+app.add_typer(jobs_app, name="jobs")
+registry_app = typer.Typer(
+    help="The container registry token service: docker-registry settings, signing key rotation.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    typer.secho(f"keycrew: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _describe(exc: KeycrewError) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        return "; ".join(f"{field} {' and '.join(msgs)}" for field, msgs in errors.items())
+    return exc.message or type(exc).__name__
+
+
+def _describe_settings(exc: ValidationError) -> str:
+    """One line per bad setting, named as the operator sets it (KEYCREW_PORT: ...)."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = f"KEYCREW_{field.upper()}" if field else "settings"
+        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n  ".join(lines)
+
+
+def _settings(**overrides: object) -> Settings:
+    """The settings from the environment, with the command line's values (not None) on top."""
+    from pydantic import ValidationError
+
+    from keycrew.config import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        _fail(f"bad configuration:\n  {_describe_settings(exc)}", EXIT_USAGE)
+
+
+@contextmanager
+def _operator_errors(settings: Settings) -> Iterator[None]:
+    """Turn what an operator can fix (database down, disk, permissions) into one readable line."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    try:
+        yield
+    except (ArgumentError, NoSuchModuleError) as exc:
+        _fail(f"bad KEYCREW_DATABASE_URL: {exc}", EXIT_USAGE)
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(f"database error ({_safe_url(settings)}): {detail}")
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "unparsable URL"
+
+
+def _runtime(settings: Settings, *, banner: TextIO | None = None) -> Runtime:
+    """Build the runtime and bring the schema up to date; exits with a message on failure.
+
+    With a banner stream, an empty database also gets its root administrator first (so that
+    root is always user 1), and root's credentials are printed there once.
+    """
+    from keycrew.bootstrap import build, migrate, seed
+    from keycrew.db.migrate import startup_lock
+
+    with _operator_errors(settings):
+        try:
+            runtime = build(settings)
+        except ValueError as exc:  # an unusable secret key file
+            _fail(str(exc))
+        with startup_lock(runtime.engine):
+            migrate(runtime)
+            creds = seed(runtime) if banner is not None else None
+        if banner is not None and creds is not None:
+            print_credentials(creds, settings.external_url, banner)
+    return runtime
+
+
+def print_credentials(creds: RootCredentials, url: str, out: TextIO) -> None:
+    bar = "=" * 72
+    lines = [
+        bar,
+        "keycrew created the root administrator (shown once, keep them safe):",
+        f"  URL:      {url}",
+        "  username: root",
+    ]
+    lines.append(
+        f"  password: {creds.password}"
+        if creds.password_generated
+        else "  password: (from KEYCREW_INITIAL_ROOT_PASSWORD)"
+    )
+    lines.append(
+        f"  token:    {creds.token}"
+        if creds.token_generated
+        else "  token:    (from KEYCREW_INITIAL_ROOT_TOKEN)"
+    )
+    lines += [f"  try:      curl -H 'PRIVATE-TOKEN: <token>' {url}/api/v4/user", bar]
+    print("\n".join(lines), file=out, flush=True)
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    # Before uvicorn takes the signals over and after it hands them back (it re-raises the one
+    # that stopped it): a requested stop is a clean exit, not a death by signal.
+    raise SystemExit(0)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (env KEYCREW_HOST; default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (env KEYCREW_PORT; default 8080).", min=1, max=65535)
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (env KEYCREW_WORKERS; default 1).", min=1)
+    ] = None,
+) -> None:
+    """Migrate the database, create root on first boot, and serve HTTP until SIGTERM or Ctrl-C.
+
+    On an empty database the root administrator is created and, unless
+    KEYCREW_INITIAL_ROOT_PASSWORD / KEYCREW_INITIAL_ROOT_TOKEN are set, its generated
+    password and token are printed once on stdout.
+    """
+    import uvicorn
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    settings = _settings(host=host, port=port, workers=workers)
+    # Worker processes read their settings from the environment: let them see the same values.
+    os.environ.update(
+        KEYCREW_HOST=settings.host, KEYCREW_PORT=str(settings.port), KEYCREW_WORKERS=str(settings.workers)
+    )
+    _runtime(settings, banner=sys.stdout).engine.dispose()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        uvicorn.run(
+            "keycrew.server:application",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            timeout_graceful_shutdown=10,
+        )
+    except SystemExit as exc:
+        if exc.code not in (0, None):  # uvicorn exits 1 when it cannot bind or load the app
+            _fail(f"the server could not start on {settings.host}:{settings.port} (see above)")
+    typer.echo("keycrew: stopped", err=True)
+
+
+@app.command()
+def version() -> None:
+    """Print keycrew's version and the GitLab API version it follows."""
+    print(f"keycrew {__version__} (GitLab API v4, compatible with GitLab {GITLAB_COMPAT_VERSION})")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to the configured database (KEYCREW_DATABASE_URL)."""
+    settings = _settings()
+    runtime = _runtime(settings)
+    runtime.engine.dispose()
+    print(f"database at head: {_safe_url(settings)}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Apply pending migrations, then compare the schema with the models.
+
+    Exits 1 and lists the differences when the migrations do not produce exactly the schema
+    the models describe (a model changed without a migration, or the reverse).
+    """
+    from keycrew.db.migrate import diff
+
+    settings = _settings()
+    runtime = _runtime(settings)
+    with _operator_errors(settings):
+        changes = diff(runtime.engine)
+    runtime.engine.dispose()
+    if changes:
+        for change in changes:
+            print(change)
+        _fail(f"{len(changes)} difference(s) between models and migrations")
+    print("models and migrations agree")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Unique username.")],
+    email: Annotated[str, typer.Option(help="Unique e-mail address.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the username).")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password (min. 8 characters); omit for a token-only user. See --password-stdin."),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password from the first line of stdin (keeps it off ps)."
+        ),
+    ] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
+) -> None:
+    """Create a human user; prints "created user NAME (id N)"."""
+    from keycrew.context import Actor
+    from keycrew.errors import KeycrewError
+    from keycrew.identity.users import create_user
+
+    if password_stdin:
+        if password is not None:
+            raise typer.BadParameter("give --password or --password-stdin, not both")
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = _settings()
+    runtime = _runtime(settings, banner=sys.stderr)
+    with _operator_errors(settings), runtime.sessions() as db, db.begin():
+        try:
+            user = create_user(
+                runtime.ctx(db, Actor(user=None, via="system")),
+                username=username,
+                email=email,
+                name=name or username,
+                password=password,
+                admin=admin,
+            )
+        except KeycrewError as exc:
+            _fail(_describe(exc))
+        print(f"created user {user.username} (id {user.id})")
+
+
+def _parse_scopes(value: str) -> list[str]:
+    from keycrew.tokens.scopes import ALL_SCOPES
+
+    scopes = [s.strip() for s in value.split(",") if s.strip()]
+    if not scopes:
+        raise typer.BadParameter("give at least one scope", param_hint="--scopes")
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {', '.join(unknown)} (known: {', '.join(ALL_SCOPES)})", param_hint="--scopes"
+        )
+    return scopes
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint="--expires-at") from None
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Option("--user", help="Username (or id) of the token's owner.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated scopes, e.g. api,read_repository.", show_default=False)
+    ],
+    name: Annotated[str, typer.Option(help="Token name.")] = "cli token",
+    expires_at: Annotated[
+        str | None, typer.Option(help="Expiry date YYYY-MM-DD (default and max: 365 days ahead).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Free text shown with the token.")] = None,
+) -> None:
+    """Issue a personal access token and print its value once.
+
+    stdout carries the token value and nothing else, so that `TOKEN=$(keycrew tokens create ...)`
+    works; a summary (id, owner, scopes, expiry) goes to stderr.
+    """
+    from sqlalchemy import select
+
+    from keycrew.context import Actor
+    from keycrew.errors import KeycrewError
+    from keycrew.identity.models import User
+    from keycrew.tokens.personal import create_personal_access_token
+    from keycrew.tokens.scopes import ADMIN_SCOPES
+
+    scope_list = _parse_scopes(scopes)
+    expiry = _parse_date(expires_at)
+    settings = _settings()
+    runtime = _runtime(settings, banner=sys.stderr)
+    with _operator_errors(settings), runtime.sessions() as db, db.begin():
+        query = (
+            select(User).where(User.id == int(user))
+            if user.isdigit()
+            else select(User).where(User.username_lower == user.lower())
+        )
+        owner = db.scalars(query).first()
+        if owner is None:
+            _fail(f"no user {user!r}")
+        if not owner.admin and (reserved := [s for s in scope_list if s in ADMIN_SCOPES]):
+            _fail(f"{', '.join(reserved)}: only an administrator's token may carry these scopes")
+        try:
+            issued = create_personal_access_token(
+                runtime.ctx(db, Actor.system()),
+                owner,
+                name=name,
+                scopes=scope_list,
+                expires_at=expiry,
+                description=description,
+            )
+        except KeycrewError as exc:
+            _fail(_describe(exc))
+        expiry_text = issued.token.expires_at.isoformat() if issued.token.expires_at else "never"
+        summary = (
+            f"token id {issued.token.id} for {owner.username}, scopes {','.join(issued.token.scopes)}, "
+            f"expires {expiry_text}"
+        )
+    print(issued.value, flush=True)
+    typer.echo(summary, err=True)
+
+
+@license_app.command("show")
+def license_show() -> None:
+    """Print the plan, paid seats and billable users."""
+    from keycrew.context import Actor
+    from keycrew.identity.seats import billable_users_count, instance_settings
+
+    settings = _settings()
+    runtime = _runtime(settings, banner=sys.stderr)
+    with _operator_errors(settings), runtime.sessions() as db:
+        ctx = runtime.ctx(db, Actor.system())
+        row = instance_settings(ctx)
+        seats = "unlimited" if row.seats is None else str(row.seats)
+        print(f"plan {row.plan}, paid seats {seats}, billable users {billable_users_count(ctx)}")
+
+
+@license_app.command("set")
+def license_set(
+    plan: Annotated[str, typer.Option(help="free, premium or ultimate.")],
+    seats: Annotated[
+        int | None,
+        typer.Option(help="Paid seats (Premium: one service account per seat); omit for unlimited."),
+    ] = None,
+) -> None:
+    """Set the plan and paid seats; service-account limits follow them at once."""
+    from keycrew.context import Actor
+    from keycrew.errors import KeycrewError
+    from keycrew.identity.seats import set_license
+
+    settings = _settings()
+    runtime = _runtime(settings, banner=sys.stderr)
+    with _operator_errors(settings), runtime.sessions() as db, db.begin():
+        try:
+            row = set_license(runtime.ctx(db, Actor.system()), plan.strip().lower(), seats)
+        except KeycrewError as exc:
+            _fail(_describe(exc))
+        seats_text = "unlimited" if row.seats is None else str(row.seats)
+    print(f"license set: plan {plan.strip().lower()}, paid seats {seats_text}")
+
+
+JOBS = {
+    "delete-inactive-bots": (
+        "Delete project/group bots whose tokens have all been inactive for "
+        "inactive_resource_access_tokens_delete_after_days (default 30); their records go to the Ghost User."
+    ),
+}
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """List the jobs `keycrew jobs run` knows."""
+    for name, description in JOBS.items():
+        print(f"{name}\n    {description}")
+
+
+@jobs_app.command("run")
+def jobs_run(name: Annotated[str, typer.Argument(help="The job to run; see `keycrew jobs list`.")]) -> None:
+    """Run one background job now, in one transaction, and report what it did."""
+    if name not in JOBS:
+        _fail(f"no job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
+    from keycrew.context import Actor
+    from keycrew.tokens.bots import delete_inactive_bots
+
+    settings = _settings()
+    runtime = _runtime(settings, banner=sys.stderr)
+    with _operator_errors(settings), runtime.sessions() as db, db.begin():
+        result = delete_inactive_bots(runtime.ctx(db, Actor.system()))
+    print(f"{name}: deleted {len(result.deleted_bot_ids)} bot(s), kept {len(result.kept_bot_ids)}")
+
+
+def _yaml_string(value: str) -> str:
+    import json
+
+    return json.dumps(value)  # a JSON string is a YAML string
+
+
+@registry_app.command("config")
+def registry_config() -> None:
+    """Print the auth section of docker-registry's config.yml for this keycrew (creating the
+    signing key and its certificate if they do not exist yet)."""
+    import datetime as dt
+
+    from keycrew.registry import keys
+
+    settings = _settings()
+    certificate = settings.registry_certificate_path.resolve()
+    with _operator_errors(settings):
+        store = keys.key_store(settings.registry_key_path, certificate)
+        try:
+            signing = store.current(dt.datetime.now(dt.UTC))
+        except ValueError as exc:
+            _fail(str(exc))
+    print("# docker-registry config.yml: token authentication against keycrew")
+    print(f"# signing key {store.key_path} (kid {signing.kid})")
+    print("auth:")
+    print("  token:")
+    print(f"    realm: {_yaml_string(settings.external_url + '/jwt/auth')}")
+    print(f"    service: {_yaml_string(settings.registry_service)}")
+    print(f"    issuer: {_yaml_string(settings.registry_issuer)}")
+    print(f"    rootcertbundle: {_yaml_string(str(certificate))}")
+
+
+@registry_app.command("rotate-key")
+def registry_rotate_key(
+    activate: Annotated[
+        bool, typer.Option("--activate", help="Step 2: sign with the key prepared by step 1.")
+    ] = False,
+) -> None:
+    """Rotate the token signing key in two steps. Step 1 (no option) creates the next key and adds
+    its certificate to the bundle; restart docker-registry so that it reads the bundle, then run
+    step 2 (--activate)."""
+    import datetime as dt
+
+    from keycrew.registry import keys
+
+    settings = _settings()
+    with _operator_errors(settings):
+        if activate:
+            if not keys.activate_rotation(settings.registry_key_path):
+                _fail("no rotation prepared: run `keycrew registry rotate-key` first")
+            print(f"signing with the new key {settings.registry_key_path}")
+            return
+        try:
+            kid = keys.prepare_rotation(
+                settings.registry_key_path, settings.registry_certificate_path, dt.datetime.now(dt.UTC)
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+    print(f"next key {keys.next_key_path(settings.registry_key_path)} (kid {kid})")
+    typer.echo(
+        f"{settings.registry_certificate_path} now holds its certificate beside the current one: "
+        "restart docker-registry, then run `keycrew registry rotate-key --activate`",
+        err=True,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""One typed settings object, read from the environment (prefix KEYCREW_) at the edge."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_MIN_LENGTH = 32
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+# Addresses that mean "every interface": not something a client can be sent to.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 (compared against, never bound)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEYCREW_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    # Empty: http://HOST:PORT (127.0.0.1 when HOST listens on every interface).
+    external_url: str = ""
+    initial_root_password: SecretStr | None = None
+    initial_root_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    # Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated IPs or "*").
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    # Optional prefix put in front of every token kind prefix ("acme-glpat-...").
+    instance_token_prefix: str = ""
+    db_pool_size: int = Field(default=20, ge=1)
+    # Container registry token service (/jwt/auth): service and issuer must equal the registry's
+    # auth.token.service and auth.token.issuer. The signing key and its certificate (the registry's
+    # rootcertbundle) are generated on first need, in the data dir unless these paths say otherwise.
+    registry_service: str = Field(default="container_registry", min_length=1)
+    registry_issuer: str = Field(default="keycrew-issuer", min_length=1)
+    registry_token_lifetime: int = Field(default=300, ge=60, le=86400)  # seconds
+    registry_key_file: Path | None = None
+    registry_certificate_file: Path | None = None
+    # Largest package file accepted by the package registry, in bytes (GitLab's pypi_max_file_size: 3 GiB).
+    packages_max_file_size: int = Field(default=3 * 1024**3, ge=1)
+
+    @field_validator("external_url")
+    @classmethod
+    def _check_external_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError("must be an http:// or https:// URL, such as https://keycrew.example.com")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if value and ("://" not in value or scheme not in DATABASE_SCHEMES):
+            raise ValueError("must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("initial_root_password")
+    @classmethod
+    def _password_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("must be at least 8 characters")
+        return value
+
+    @field_validator("initial_root_token")
+    @classmethod
+    def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 20:
+            raise ValueError("must be at least 20 characters")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < SECRET_KEY_MIN_LENGTH:
+            raise ValueError(f"must be at least {SECRET_KEY_MIN_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _default_external_url(self) -> Settings:
+        if not self.external_url:
+            host = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
+            self.external_url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        return self
+
+    @property
+    def registry_key_path(self) -> Path:
+        return self.registry_key_file or self.data_dir / "registry-token.key"
+
+    @property
+    def registry_certificate_path(self) -> Path:
+        return self.registry_certificate_file or self.data_dir / "registry-token.crt"
+
+    @property
+    def host_name(self) -> str:
+        """The instance's host name, used in the e-mail addresses of bots."""
+        return urlsplit(self.external_url).hostname or "localhost"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'keycrew.sqlite3').resolve()}"
+        # Accept the plain libpq form and pick the psycopg 3 driver for it.
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @cached_property
+    def resolved_secret_key(self) -> bytes:
+        """The server secret: from the environment, else from (or generated into) the data dir.
+
+        The file is written whole under a temporary name, then linked into place, so that
+        processes starting together agree on one key and none reads a half-written file.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+                with contextlib.suppress(FileExistsError):  # another process won the race
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        key = path.read_text().strip()
+        if len(key) < SECRET_KEY_MIN_LENGTH:
+            raise ValueError(
+                f"{path} holds no usable secret key: restore it from a backup "
+                "(removing it makes a new key, and every existing token stops working)"
+            )
+        return key.encode()

@@ -1,0 +1,1 @@
+"""Git smart HTTP: the bridge between HTTP clients and `git http-backend`."""

@@ -1,0 +1,1 @@
+"""Users and their types, internal users, service accounts, seats, ghost migration."""

@@ -1,0 +1,240 @@
+"""Deleting a user, synchronously and in one transaction, as GitLab's Users::DestroyService does.
+
+A soft delete (the default) moves what the user authored to the Ghost User; a hard delete
+removes it. Either way the user's tokens and memberships go, their personal namespace and its
+projects go, and groups they solely own go too when allowed (always on a hard delete).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+
+from keycrew.audit.events import Event
+from keycrew.audit.service import Entity, record
+from keycrew.context import Ctx
+from keycrew.errors import Conflict, Forbidden
+from keycrew.identity.internal import ghost
+from keycrew.identity.models import User
+from keycrew.identity.queries import lock_user
+from keycrew.identity.types import UserType
+from keycrew.identity.users import user_entity
+from keycrew.tokens.models import PersonalAccessToken
+
+SOLE_OWNER = "User cannot be removed while is the sole-owner of a group"
+OWNER_LEVEL = 50
+
+
+@dataclass
+class Deletion:
+    """What a deletion removed or moved, for the audit trail and the caller."""
+
+    user_id: int
+    username: str
+    hard_delete: bool
+    ghost_id: int | None = None
+    records: dict[str, int] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+    tokens: int = 0
+    memberships: int = 0
+
+
+def _live_member(today: dt.date) -> object:
+    from keycrew.access.models import Member
+
+    return or_(Member.expires_at.is_(None), Member.expires_at > today)
+
+
+def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
+    """Ids of the groups ``user`` owns directly and nobody else owns (there or above, bots aside)."""
+    from keycrew.access.levels import SourceType
+    from keycrew.access.models import Member, Namespace
+
+    today = ctx.today()
+    owned = ctx.db.scalars(
+        select(Namespace)
+        .join(Member, (Member.source_id == Namespace.id) & (Member.source_type == SourceType.NAMESPACE.value))
+        .where(
+            Namespace.kind == "group",
+            Member.user_id == user.id,
+            Member.access_level >= OWNER_LEVEL,
+            _live_member(today),  # type: ignore[arg-type]
+        )
+    ).all()
+    solo: list[int] = []
+    for group in owned:
+        chain = [group.id, *(ns.id for ns in group.ancestors())]
+        other_owner = ctx.db.scalar(
+            select(Member.id)
+            .join(User, User.id == Member.user_id)
+            .where(
+                Member.source_type == SourceType.NAMESPACE.value,
+                Member.source_id.in_(chain),
+                Member.user_id != user.id,
+                Member.access_level >= OWNER_LEVEL,
+                User.user_type != int(UserType.PROJECT_BOT),
+                _live_member(today),  # type: ignore[arg-type]
+            )
+            .limit(1)
+        )
+        if other_owner is None:
+            solo.append(group.id)
+    return solo
+
+
+def can_be_removed(ctx: Ctx, user: User) -> bool:
+    """GitLab's User#can_be_removed?: not the sole owner of any group."""
+    return not solo_owned_groups(ctx, user)
+
+
+def destroy_user(
+    ctx: Ctx,
+    user: User,
+    *,
+    hard_delete: bool = False,
+    delete_solo_owned_groups: bool | None = None,
+    skip_authorization: bool = False,
+    reason: str | None = None,
+) -> Deletion:
+    """Delete ``user`` now (GitLab's DELETE /users/:id, and every system deletion).
+
+    Soft (default): issues, notes and the rest of their records move to the Ghost User (created
+    on first need). ``hard_delete``: those records are deleted instead, and so are the groups the
+    user solely owns (``delete_solo_owned_groups`` defaults to ``hard_delete``). Raises Forbidden
+    (not an admin, unless ``skip_authorization``; internal users can never be deleted) and
+    Conflict when the user solely owns a group that may not be deleted.
+    """
+    if user.is_internal:
+        raise Forbidden("403 Forbidden - Internal users cannot be deleted")
+    if not skip_authorization and not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    # Two deletions of one user queue up here; the second finds nobody (NotFound).
+    user = lock_user(ctx, user)
+    if delete_solo_owned_groups is None:
+        delete_solo_owned_groups = hard_delete
+    solo = solo_owned_groups(ctx, user)
+    if solo and not delete_solo_owned_groups:
+        raise Conflict(SOLE_OWNER)
+    done = Deletion(user.id, user.username, hard_delete)
+    entity = user_entity(user)
+    target_id, target_details = user.id, user.username
+    heir = None if hard_delete else ghost(ctx)
+
+    for group_id in solo:
+        _purge_group_tree(ctx, group_id, done)
+    done.projects += _purge_personal_namespace(ctx, user.id)
+
+    # Imported here: records sit beside identity and depend on its models.
+    from keycrew.records.ghost import delete_records_of, move_records_to
+
+    if heir is not None:
+        done.ghost_id = heir.id
+        done.records = move_records_to(ctx, user.id, heir.id)
+        record(
+            ctx,
+            Event.USER_RECORDS_GHOSTED,
+            entity,
+            target_type="User",
+            target_id=target_id,
+            target_details=target_details,
+            ghost_user_id=heir.id,
+            moved=done.records,
+        )
+    else:
+        done.records = delete_records_of(ctx, user.id)
+
+    done.tokens = _delete_tokens(ctx, user.id)
+    done.memberships = _delete_memberships(ctx, user.id)
+    record(
+        ctx,
+        Event.USER_DELETED,
+        entity,
+        target_type="User",
+        target_id=target_id,
+        target_details=target_details,
+        hard_delete=hard_delete,
+        reason=reason,
+        user_type=user.user_type,
+        deleted_groups=done.groups or None,
+        deleted_projects=done.projects or None,
+        records=done.records or None,
+        tokens=done.tokens,
+        memberships=done.memberships,
+    )
+    ctx.db.delete(user)
+    ctx.db.flush()
+    return done
+
+
+def _delete_tokens(ctx: Ctx, user_id: int) -> int:
+    tokens = ctx.db.scalars(select(PersonalAccessToken).where(PersonalAccessToken.user_id == user_id)).all()
+    for token in tokens:
+        # One by one so that the authentication cache drops exactly these tokens.
+        ctx.db.delete(token)
+    return len(tokens)
+
+
+def _delete_memberships(ctx: Ctx, user_id: int) -> int:
+    from keycrew.access.models import Member
+
+    members = ctx.db.scalars(select(Member).where(Member.user_id == user_id)).all()
+    for member in members:
+        ctx.db.delete(member)
+    return len(members)
+
+
+def _purge_projects(ctx: Ctx, namespace_ids: list[int]) -> list[str]:
+    """Delete the projects of these namespaces (routes, memberships, issues, notes, their bots)."""
+    from keycrew.access.models import Project
+    from keycrew.access.projects import purge_projects
+
+    if not namespace_ids:
+        return []
+    rows = ctx.db.execute(
+        select(Project.id, Project.full_path).where(Project.namespace_id.in_(namespace_ids))
+    ).all()
+    for project_id, full_path in rows:
+        record(
+            ctx,
+            Event.PROJECT_DELETED,
+            Entity("Project", project_id, full_path),
+            target_type="Project",
+            target_id=project_id,
+            target_details=full_path,
+            reason="owner deleted",
+        )
+    purge_projects(ctx, [int(r[0]) for r in rows])
+    return [str(r[1]) for r in rows]
+
+
+def _purge_personal_namespace(ctx: Ctx, user_id: int) -> list[str]:
+    from keycrew.access import paths
+    from keycrew.access.levels import SourceType
+    from keycrew.access.models import Namespace
+
+    namespaces = ctx.db.scalars(
+        select(Namespace).where(Namespace.kind == "user", Namespace.owner_id == user_id)
+    ).all()
+    ids = [ns.id for ns in namespaces]
+    removed = _purge_projects(ctx, ids)
+    paths.release_many(ctx.db, SourceType.NAMESPACE, ids)
+    for ns in namespaces:
+        ctx.db.delete(ns)
+    ctx.db.flush()
+    return removed
+
+
+def _purge_group_tree(ctx: Ctx, group_id: int, done: Deletion) -> None:
+    """Delete a solely owned group with everything under it (the owner's deletion is authorized)."""
+    from keycrew.access.groups import purge_group
+    from keycrew.access.models import Namespace
+
+    root = ctx.db.get(Namespace, group_id)
+    if root is None:
+        return  # already gone with an ancestor
+    groups, projects = purge_group(ctx, root, reason="sole owner deleted")
+    done.groups += groups
+    done.projects += projects

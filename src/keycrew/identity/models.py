@@ -1,0 +1,110 @@
+"""The users table: people, bots, service accounts and internal users alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from keycrew.db.base import Base, UTCDateTime
+from keycrew.identity.types import SINGLETON_TYPES, UserState, UserType
+
+_SINGLETONS = ", ".join(str(int(t)) for t in sorted(SINGLETON_TYPES))
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Exactly one user of each singleton internal type, even under concurrent first use.
+        Index(
+            "uq_users_singleton_user_type",
+            "user_type",
+            unique=True,
+            sqlite_where=text(f"user_type IN ({_SINGLETONS})"),
+            postgresql_where=text(f"user_type IN ({_SINGLETONS})"),
+        ),
+        # Ids are never reused on SQLite either: audit events and tokens name users by id, and a
+        # deleted user's id must not come back as someone else's.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    # Lower-cased copy: usernames are unique whatever their case.
+    username_lower: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    # Stored lower-cased, as GitLab (Devise) does; unique.
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_digest: Mapped[str | None] = mapped_column(String(255))
+    user_type: Mapped[int] = mapped_column(Integer, default=int(UserType.HUMAN), index=True)
+    state: Mapped[str] = mapped_column(String(32), default=UserState.ACTIVE.value)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    private_profile: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_create_group: Mapped[bool] = mapped_column(Boolean, default=True)
+    projects_limit: Mapped[int] = mapped_column(Integer, default=100000)
+    bio: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str | None] = mapped_column(Text)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_activity_on: Mapped[dt.date | None] = mapped_column(Date)
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    current_sign_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sign_in_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # A project/group bot's one resource: source type "Project" or "Namespace", and its id.
+    bot_resource_type: Mapped[str | None] = mapped_column(String(32))
+    bot_resource_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # A service account made by a group or project Owner belongs to that group or project.
+    provisioned_by_group_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    provisioned_by_project_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+    @property
+    def type(self) -> UserType:
+        return UserType(self.user_type)
+
+    @property
+    def is_internal(self) -> bool:
+        return self.type.is_internal
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type.is_bot
+
+    @property
+    def is_human(self) -> bool:
+        return self.type is UserType.HUMAN
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == UserState.ACTIVE
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.state in (UserState.BLOCKED, UserState.BANNED, UserState.BLOCKED_PENDING_APPROVAL)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username!r} type={self.user_type} state={self.state}>"
+
+
+class InstanceSettings(Base):
+    """Instance-wide settings an admin changes at run time (one row, id 1), and the license."""
+
+    __tablename__ = "instance_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan: Mapped[str] = mapped_column(String(32), default="ultimate")
+    # Paid seats of the license; None means unlimited.
+    seats: Mapped[int | None] = mapped_column(Integer)
+    max_personal_access_token_lifetime: Mapped[int] = mapped_column(Integer, default=365)
+    require_personal_access_token_expiry: Mapped[bool] = mapped_column(Boolean, default=True)
+    inactive_resource_access_tokens_delete_after_days: Mapped[int] = mapped_column(Integer, default=30)
+    password_authentication_enabled_for_git: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_login_attempts: Mapped[int] = mapped_column(Integer, default=10)
+    failed_login_attempts_unlock_period_in_minutes: Mapped[int] = mapped_column(Integer, default=10)
+    service_access_tokens_expiration_enforced: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,184 @@
+"""Finding users: GitLab's UsersFinder filters, search and ordering, and the user lookups."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, func, select
+
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, Forbidden, NotFound
+from keycrew.identity.models import User
+from keycrew.identity.types import NON_INTERNAL_TYPES, UserState, UserType
+
+ORDER_BY = ("id", "name", "username", "created_at", "updated_at")
+SORT = ("asc", "desc")
+# Non-admins never find users in these states (GitLab's FORBIDDEN_SEARCH_STATES).
+HIDDEN_STATES = ("blocked", "banned", "ldap_blocked")
+# Shorter search terms match names and usernames exactly, longer ones anywhere.
+MIN_CHARS_FOR_PARTIAL_MATCH = 3
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    """GET /users filters. Boolean filters narrow when true and do nothing when false."""
+
+    username: str | None = None
+    search: str | None = None
+    active: bool = False
+    blocked: bool = False
+    external: bool = False
+    exclude_external: bool = False
+    humans: bool = False
+    exclude_humans: bool = False
+    exclude_internal: bool = False
+    without_project_bots: bool = False
+    exclude_active: bool = False
+    admins: bool = False
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    order_by: str | None = None
+    sort: str | None = None
+    # Nobody has two-factor authentication or a public e-mail on keycrew: these only ever narrow.
+    two_factor: str | None = None
+    public_email: str | None = None
+    # /search?scope=users matches partially whatever the length of the term.
+    minimum_char_limit: bool = True
+
+
+def get_user(ctx: Ctx, user_id: int) -> User | None:
+    return ctx.db.get(User, user_id)
+
+
+def find_user(ctx: Ctx, user_id: int) -> User:
+    """The user with ``user_id``. Raises NotFound("User")."""
+    user = ctx.db.get(User, user_id) if 0 < user_id < 2**31 else None
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
+def lock_user(ctx: Ctx, user: User) -> User:
+    """Re-read ``user`` under a row lock (PostgreSQL) so that concurrent changes queue up.
+
+    SQLite needs none: its writers already run one at a time. Raises NotFound("User") when a
+    concurrent request deleted the user meanwhile.
+    """
+    fresh = ctx.db.scalars(
+        select(User).where(User.id == user.id).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if fresh is None:
+        raise NotFound("User")
+    return fresh
+
+
+def find_user_by_id_or_username(ctx: Ctx, ref: str) -> User | None:
+    if ref.isdigit():
+        return ctx.db.get(User, int(ref)) if int(ref) < 2**31 else None
+    return ctx.db.scalars(select(User).where(User.username_lower == ref.lower())).first()
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_condition(term: str, *, with_emails: bool, minimum_char_limit: bool) -> ColumnElement[bool]:
+    name, username = func.lower(User.name), User.username_lower
+    if minimum_char_limit and len(term) < MIN_CHARS_FOR_PARTIAL_MATCH:
+        condition = (name == term) | (username == term)
+    else:
+        pattern = _like(term)
+        condition = name.like(pattern, escape="\\") | username.like(pattern, escape="\\")
+    if with_emails:
+        # Admins also find users by their (private) e-mail address, matched exactly.
+        condition = condition | (User.email == term)
+    return condition
+
+
+def check_order(order_by: str | None, sort: str | None) -> None:
+    if order_by is not None and order_by not in ORDER_BY:
+        raise BadParameter("order_by does not have a valid value")
+    if sort is not None and sort not in SORT:
+        raise BadParameter("sort does not have a valid value")
+
+
+def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
+    """The users ``ctx.actor`` may list with ``filters``, ordered as GitLab orders them.
+
+    Anonymous callers must name a username (else Forbidden, as GitLab). Non-admins never see
+    blocked or banned users, and their created_* and order filters are ignored. Raises
+    BadParameter for an unknown order_by or sort.
+    """
+    check_order(filters.order_by, filters.sort)
+    actor = ctx.actor
+    admin = actor.is_admin
+    if actor.is_anonymous and not filters.username:
+        raise Forbidden("403 Forbidden - Not authorized to access /api/v4/users")
+    query = select(User)
+    if not admin:
+        query = query.where(User.state.not_in(HIDDEN_STATES))
+    if filters.username is not None:
+        query = query.where(User.username_lower == filters.username.lower())
+    if filters.admins and admin:
+        query = query.where(User.admin.is_(True))
+    if filters.humans:
+        query = query.where(User.user_type == int(UserType.HUMAN))
+    if filters.exclude_humans:
+        query = query.where(User.user_type != int(UserType.HUMAN))
+    search_term: str | None = None
+    if filters.search:
+        search_term = filters.search.removeprefix("@").lower()
+        if not search_term.strip():
+            return query.where(User.id.is_(None))
+        query = query.where(
+            _search_condition(search_term, with_emails=admin, minimum_char_limit=filters.minimum_char_limit)
+        )
+    if filters.blocked:
+        query = query.where(User.state.in_((UserState.BLOCKED.value, "ldap_blocked")))
+    if filters.active:
+        # GitLab's `active` scope: state active and not an internal user.
+        query = query.where(
+            User.state == UserState.ACTIVE.value, User.user_type.in_([int(t) for t in NON_INTERNAL_TYPES])
+        )
+    if filters.exclude_active:
+        query = query.where(User.state != UserState.ACTIVE.value)
+    if filters.external:
+        query = query.where(User.external.is_(True))
+    if filters.exclude_external:
+        query = query.where(User.external.is_(False))
+    if admin and filters.created_after is not None:
+        query = query.where(User.created_at >= filters.created_after)
+    if admin and filters.created_before is not None:
+        query = query.where(User.created_at <= filters.created_before)
+    if filters.exclude_internal:
+        query = query.where(User.user_type.in_([int(t) for t in NON_INTERNAL_TYPES]))
+    if filters.without_project_bots:
+        query = query.where(User.user_type != int(UserType.PROJECT_BOT))
+    if (admin and filters.two_factor == "enabled") or filters.public_email is not None:
+        query = query.where(User.id.is_(None))
+    return _ordered(query, filters, admin=admin, search_term=search_term)
+
+
+def _ordered(
+    query: Select[Any], filters: UserFilters, *, admin: bool, search_term: str | None
+) -> Select[Any]:
+    custom = admin and (filters.order_by is not None or filters.sort is not None)
+    if search_term is not None and not custom:
+        # Exact matches first (username, then name), then by name and id.
+        priority = case(
+            (User.username_lower == search_term, 1),
+            (func.lower(User.name) == search_term, 2),
+            else_=3,
+        )
+        return query.order_by(priority.asc(), User.name.asc(), User.id.asc())
+    order_by = (filters.order_by if admin else None) or "id"
+    sort = (filters.sort if admin else None) or "desc"
+    column = getattr(User, order_by)
+    primary = column.asc() if sort == "asc" else column.desc()
+    if order_by == "id":
+        return query.order_by(primary)
+    # Ties broken by id in the same direction, as GitLab does.
+    return query.order_by(primary, User.id.asc() if sort == "asc" else User.id.desc())

@@ -1,0 +1,162 @@
+"""The license and its seats: the instance's plan, paid seats, and who is a billable user."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, or_, select
+
+from keycrew.audit.events import Event
+from keycrew.audit.service import Entity, record
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, Forbidden
+from keycrew.identity.models import InstanceSettings, User
+from keycrew.identity.types import UserState, UserType
+
+# Guests (and Minimal Access) take no seat on Ultimate; every role above does.
+GUEST_LEVEL = 10
+# The only types that can ever hold a seat: bots, service accounts and internal users never do.
+BILLABLE_TYPES = frozenset({UserType.HUMAN, UserType.SERVICE_USER})
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    PREMIUM = "premium"
+    ULTIMATE = "ultimate"
+
+
+def instance_settings(ctx: Ctx) -> InstanceSettings:
+    """The instance's settings row (id 1), created with the defaults on first need."""
+    row = ctx.db.get(InstanceSettings, 1)
+    if row is None:
+        row = InstanceSettings(id=1, updated_at=ctx.now())
+        ctx.db.add(row)
+        ctx.db.flush()
+    return row
+
+
+def _excludes_guests(settings: InstanceSettings) -> bool:
+    return settings.plan == Plan.ULTIMATE
+
+
+def _has_role_above_guest(today: dt.date) -> ColumnElement[bool]:
+    # Imported here: the access package depends on identity for its models.
+    from keycrew.access.models import Member
+
+    return exists(
+        select(Member.id).where(
+            Member.user_id == User.id,
+            Member.access_level > GUEST_LEVEL,
+            or_(Member.expires_at.is_(None), Member.expires_at > today),
+        )
+    )
+
+
+def billable_condition(ctx: Ctx, settings: InstanceSettings | None = None) -> ColumnElement[bool]:
+    """The SQL condition on ``users`` that selects billable users.
+
+    Billable: active (not blocked, banned, deactivated or pending approval) humans; bots, service
+    accounts and internal users never. On Ultimate a user must also hold a role above Guest
+    somewhere (GitLab counts users whose highest role is Guest, or who have none, as free).
+    """
+    settings = settings or instance_settings(ctx)
+    condition = (User.state == UserState.ACTIVE.value) & User.user_type.in_([int(t) for t in BILLABLE_TYPES])
+    if _excludes_guests(settings):
+        condition = condition & _has_role_above_guest(ctx.today())
+    return condition
+
+
+def billable_users_count(ctx: Ctx) -> int:
+    return int(ctx.db.scalar(select(func.count(User.id)).where(billable_condition(ctx))) or 0)
+
+
+def billable_ids(ctx: Ctx, user_ids: Iterable[int]) -> set[int]:
+    """Which of ``user_ids`` take a seat (for the admin entity's ``using_license_seat``)."""
+    ids = list(set(user_ids))
+    if not ids:
+        return set()
+    return set(ctx.db.scalars(select(User.id).where(User.id.in_(ids), billable_condition(ctx))).all())
+
+
+def is_billable(ctx: Ctx, user: User) -> bool:
+    return user.id in billable_ids(ctx, [user.id])
+
+
+@dataclass(frozen=True)
+class License:
+    """What GET /license reports: the plan, the paid seats and the seats in use."""
+
+    id: int
+    plan: str
+    created_at: dt.datetime
+    starts_at: dt.date
+    expires_at: dt.date | None
+    user_limit: int
+    active_users: int
+    historical_max: int
+    maximum_user_count: int
+    overage: int
+    expired: bool
+    licensee: dict[str, str | None]
+    add_ons: dict[str, Any] = field(default_factory=dict)
+
+
+def current_license(ctx: Ctx) -> License:
+    """The instance's license as GitLab's License API shows it. Raises Forbidden for non-admins."""
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    settings = instance_settings(ctx)
+    active = billable_users_count(ctx)
+    # No usage history is kept: the high-water mark is today's count.
+    historical_max = active
+    # An unlimited license has no seat restriction; GitLab then reports a user_limit of 0.
+    user_limit = settings.seats or 0
+    overage = max(0, historical_max - user_limit) if settings.seats is not None else 0
+    return License(
+        id=1,
+        plan=settings.plan,
+        created_at=settings.updated_at,
+        starts_at=settings.updated_at.date(),
+        expires_at=None,
+        user_limit=user_limit,
+        active_users=active,
+        historical_max=historical_max,
+        maximum_user_count=historical_max,
+        overage=overage,
+        expired=False,
+        licensee={"Name": "keycrew", "Email": None, "Company": ctx.instance.host},
+    )
+
+
+def set_license(ctx: Ctx, plan: str, seats: int | None) -> InstanceSettings:
+    """Set the instance's plan and paid seats (None: unlimited). Returns the settings row.
+
+    For admins and the system (the ``keycrew license set`` command). Raises Forbidden for anyone
+    else, BadParameter for an unknown plan or a negative seat count.
+    """
+    if ctx.actor.via != "system" and not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    if plan not in {p.value for p in Plan}:
+        raise BadParameter("plan does not have a valid value")
+    if seats is not None and seats < 0:
+        raise BadParameter("seats does not have a valid value")
+    settings = instance_settings(ctx)
+    old = {"plan": settings.plan, "seats": settings.seats}
+    settings.plan = plan
+    settings.seats = seats
+    settings.updated_at = ctx.now()
+    ctx.db.flush()
+    record(
+        ctx,
+        Event.LICENSE_UPDATED,
+        Entity.instance(),
+        target_type="License",
+        target_id=1,
+        target_details=plan,
+        changes={"from": old, "to": {"plan": plan, "seats": seats}},
+    )
+    return settings

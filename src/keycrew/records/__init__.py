@@ -1,0 +1,1 @@
+"""Records that actions are attributed to: issues and notes."""

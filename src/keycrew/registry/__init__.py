@@ -1,0 +1,1 @@
+"""Registries: the container registry token service and the PyPI package registry (adapters)."""

@@ -1,0 +1,1 @@
+"""Bare git repositories under the data directory: create, initialise, remove."""

@@ -1,0 +1,1 @@
+"""Token secrets (format, digest), personal/resource/deploy tokens, scopes, rotation."""

@@ -1,0 +1,285 @@
+"""Project and group access tokens: a bot user, its one membership, and its token.
+
+Creating one makes, in the caller's single transaction, a project_bot user named after the token,
+its membership in exactly that project or group, and a personal access token for it; any failure
+rolls all three back, so no orphan bot is ever left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets as pysecrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from keycrew.access.levels import AccessLevel, SourceType
+from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.audit.events import Event
+from keycrew.audit.service import Entity, record
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
+from keycrew.identity.models import User
+from keycrew.identity.types import UserType
+from keycrew.identity.users import create_user
+from keycrew.tokens import lifecycle
+from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, issue_audited
+from keycrew.tokens.models import PersonalAccessToken
+from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES
+
+TOKEN_LEVELS = (
+    AccessLevel.GUEST,
+    AccessLevel.PLANNER,
+    AccessLevel.REPORTER,
+    AccessLevel.DEVELOPER,
+    AccessLevel.MAINTAINER,
+    AccessLevel.OWNER,
+)
+DEFAULT_LEVEL = AccessLevel.MAINTAINER
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A project or a group, as the owner of access tokens."""
+
+    source_type: SourceType
+    obj: Project | Namespace
+
+    @classmethod
+    def of(cls, obj: Project | Namespace) -> Resource:
+        return cls(SourceType.PROJECT if isinstance(obj, Project) else SourceType.NAMESPACE, obj)
+
+    @property
+    def id(self) -> int:
+        return self.obj.id
+
+    @property
+    def kind(self) -> str:
+        """ "project" or "group", as GitLab words its messages."""
+        return "project" if self.source_type is SourceType.PROJECT else "group"
+
+    @property
+    def manage_level(self) -> int:
+        """Project Maintainers manage project tokens; group tokens need an Owner."""
+        return AccessLevel.MAINTAINER if self.source_type is SourceType.PROJECT else AccessLevel.OWNER
+
+    @property
+    def entity(self) -> Entity:
+        return Entity("Project" if self.kind == "project" else "Group", self.obj.id, self.obj.full_path)
+
+    def level_of(self, ctx: Ctx) -> int:
+        if isinstance(self.obj, Project):
+            return effective_project_level(ctx.db, ctx.actor, self.obj, ctx.today())
+        return effective_group_level(ctx.db, ctx.actor, self.obj, ctx.today())
+
+
+def actor_is_bot(ctx: Ctx) -> bool:
+    user = ctx.actor.user
+    return user is not None and user.type is UserType.PROJECT_BOT
+
+
+def can_manage(ctx: Ctx, resource: Resource) -> bool:
+    """Who may read, create, rotate and revoke a resource's tokens (admins always)."""
+    if ctx.actor.user is None:
+        return False
+    return ctx.actor.is_admin or resource.level_of(ctx) >= resource.manage_level
+
+
+def bot_level(ctx: Ctx, resource: Resource, bot_id: int) -> int:
+    level = ctx.db.scalar(
+        select(Member.access_level).where(
+            Member.source_type == resource.source_type.value,
+            Member.source_id == resource.id,
+            Member.user_id == bot_id,
+        )
+    )
+    return int(level or 0)
+
+
+def _bot_username(ctx: Ctx, resource: Resource) -> str:
+    prefix = "project" if resource.kind == "project" else "group"
+    while True:
+        candidate = f"{prefix}_{resource.id}_bot_{pysecrets.token_hex(16)}"
+        if not ctx.db.scalar(select(User.id).where(User.username_lower == candidate)):
+            return candidate
+
+
+def create_resource_token(
+    ctx: Ctx,
+    resource: Resource,
+    *,
+    name: str,
+    scopes: list[str] | None,
+    access_level: int | None = None,
+    expires_at: dt.date | None = None,
+    description: str | None = None,
+) -> tuple[IssuedToken, int]:
+    """Create the bot, its membership and its token; returns the issued token and the bot's level.
+
+    Raises Invalid (GitLab's 400 messages) when the caller may not create tokens here, asks for a
+    level above its own, or gives a bad expiry; BadParameter for bad scopes or levels.
+    """
+    creator = ctx.actor.user
+    if creator is None:
+        raise Unauthenticated("401 Unauthorized")
+    if actor_is_bot(ctx) or not can_manage(ctx, resource):
+        raise Invalid(f"User does not have permission to create {resource.kind} access token")
+    level = DEFAULT_LEVEL if access_level is None else access_level
+    if level not in TOKEN_LEVELS:
+        raise BadParameter("access_level does not have a valid value")
+    if not ctx.actor.is_admin and level > resource.level_of(ctx):
+        raise Invalid("Access level of the token contains permissions not held by the creating user")
+    scopes = check_scopes(scopes or [], RESOURCE_BOT_SCOPES)
+    expiry = check_expiry(ctx, expires_at)
+    if not name or not name.strip():
+        raise BadParameter("name is empty")
+    username = _bot_username(ctx, resource)
+    bot = create_user(
+        ctx,
+        username=username,
+        email=f"{username}@noreply.{ctx.instance.host}",
+        name=name,
+        password=None,
+        user_type=UserType.PROJECT_BOT,
+        external=creator.external,
+        can_create_group=False,
+        projects_limit=0,
+    )
+    bot.bot_resource_type = resource.source_type.value
+    bot.bot_resource_id = resource.id
+    now = ctx.now()
+    ctx.db.add(
+        Member(
+            source_type=resource.source_type.value,
+            source_id=resource.id,
+            user_id=bot.id,
+            access_level=int(level),
+            expires_at=None,
+            created_by_id=creator.id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    record(
+        ctx,
+        Event.MEMBER_ADDED,
+        resource.entity,
+        target_type="User",
+        target_id=bot.id,
+        target_details=bot.username,
+        access_level=int(level),
+    )
+    issued = issue_audited(
+        ctx,
+        bot,
+        resource.entity,
+        name=name,
+        scopes=scopes,
+        expires_at=expiry,
+        description=description,
+        access_level=int(level),
+        bot_user_id=bot.id,
+    )
+    return issued, int(level)
+
+
+def bots_of(resource: Resource) -> Select[Any]:
+    return select(User.id).where(
+        User.user_type == int(UserType.PROJECT_BOT),
+        User.bot_resource_type == resource.source_type.value,
+        User.bot_resource_id == resource.id,
+    )
+
+
+def tokens_query(ctx: Ctx, resource: Resource) -> Select[Any]:
+    """The resource's tokens, for callers who may manage them (others: Unauthenticated, as GitLab)."""
+    if not can_manage(ctx, resource):
+        raise Unauthenticated("401 Unauthorized")
+    return select(PersonalAccessToken).where(
+        PersonalAccessToken.user_id.in_(bots_of(resource)), PersonalAccessToken.impersonation.is_(False)
+    )
+
+
+def find_resource_token(ctx: Ctx, resource: Resource, token_ref: str) -> PersonalAccessToken:
+    """A token of this resource's bots by id, or "self" (the token of the request).
+
+    Not found, or not visible to a caller who may not manage tokens: admins get NotFound, others
+    Unauthenticated (GitLab's answers).
+    """
+    label = f"{resource.kind} Access Token"
+    if token_ref == "self":
+        token = ctx.db.get(PersonalAccessToken, ctx.actor.token_id) if ctx.actor.token_id else None
+        owned = token is not None and _belongs(ctx, resource, token)
+        if token is None or not owned:
+            raise NotFound(label)
+        return token
+    if not token_ref.isdigit():
+        raise BadParameter("token_id is invalid")
+    token = ctx.db.get(PersonalAccessToken, int(token_ref))
+    if token is None or not _belongs(ctx, resource, token) or not can_manage(ctx, resource):
+        if ctx.actor.is_admin:
+            raise NotFound(label)
+        if not can_manage(ctx, resource):
+            raise Unauthenticated("401 Unauthorized")
+        raise NotFound(label)
+    return token
+
+
+def _belongs(ctx: Ctx, resource: Resource, token: PersonalAccessToken) -> bool:
+    bot = ctx.db.get(User, token.user_id)
+    return (
+        bot is not None
+        and bot.type is UserType.PROJECT_BOT
+        and bot.bot_resource_type == resource.source_type.value
+        and bot.bot_resource_id == resource.id
+    )
+
+
+def revoke_resource_token(ctx: Ctx, resource: Resource, token: PersonalAccessToken) -> None:
+    """Revoke the token; the bot stays (history keeps its author) until the cleanup job, unless the
+    instance deletes bots on revoke (inactive_resource_access_tokens_delete_after_days = 0)."""
+    if not can_manage(ctx, resource) and ctx.actor.token_id != token.id:
+        raise Unauthenticated("401 Unauthorized")
+    if not lifecycle.revoke(ctx, token):
+        raise Invalid(f"Token {token.name} has already been revoked")
+    from keycrew.identity.seats import instance_settings
+
+    if instance_settings(ctx).inactive_resource_access_tokens_delete_after_days == 0:
+        from keycrew.tokens.bots import delete_bot
+
+        bot = ctx.db.get(User, token.user_id)
+        if bot is not None:
+            delete_bot(ctx, bot, reason="token revoked")
+
+
+def rotate_resource_token(
+    ctx: Ctx, resource: Resource, token: PersonalAccessToken, *, expires_at: dt.date | None = None
+) -> tuple[IssuedToken, int]:
+    """Rotate a resource token. The rotator needs a level at least the bot's (admins exempt), except
+    a token rotating itself. Raises Invalid with GitLab's messages."""
+    level = bot_level(ctx, resource, token.user_id)
+    rotating_self = ctx.actor.token_id == token.id
+    if not rotating_self:
+        if actor_is_bot(ctx) or not can_manage(ctx, resource):
+            raise Unauthenticated("401 Unauthorized")
+        if not ctx.actor.is_admin and level > resource.level_of(ctx):
+            raise Invalid("Not eligible to rotate token with access level higher than the user")
+    issued = lifecycle.rotate(ctx, token, expires_at=expires_at)
+    return issued, level
+
+
+def token_levels(ctx: Ctx, resource: Resource, tokens: list[PersonalAccessToken]) -> dict[int, int]:
+    """user id → the bot's access level, for rendering a page of tokens in one query."""
+    user_ids = {t.user_id for t in tokens}
+    if not user_ids:
+        return {}
+    rows = ctx.db.execute(
+        select(Member.user_id, Member.access_level).where(
+            Member.source_type == resource.source_type.value,
+            Member.source_id == resource.id,
+            Member.user_id.in_(user_ids),
+        )
+    ).all()
+    return {int(uid): int(level) for uid, level in rows}
