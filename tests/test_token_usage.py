@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from keycrew.bootstrap import Runtime, build, migrate, seed
 from keycrew.clock import FixedClock
@@ -99,3 +99,45 @@ def test_last_used_at_every_ten_minutes_and_ips_every_minute(runtime: Runtime) -
     usage.note(1, "10.0.0.9")
     assert usage.flush() == 1
     assert _token(runtime).last_used_at == clock.now()
+
+
+def test_flush_waits_for_a_deletion_of_the_owner_instead_of_deadlocking(runtime: Runtime) -> None:
+    """A user's deletion locks the user, then deletes the tokens; the usage writer must take the
+    same locks in the same order (a CI run on PostgreSQL once lost DELETE /users/:id to a deadlock)."""
+    import threading
+
+    from keycrew.context import Actor
+    from keycrew.identity.deletion import destroy_user
+    from keycrew.identity.users import create_user
+    from keycrew.tokens.personal import create_personal_access_token
+
+    with runtime.sessions() as db, db.begin():
+        ctx = runtime.ctx(db, Actor.system(db.get(User, 1)))
+        user = create_user(
+            ctx, username="leaving", email="leaving@example.com", name="Leaving", password=None
+        )
+        token_id = create_personal_access_token(ctx, user, name="t", scopes=["api"]).token.id
+        user_id = user.id
+    usage = UsageRecorder(runtime.sessions, runtime.clock)
+    usage.note(token_id, "10.0.0.1")
+    flushed: list[int] = []
+    with runtime.sessions() as db, db.begin():
+        ctx = runtime.ctx(db, Actor.system())
+        doomed = db.get(User, user_id)
+        assert doomed is not None
+        if runtime.engine.dialect.name == "postgresql":
+            # Hold the user's row lock first, as destroy_user does, while the writer runs.
+            db.execute(select(User.id).where(User.id == user_id).with_for_update())
+            writer = threading.Thread(target=lambda: flushed.append(usage.flush()))
+            writer.start()
+            writer.join(timeout=1.5)  # it now waits for the user's row
+            assert writer.is_alive()
+        else:
+            writer = None
+        destroy_user(ctx, doomed, skip_authorization=True)
+    if writer is not None:
+        writer.join(timeout=10)
+        assert flushed == [0]  # it found the token gone, and neither side deadlocked
+    with runtime.sessions() as db:
+        assert db.get(User, user_id) is None
+        assert db.get(PersonalAccessToken, token_id) is None

@@ -13,7 +13,9 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keycrew.clock import Clock
@@ -71,31 +73,46 @@ class UsageRecorder:
         if not due:
             return 0
         written = 0
-        with self.sessions() as db, db.begin():
-            for token_id, (at, ips) in due.items():
-                token = db.get(PersonalAccessToken, token_id)
-                if token is None or at is None:
-                    continue
-                if token.last_used_at is None or at - token.last_used_at >= LAST_USED_EVERY or ips:
-                    token.last_used_at = at
-                merged = list(token.last_used_ips or [])
-                for ip in ips:
-                    if ip in merged:
-                        merged.remove(ip)
-                    merged.append(ip)
-                token.last_used_ips = merged[-KEEP_IPS:]
-                # The owner's last_activity_on (GitLab's dormant-user clock) moves at most daily.
-                owner = db.get(User, token.user_id)
-                if owner is not None and owner.last_activity_on != at.date():
-                    owner.last_activity_on = at.date()
+        for token_id, (at, ips) in due.items():
+            if at is not None and self._write(token_id, at, ips):
                 written += 1
-                with self._lock:
-                    seen = self._seen.setdefault(token_id, _Seen())
-                    seen.last_written = at
-                    if ips:
-                        seen.ips_written = at
-                    seen.known_ips = list(token.last_used_ips)
         return written
+
+    def _write(self, token_id: int, at: dt.datetime, ips: list[str]) -> bool:
+        """One token's use, in a transaction of its own.
+
+        Locks in the order every use case does (the owner's row, then the token's): a deletion
+        holds the user's row lock while it deletes the tokens, and writing the token first here
+        would deadlock with it on PostgreSQL.
+        """
+        with self.sessions() as db, db.begin():
+            user_id = db.scalar(select(PersonalAccessToken.user_id).where(PersonalAccessToken.id == token_id))
+            if user_id is None:
+                return False
+            owner = db.scalars(_locked(select(User).where(User.id == user_id))).first()
+            token = db.scalars(
+                _locked(select(PersonalAccessToken).where(PersonalAccessToken.id == token_id))
+            ).first()
+            if owner is None or token is None:
+                return False  # deleted meanwhile
+            if token.last_used_at is None or at - token.last_used_at >= LAST_USED_EVERY or ips:
+                token.last_used_at = at
+            merged = list(token.last_used_ips or [])
+            for ip in ips:
+                if ip in merged:
+                    merged.remove(ip)
+                merged.append(ip)
+            token.last_used_ips = merged[-KEEP_IPS:]
+            # The owner's last_activity_on (GitLab's dormant-user clock) moves at most daily.
+            if owner.last_activity_on != at.date():
+                owner.last_activity_on = at.date()
+            with self._lock:
+                seen = self._seen.setdefault(token_id, _Seen())
+                seen.last_written = at
+                if ips:
+                    seen.ips_written = at
+                seen.known_ips = list(token.last_used_ips)
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -115,3 +132,8 @@ class UsageRecorder:
             self.flush()
         except Exception:
             log.debug("final usage flush failed", exc_info=True)
+
+
+def _locked(query: Select[Any]) -> Select[Any]:
+    # Row lock on PostgreSQL (SQLite ignores it: its writers already run one at a time).
+    return query.with_for_update().execution_options(populate_existing=True)
