@@ -63,6 +63,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         token_prefix=settings.instance_token_prefix,
         repositories_dir=(settings.data_dir / "repositories").resolve(),
         packages_dir=(settings.data_dir / "packages").resolve(),
+        session_expire_minutes=settings.session_expire_delay,
     )
     clock = clock or SystemClock()
     sessions = make_sessionmaker(engine)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # Largest package file accepted by the package registry, in bytes (GitLab's pypi_max_file_size: 3 GiB).
     packages_max_file_size: int = Field(default=3 * 1024**3, ge=1)
 
+    # A web UI session ends after this many minutes without a request (GitLab's session_expire_delay).
+    session_expire_delay: int = Field(default=10080, ge=1, le=525600)
+
     @field_validator("external_url")
     @classmethod
     def _check_external_url(cls, value: str) -> str:

@@ -19,6 +19,7 @@ from keycrew.api.routes import ROUTERS
 from keycrew.bootstrap import Runtime
 from keycrew.git.http import GitHTTP
 from keycrew.registry.jwt_auth import router as registry_token_router
+from keycrew.web.app import install as install_web
 
 API_PREFIX = "/api/v4"
 
@@ -91,6 +92,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             {"status": "ok", "master_check": [{"status": "ok"}], "db_check": [{"status": "ok"}]}
         )
 
+    install_web(app)  # last: its project pages match any path the routes above did not
     return app
 
 

@@ -6,11 +6,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keycrew import errors
 from keycrew.api.params import BadRequestBody
+from keycrew.web import errors as web_errors
 
 log = logging.getLogger("keycrew.api")
 
@@ -66,8 +67,11 @@ def to_response(exc: errors.KeycrewError) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    # The web UI's pages get HTML error pages; everything else GitLab's JSON.
     @app.exception_handler(errors.KeycrewError)
-    async def _domain(_request: Request, exc: errors.KeycrewError) -> JSONResponse:
+    async def _domain(request: Request, exc: errors.KeycrewError) -> Response:
+        if web_errors.wants_html(request):
+            return web_errors.domain_error_page(request, exc)
         return to_response(exc)
 
     @app.exception_handler(BadRequestBody)
@@ -81,7 +85,9 @@ def install(app: FastAPI) -> None:
         return _json(400, {"error": f"{name} is invalid"})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405) and web_errors.wants_html(request):
+            return web_errors.http_error_page(request, exc.status_code)
         if exc.status_code == 404:
             return _json(404, {"error": "404 Not Found"})
         if exc.status_code == 405:
@@ -89,6 +95,8 @@ def install(app: FastAPI) -> None:
         return _json(exc.status_code, {"message": f"{exc.status_code} {exc.detail}"})
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        if web_errors.wants_html(request):
+            return web_errors.error_page(request, 500, "Something went wrong", "Please try again later.")
         return _json(500, {"message": "500 Internal Server Error"})

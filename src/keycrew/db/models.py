@@ -3,7 +3,7 @@
 from keycrew.access.models import Member, Namespace, Project, Route
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
-from keycrew.identity.models import InstanceSettings, User
+from keycrew.identity.models import InstanceSettings, User, UserSession
 from keycrew.packages.models import Package, PackageFile
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
@@ -23,4 +23,5 @@ __all__ = [
     "Project",
     "Route",
     "User",
+    "UserSession",
 ]

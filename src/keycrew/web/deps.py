@@ -1,0 +1,290 @@
+"""Per-request plumbing of the web UI: session cookie → actor, one transaction, CSRF, rendering.
+
+Every page takes ``page: Page = page_dep()``; every form handler takes ``page: Page = form_dep()``,
+which refuses the request (403) unless it carries the CSRF token of its session and comes from
+this site. Like the API's, the dependency opens a session and a transaction, hands the route a
+``Ctx`` whose actor is the signed-in person (``via="web"``, no token scopes), and commits when the
+route returns or rolls back when it raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from keycrew.bootstrap import Runtime
+from keycrew.context import Actor, Ctx
+from keycrew.identity.models import User, UserSession
+from keycrew.identity.sign_in import session_user
+from keycrew.web import security
+from keycrew.web.security import Flash
+from keycrew.web.templating import render_template
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in, as the page header shows it (a snapshot: usable after the session ends)."""
+
+    id: int
+    username: str
+    name: str
+    admin: bool
+
+    @classmethod
+    def of(cls, user: User | None) -> Viewer | None:
+        return None if user is None else cls(user.id, user.username, user.name, user.admin)
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in person: the UI sends the browser to the sign-in form."""
+
+    def __init__(self, back_to: str) -> None:
+        super().__init__(back_to)
+        self.back_to = back_to
+
+
+class CsrfRefused(Exception):
+    """A form arrived without the CSRF token of its session, or from another site."""
+
+
+@dataclass
+class _Cookie:
+    name: str
+    value: str | None  # None: delete it
+    max_age: int | None = None
+    samesite: str = "lax"
+
+
+@dataclass
+class Page:
+    request: Request
+    ctx: Ctx
+    runtime: Runtime
+    session: UserSession | None
+    session_value: str | None
+    csrf_seed: str | None
+    flash: Flash | None = None
+    viewer: Viewer | None = None
+    _cookies: list[_Cookie] = field(default_factory=list)
+
+    # -- who is here --------------------------------------------------------------------------
+
+    @property
+    def user(self) -> User | None:
+        return self.ctx.actor.user
+
+    def require_user(self) -> User:
+        if self.user is None:
+            path = self.request.url.path
+            query = self.request.url.query
+            raise SignInRequired(path + (f"?{query}" if query else ""))
+        return self.user
+
+    @property
+    def secure(self) -> bool:
+        return self.request.url.scheme == "https"
+
+    # -- CSRF and flashes ---------------------------------------------------------------------
+
+    @property
+    def binding(self) -> str:
+        """What this visitor's CSRF tokens and flashes are bound to."""
+        if self.session_value is not None:
+            return "session:" + self.session_value
+        if self.csrf_seed is None:
+            self.csrf_seed = security.new_csrf_seed()
+            self._cookies.append(_Cookie(security.CSRF_COOKIE, self.csrf_seed, samesite="strict"))
+        return "anonymous:" + self.csrf_seed
+
+    @property
+    def csrf(self) -> str:
+        return security.csrf_token(self.runtime.instance.secret_key, self.binding)
+
+    def set_session_cookie(self, value: str | None) -> None:
+        """After sign-in (a new value) or sign-out (None); the pre-session CSRF seed goes either way."""
+        self._cookies.append(_Cookie(security.SESSION_COOKIE, value))
+        self._cookies.append(_Cookie(security.CSRF_COOKIE, None))
+        self.session_value = value
+        self.csrf_seed = None
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def render(self, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+        context = {
+            "request": self.request,
+            "path": self.request.url.path,
+            "current_user": self.viewer,
+            "csrf_field": security.CSRF_FIELD,
+            "csrf": self.csrf,
+            "flash": self.flash,
+            "today": self.ctx.today(),
+            "title": "",
+            **values,
+        }
+        response = HTMLResponse(render_template(template, context), status_code=status)
+        self._finish(response)
+        return response
+
+    def redirect(self, url: str, flash: Flash | None = None) -> RedirectResponse:
+        """303 to ``url`` (a GET), with a flash for the page there."""
+        response = RedirectResponse(url, status_code=303)
+        if flash is not None:
+            sealed = security.seal_flash(self.runtime.instance.secret_key, self.binding, flash)
+            self._cookies.append(_Cookie(security.FLASH_COOKIE, sealed, security.FLASH_LIFETIME, "strict"))
+        self._finish(response)
+        return response
+
+    def notice(self, url: str, message: str) -> RedirectResponse:
+        return self.redirect(url, Flash("notice", message))
+
+    def _finish(self, response: Response) -> None:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+        if self.flash is not None and not any(c.name == security.FLASH_COOKIE for c in self._cookies):
+            self._cookies.append(_Cookie(security.FLASH_COOKIE, None))
+        for cookie in self._cookies:
+            if cookie.value is None:
+                response.delete_cookie(cookie.name, path="/", secure=self.secure, httponly=True)
+            else:
+                response.set_cookie(
+                    cookie.name,
+                    cookie.value,
+                    max_age=cookie.max_age,
+                    path="/",
+                    secure=self.secure,
+                    httponly=True,
+                    samesite=cookie.samesite,  # type: ignore[arg-type]
+                )
+        self._cookies.clear()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run a use case so that, if it raises, what it wrote is undone and the page can still
+        render the form with the error (the request's transaction goes on)."""
+        with self.ctx.db.begin_nested():
+            yield
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def sign_in_url(back_to: str) -> str:
+    return "/users/sign_in" + (f"?redirect_to={quote(back_to, safe='/')}" if back_to not in ("", "/") else "")
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a form was sent from; it must be this site (when it says)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin or origin == "null":
+        return origin is None
+    parts = urlsplit(origin)
+    return parts.scheme == request.url.scheme and parts.netloc == request.url.netloc
+
+
+def _page(request: Request, *, check_csrf: bool, form: dict[str, Any] | None) -> Iterator[Page]:
+    runtime = runtime_of(request)
+    value = request.cookies.get(security.SESSION_COOKIE)
+    with runtime.sessions() as db:
+        if request.method in ("GET", "HEAD"):
+            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        try:
+            ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request), via="web"))
+            found = session_user(ctx, value) if value else None
+            session, user = found if found is not None else (None, None)
+            if user is not None:
+                ctx.actor = Actor(user=user, ip=client_ip(request), via="web")
+            page = Page(
+                request,
+                ctx,
+                runtime,
+                session,
+                value if session is not None else None,
+                request.cookies.get(security.CSRF_COOKIE),
+                viewer=Viewer.of(user),
+            )
+            if check_csrf:
+                presented = (form or {}).get(security.CSRF_FIELD) or request.headers.get(security.CSRF_HEADER)
+                bound = page.binding if (page.session_value or page.csrf_seed) else None
+                secret = runtime.instance.secret_key
+                if not _same_origin(request) or not security.csrf_valid(secret, bound, presented):
+                    raise CsrfRefused
+            elif request.method == "GET":
+                page.flash = security.open_flash(
+                    runtime.instance.secret_key,
+                    page.binding if (page.session_value or page.csrf_seed) else None,
+                    request.cookies.get(security.FLASH_COOKIE),
+                )
+            request.state.web_page = page
+            yield page
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+def _get_page(request: Request) -> Iterator[Page]:
+    yield from _page(request, check_csrf=False, form=None)
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    return {key: form.get(key) for key in form}
+
+
+def _form_page(request: Request, form: dict[str, Any] = Depends(_form)) -> Iterator[Page]:
+    yield from _page(request, check_csrf=True, form=form)
+
+
+def page_dep() -> Any:
+    return Depends(_get_page, scope="function")
+
+
+def form_dep() -> Any:
+    return Depends(_form_page, scope="function")
+
+
+async def form_data(request: Request) -> FormData:
+    """The posted form, with repeated fields (checkboxes) kept as lists."""
+    return FormData(await request.form())
+
+
+class FormData:
+    """Read access to a posted form (the CSRF check has already run)."""
+
+    def __init__(self, form: Any) -> None:
+        self._form = form
+
+    def text(self, name: str) -> str:
+        value = self._form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    def optional(self, name: str) -> str | None:
+        return self.text(name) or None
+
+    def values(self, name: str) -> list[str]:
+        return [v for v in self._form.getlist(name) if isinstance(v, str) and v]
+
+    def flag(self, name: str) -> bool:
+        return self.text(name).lower() in ("1", "true", "on", "yes")
+
+
+def form_dep_data() -> Any:
+    return Depends(form_data)

@@ -1,0 +1,58 @@
+"""Web UI: a group's and a project's overview pages.
+
+Their paths are a full path and nothing more, so they match whatever no other page matched: this
+router is mounted last.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from keycrew.access.groups import groups_query
+from keycrew.access.levels import Visibility
+from keycrew.access.lookup import find_group, find_project
+from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.access.projects import projects_query
+from keycrew.errors import NotFound
+from keycrew.web.deps import Page, page_dep
+
+router = APIRouter()
+
+
+def _plain(full_path: str, thing: str) -> str:
+    """A full path as it appears in a URL; sub-pages (``/-/``) nobody matched are not found."""
+    path = full_path.strip("/")
+    if not path or "/-/" in f"/{path}/":
+        raise NotFound(thing)
+    return path
+
+
+@router.get("/groups/{full_path:path}")
+def group_overview(full_path: str, page: Page = page_dep()) -> Response:
+    page.require_user()
+    ctx = page.ctx
+    group = find_group(ctx, _plain(full_path, "Group"))
+    return page.render(
+        "groups/show.html",
+        title=group.full_name,
+        group=group,
+        visibility=Visibility.from_level(group.visibility_level).value,
+        level=effective_group_level(ctx.db, ctx.actor, group, ctx.today()),
+        subgroups=list(ctx.db.scalars(groups_query(ctx, parent=group))),
+        projects=list(ctx.db.scalars(projects_query(ctx, namespace=group, order_by="name", sort="asc"))),
+    )
+
+
+@router.get("/{full_path:webpath}")
+def project_overview(full_path: str, page: Page = page_dep()) -> Response:
+    page.require_user()
+    ctx = page.ctx
+    project = find_project(ctx, _plain(full_path, "Project"))
+    return page.render(
+        "projects/show.html",
+        title=project.name,
+        project=project,
+        visibility=Visibility.from_level(project.visibility_level).value,
+        level=effective_project_level(ctx.db, ctx.actor, project, ctx.today()),
+        http_url=f"{ctx.instance.external_url}/{project.full_path}.git",
+    )

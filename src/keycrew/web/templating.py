@@ -1,0 +1,88 @@
+"""Jinja2 templates of the web UI, with the filters the pages share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from keycrew.access.levels import AccessLevel
+from keycrew.identity.models import User
+from keycrew.identity.types import UserType
+
+LEVEL_NAMES = {
+    0: "No access",
+    5: "Minimal access",
+    10: "Guest",
+    15: "Planner",
+    20: "Reporter",
+    30: "Developer",
+    40: "Maintainer",
+    50: "Owner",
+}
+
+
+def level_name(level: int | None) -> str:
+    return LEVEL_NAMES.get(int(level or 0), str(level))
+
+
+def date(value: dt.date | dt.datetime | None, empty: str = "Never") -> str:
+    if value is None:
+        return empty
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(dt.UTC).date()
+    return f"{value:%b} {value.day}, {value.year}"
+
+
+def moment(value: dt.datetime | None, empty: str = "Never") -> str:
+    if value is None:
+        return empty
+    value = value.astimezone(dt.UTC)
+    return f"{date(value)} {value:%H:%M} UTC"
+
+
+def iso(value: dt.date | dt.datetime | None) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def badges(user: User) -> list[tuple[str, str]]:
+    """The (label, css modifier) badges a user listing shows beside a name."""
+    found: list[tuple[str, str]] = []
+    kind = user.type
+    if kind is UserType.SERVICE_ACCOUNT:
+        found.append(("Service account", "service"))
+    elif kind.is_internal:
+        found.append(("Internal", "internal"))
+        if kind.is_bot:
+            found.append(("Bot", "bot"))
+    elif kind.is_bot:
+        found.append(("Bot", "bot"))
+    if user.admin and kind is UserType.HUMAN:
+        found.append(("Admin", "admin"))
+    if user.state != "active":
+        found.append((user.state.replace("_", " ").capitalize(), "state"))
+    return found
+
+
+@cache
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("keycrew.web", "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["level_name"] = level_name
+    env.filters["date"] = date
+    env.filters["moment"] = moment
+    env.filters["iso"] = iso
+    env.globals["badges"] = badges
+    env.globals["AccessLevel"] = AccessLevel
+    return env
+
+
+def render_template(name: str, values: dict[str, Any]) -> str:
+    return environment().get_template(name).render(values)
