@@ -43,18 +43,24 @@ run: install
 	$(BIN)/keycrew serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Debian packages the tests drive for real: git (smart HTTP), docker-registry and skopeo
-# (container registry token auth). Installed only when missing.
-SYSTEM_PACKAGES := git:git docker-registry:docker-registry skopeo:skopeo
+# (container registry token auth), Chromium's headless shell and a font for the browser tests and
+# screenshots (Playwright drives Debian's browser; it never downloads one). Each pair is a command
+# or file that tells the package is there, and the package. Installed only when missing.
+SYSTEM_PACKAGES := git:git docker-registry:docker-registry skopeo:skopeo \
+	chromium-headless-shell:chromium-headless-shell \
+	/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 
-git:
+system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+		command -v $$cmd >/dev/null 2>&1 || [ -e "$$cmd" ] || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(APT) update -q && $(APT) install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $$missing; \
 	fi
+
+git: system-packages
 
 lint: install
 	$(BIN)/ruff check .
@@ -72,10 +78,10 @@ migrations-check: install
 		KEYCREW_DATA_DIR="$$tmp" KEYCREW_DATABASE_URL= \
 		$(BIN)/keycrew db check
 
-pytest: install git
+pytest: install system-packages
 	$(BIN)/pytest --durations=15
 
-test: git lint typecheck imports migrations-check pytest
+test: system-packages lint typecheck imports migrations-check pytest
 
 # Benchmarks (not part of `make test`): wrk drives a keycrew started by the script itself.
 bench: install

@@ -26,6 +26,9 @@ from keycrew.bootstrap import Runtime, build, migrate, seed
 from keycrew.clock import OffsetClock
 from keycrew.config import Settings
 
+# Browser fixtures (Playwright driving Debian's Chromium) live in their own module.
+pytest_plugins = ["tests.web_fixtures"]
+
 ROOT_TOKEN = "glpat-keycrew-test-root-token-0001"
 GITLAB_CLI = str(Path(sys.executable).parent / "gitlab")
 ROOT_PASSWORD = "root-password-for-tests"
@@ -172,16 +175,24 @@ def _record_issued_tokens_and_logs(tmp_path_factory: pytest.TempPathFactory) -> 
     hygiene test (tests/test_zz_token_hygiene.py) that greps the logs for those values."""
     import logging
 
+    from keycrew.identity import sign_in
     from keycrew.tokens import secrets as token_secrets
 
     original = token_secrets.generate
+    original_session_secret = sign_in.new_session_secret
 
     def recording_generate(kind_prefix: str, instance_prefix: str = "") -> str:
         value = original(kind_prefix, instance_prefix)
         ISSUED_TOKENS.append(value)
         return value
 
+    def recording_session_secret() -> str:
+        value = original_session_secret()
+        ISSUED_TOKENS.append(value)
+        return value
+
     token_secrets.generate = recording_generate  # type: ignore[assignment]
+    sign_in.new_session_secret = recording_session_secret  # type: ignore[assignment]
     path = tmp_path_factory.mktemp("logs") / "keycrew.log"
     handler = logging.FileHandler(path)
     handler.setLevel(logging.DEBUG)
@@ -197,6 +208,7 @@ def _record_issued_tokens_and_logs(tmp_path_factory: pytest.TempPathFactory) -> 
         yield
     finally:
         token_secrets.generate = original  # type: ignore[assignment]
+        sign_in.new_session_secret = original_session_secret  # type: ignore[assignment]
         root.removeHandler(handler)
         root.setLevel(previous_level)
         handler.close()
