@@ -76,6 +76,19 @@ def filtered(query: Select[Any], filters: TokenFilters, today: dt.date) -> Selec
     return query.order_by(order, pat.id.desc()) if order is not None else query.order_by(pat.id.desc())
 
 
+RECENTLY_INACTIVE_DAYS = 30
+
+
+def recently_inactive(query: Select[Any], today: dt.date, days: int = RECENTLY_INACTIVE_DAYS) -> Select[Any]:
+    """The tokens of ``query`` that stopped being active in the last ``days``: revoked then, or
+    expired then (newest first). Older inactive tokens are kept but no longer shown."""
+    pat = PersonalAccessToken
+    since = today - dt.timedelta(days=days)
+    revoked = pat.revoked.is_(True) & (pat.revoked_at >= dt.datetime.combine(since, dt.time(), dt.UTC))
+    expired = pat.revoked.is_(False) & (pat.expires_at <= today) & (pat.expires_at > since)
+    return query.where(revoked | expired).order_by(pat.id.desc())
+
+
 def owner_of(ctx: Ctx, token: PersonalAccessToken) -> User:
     user = ctx.db.get(User, token.user_id)
     assert user is not None  # tokens are deleted with their user (FK cascade)

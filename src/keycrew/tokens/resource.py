@@ -87,6 +87,14 @@ def can_manage(ctx: Ctx, resource: Resource) -> bool:
     return ctx.actor.is_admin or resource.level_of(ctx) >= resource.manage_level
 
 
+def grantable_levels(ctx: Ctx, resource: Resource) -> tuple[AccessLevel, ...]:
+    """The roles the actor may give a new token here: none above their own (admins: any)."""
+    if ctx.actor.is_admin:
+        return TOKEN_LEVELS
+    own = resource.level_of(ctx)
+    return tuple(level for level in TOKEN_LEVELS if level <= own)
+
+
 def bot_level(ctx: Ctx, resource: Resource, bot_id: int) -> int:
     level = ctx.db.scalar(
         select(Member.access_level).where(

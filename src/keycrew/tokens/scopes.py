@@ -56,3 +56,31 @@ ROOT_TOKEN_SCOPES: tuple[str, ...] = (
     "sudo",
     "admin_mode",
 )
+
+# One line each, as the token forms show them beside their checkboxes.
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "api": "Full read and write access to the API, repositories and registries the account can reach.",
+    "read_api": "Read-only access to the API (GET and HEAD requests only).",
+    "read_user": "Read the account's own profile and other users' public profiles.",
+    "create_runner": "Create CI runners.",
+    "manage_runner": "Manage CI runners.",
+    "k8s_proxy": "Call the Kubernetes API through the agent for Kubernetes.",
+    "self_rotate": "Rotate this token itself, and nothing else.",
+    "read_repository": "Clone and fetch repositories over Git HTTP.",
+    "write_repository": "Clone, fetch and push repositories over Git HTTP.",
+    "read_registry": "Pull container images from the container registry.",
+    "write_registry": "Push container images to the container registry.",
+    "read_virtual_registry": "Pull from virtual registries.",
+    "write_virtual_registry": "Push to virtual registries.",
+    "ai_features": "Use AI features.",
+    "sudo": "Act as any user of the instance (administrators only).",
+    "admin_mode": "Perform administrator actions through the API (administrators only).",
+    "read_service_ping": "Read Service Ping data (administrators only).",
+    "read_package_registry": "Download packages from the package registry.",
+    "write_package_registry": "Upload packages to the package registry.",
+}
+
+
+def described(scopes: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+    """(scope, description) pairs for a form's checkboxes, in the order given."""
+    return [(scope, SCOPE_DESCRIPTIONS.get(scope, "")) for scope in scopes]

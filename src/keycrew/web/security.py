@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 SESSION_COOKIE = "_keycrew_session"
 CSRF_COOKIE = "_keycrew_csrf"
 FLASH_COOKIE = "_keycrew_flash"
-CSRF_FIELD = "authenticity_token"
+CSRF_FIELD = "authenticity_token"  # Rails' name, as GitLab's forms use
 CSRF_HEADER = "x-csrf-token"
 FLASH_LIFETIME = 60  # seconds
 

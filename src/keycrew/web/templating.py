@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
@@ -11,6 +12,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from keycrew.access.levels import AccessLevel
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.web.security import CSRF_FIELD
+
+# The CSRF token of the page being rendered: macros imported without the template's context
+# (Jinja's default for imports) still put it in their forms.
+_csrf: ContextVar[str] = ContextVar("keycrew_web_csrf", default="")
+
+
+def current_csrf() -> str:
+    return _csrf.get()
+
 
 LEVEL_NAMES = {
     0: "No access",
@@ -28,9 +39,11 @@ def level_name(level: int | None) -> str:
     return LEVEL_NAMES.get(int(level or 0), str(level))
 
 
-def date(value: dt.date | dt.datetime | None, empty: str = "Never") -> str:
-    if value is None:
+def date(value: dt.date | dt.datetime | str | None, empty: str = "Never") -> str:
+    if value is None or value == "":
         return empty
+    if isinstance(value, str):
+        value = dt.date.fromisoformat(value)
     if isinstance(value, dt.datetime):
         value = value.astimezone(dt.UTC).date()
     return f"{value:%b} {value.day}, {value.year}"
@@ -81,8 +94,14 @@ def environment() -> Environment:
     env.filters["iso"] = iso
     env.globals["badges"] = badges
     env.globals["AccessLevel"] = AccessLevel
+    env.globals["current_csrf"] = current_csrf
+    env.globals["csrf_field_name"] = CSRF_FIELD
     return env
 
 
 def render_template(name: str, values: dict[str, Any]) -> str:
-    return environment().get_template(name).render(values)
+    reset = _csrf.set(str(values.get("csrf", "")))
+    try:
+        return environment().get_template(name).render(values)
+    finally:
+        _csrf.reset(reset)

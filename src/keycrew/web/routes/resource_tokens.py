@@ -1,7 +1,177 @@
-"""Web UI: (to be written)."""
+"""Web UI: a project's or group's Settings > Access tokens (project and group bots' tokens)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from keycrew.access.lookup import find_group, find_project
+from keycrew.access.models import Project
+from keycrew.errors import BadParameter, KeycrewError
+from keycrew.identity.seats import instance_settings
+from keycrew.tokens import resource as rt
+from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
+from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.errors import describe, status_of
+from keycrew.web.security import Flash
 
 router = APIRouter()
+
+# The form proposes this expiry; the instance's maximum lifetime bounds it.
+DEFAULT_EXPIRY_DAYS = 30
+TEMPLATE = "tokens/access_tokens.html"
+
+
+def _resource(page: Page, kind: str, full_path: str) -> rt.Resource:
+    page.require_user()
+    path = full_path.strip("/")
+    found = find_project(page.ctx, path) if kind == "project" else find_group(page.ctx, path)
+    return rt.Resource.of(found)
+
+
+def _base_url(resource: rt.Resource) -> str:
+    if isinstance(resource.obj, Project):
+        return f"/{resource.obj.full_path}/-/settings/access_tokens"
+    return f"/groups/{resource.obj.full_path}/-/settings/access_tokens"
+
+
+def _date(value: str | None, name: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadParameter(f"{name} is invalid") from None
+
+
+def _level(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise BadParameter("access_level does not have a valid value")
+    return int(value)
+
+
+def _show(
+    page: Page,
+    resource: rt.Resource,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    ctx = page.ctx
+    today = ctx.today()
+    query = rt.tokens_query(ctx, resource)  # only those who may manage tokens get this far
+    active = list(ctx.db.scalars(filtered(query, TokenFilters(state="active"), today)))
+    inactive = list(ctx.db.scalars(recently_inactive(rt.tokens_query(ctx, resource), today)))
+    levels = rt.token_levels(ctx, resource, active + inactive)
+    settings = instance_settings(ctx)
+    grantable = rt.grantable_levels(ctx, resource)
+    default_level = rt.DEFAULT_LEVEL if rt.DEFAULT_LEVEL in grantable else grantable[-1]
+    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
+    form = {
+        "name": "",
+        "description": "",
+        "expires_at": min(today + dt.timedelta(days=DEFAULT_EXPIRY_DAYS), latest).isoformat(),
+        "access_level": str(int(default_level)),
+        "scopes": [],
+    } | (values or {})
+    return page.render(
+        TEMPLATE,
+        status=status,
+        title=f"{resource.kind.capitalize()} access tokens",
+        resource=resource,
+        obj=resource.obj,
+        kind=resource.kind,
+        base_url=_base_url(resource),
+        level=resource.level_of(ctx),
+        active=active,
+        inactive=inactive,
+        levels=levels,
+        grantable=[(int(level), level.label) for level in grantable],
+        scope_choices=described(RESOURCE_BOT_SCOPES),
+        form=form,
+        min_date=(today + dt.timedelta(days=1)).isoformat(),
+        max_date=latest.isoformat(),
+        expiry_required=settings.require_personal_access_token_expiry,
+        error=error,
+        today=today,
+    )
+
+
+def _token_id(raw: str) -> str:
+    if not raw.isdigit():
+        raise BadParameter("token_id is invalid")
+    return raw
+
+
+def _register(kind: str, prefix: str) -> None:
+    base = prefix + "/-/settings/access_tokens"
+
+    @router.get(base, name=f"web_{kind}_access_tokens")
+    def show(full_path: str, page: Page = page_dep()) -> Response:
+        return _show(page, _resource(page, kind, full_path))
+
+    @router.post(base, name=f"web_create_{kind}_access_token")
+    def create(full_path: str, page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+        resource = _resource(page, kind, full_path)
+        name, description = form.text("name"), form.text("description")
+        expires_at, access_level, scopes = (
+            form.text("expires_at"),
+            form.text("access_level"),
+            form.values("scopes"),
+        )
+        values: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "expires_at": expires_at,
+            "access_level": access_level,
+            "scopes": scopes,
+        }
+        try:
+            with page.savepoint():
+                issued, _bot_level = rt.create_resource_token(
+                    page.ctx,
+                    resource,
+                    name=name,
+                    scopes=scopes,
+                    access_level=_level(access_level),
+                    expires_at=_date(expires_at, "expires_at"),
+                    description=description or None,
+                )
+        except KeycrewError as exc:
+            return _show(page, resource, status=status_of(exc), error=describe(exc), values=values)
+        message = f"Your new {resource.kind} access token “{issued.token.name}” has been created."
+        return page.redirect(_base_url(resource), Flash("notice", message, secret=issued.value))
+
+    @router.post(base + "/{token_id}/rotate", name=f"web_rotate_{kind}_access_token")
+    def rotate(full_path: str, token_id: str, page: Page = form_dep()) -> Response:
+        resource = _resource(page, kind, full_path)
+        try:
+            with page.savepoint():
+                token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
+                issued, _bot_level = rt.rotate_resource_token(page.ctx, resource, token)
+        except KeycrewError as exc:
+            return _show(page, resource, status=status_of(exc), error=describe(exc))
+        message = f"The token “{issued.token.name}” has been rotated: the old value no longer works."
+        return page.redirect(_base_url(resource), Flash("notice", message, secret=issued.value))
+
+    @router.post(base + "/{token_id}/revoke", name=f"web_revoke_{kind}_access_token")
+    def revoke(full_path: str, token_id: str, page: Page = form_dep()) -> Response:
+        resource = _resource(page, kind, full_path)
+        try:
+            with page.savepoint():
+                token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
+                name = token.name
+                rt.revoke_resource_token(page.ctx, resource, token)
+        except KeycrewError as exc:
+            return _show(page, resource, status=status_of(exc), error=describe(exc))
+        return page.notice(_base_url(resource), f"The token “{name}” has been revoked.")
+
+
+_register("project", "/{full_path:webpath}")
+_register("group", "/groups/{full_path:path}")
