@@ -17,12 +17,13 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: bench help run test install lint typecheck imports migrations-check pytest git system-packages clean
+.PHONY: bench screenshots help run test install lint typecheck imports migrations-check pytest git system-packages clean
 
 help:
 	@echo "make run    set up .venv, migrate ./data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   set up .venv (with dev tools) and run every check and test"
 	@echo "make bench  run the benchmarks under bench/ (installs wrk when missing)"
+	@echo "make screenshots  save the web UI's main pages to docs/screenshots/ (headless Chromium)"
 	@echo "make clean  remove .venv and caches (./data is kept)"
 
 $(BIN)/pip:
@@ -88,6 +89,10 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q wrk; }
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/git.py
+
+# Pictures of the web UI for the docs: a throwaway keycrew, a small seeded forge, Chromium.
+screenshots: install system-packages
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build *.egg-info src/*.egg-info
