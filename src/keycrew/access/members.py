@@ -519,3 +519,100 @@ def _remove_from_subresources(ctx: Ctx, group: Namespace, user: User) -> None:
         project_member = _row(ctx.db, Source(project), user.id)
         if project_member is not None:
             _delete(ctx, Source(project), project_member, user)
+
+
+# -- what a members page may offer --------------------------------------------------------------
+
+BOT_MANAGED = "Managed by its access token"
+PERSONAL_HOLDER = "Holds the personal namespace"
+LAST_OWNER = "The last Owner: add another Owner before changing this role"
+
+
+@dataclass(frozen=True)
+class MemberControls:
+    """What the actor may do to one listed membership, by the rules of the use cases below.
+
+    ``roles``: the levels ``update_member`` would accept (empty: the role cannot change);
+    ``expiry``: whether the expiry date may change; ``remove``: whether ``remove_member`` would
+    remove it; ``note``: why a row has no controls, when the reason is its own (bots, the last
+    Owner, the holder of a personal namespace).
+    """
+
+    roles: tuple[AccessLevel, ...] = ()
+    expiry: bool = False
+    remove: bool = False
+    note: str | None = None
+
+    @property
+    def editable(self) -> bool:
+        return bool(self.roles) or self.expiry
+
+
+def is_direct(source: Source, found: Membership) -> bool:
+    """Whether a listed membership belongs to ``source`` itself (not inherited from a group)."""
+    return found.source_type == source.type.value and found.source_id == source.id
+
+
+def grantable_levels(ctx: Ctx, source: Source) -> list[AccessLevel]:
+    """The roles the actor may give on ``source``, lowest first; empty when they cannot add members.
+
+    Nobody but an Owner (or admin) grants a level above their own, and only Owners grant Owner on a
+    project (``add_member``). Minimal access is offered on groups only, as GitLab's role lists do.
+    """
+    if not can_admin_members(ctx, source):
+        return []
+    own = actor_level(ctx, source)
+    levels = sorted(AccessLevel(level) for level in MEMBER_LEVELS)
+    return [
+        level
+        for level in levels
+        if (own >= AccessLevel.OWNER or level <= own)
+        and not (source.is_project and level == AccessLevel.MINIMAL_ACCESS)
+    ]
+
+
+def member_controls(ctx: Ctx, source: Source, found: Membership) -> MemberControls:
+    """What the actor may do to ``found`` (one row of ``all_members``) on ``source``'s Members page.
+
+    Mirrors ``update_member`` and ``remove_member``: project bots are managed by their token only;
+    inherited members are changed where they are direct members; a project's Owners are changed by
+    Owners only; a group's last Owner keeps the role and stays; a new role is never below the one
+    the member inherits.
+    """
+    user, member = found.user, found.member
+    if is_project_bot(user):
+        return MemberControls(note=BOT_MANAGED)
+    if not is_direct(source, found):
+        return MemberControls()
+    if _is_personal_holder(source, user.id):
+        return MemberControls(note=PERSONAL_HOLDER)
+    if not can_admin_members(ctx, source):
+        return MemberControls()
+    if source.is_project and member.access_level >= AccessLevel.OWNER and not _may_manage_owners(ctx, source):
+        return MemberControls()
+    if _is_last_owner(ctx, source, member):
+        return MemberControls(expiry=True, note=LAST_OWNER)
+    inherited, _group = _inherited_level(ctx, source, user.id)
+    roles = tuple(level for level in grantable_levels(ctx, source) if level >= inherited)
+    return MemberControls(roles=roles, expiry=True, remove=True)
+
+
+def find_invitee(ctx: Ctx, source: Source, ref: str) -> User:
+    """The user an "Add members" form names by username (``@`` optional) or e-mail address.
+
+    Only those who administer ``source``'s members may look users up this way (so that nobody
+    else learns which addresses have accounts). Raises Forbidden, NotFound("User").
+    """
+    if not can_admin_members(ctx, source):
+        raise Forbidden("403 Forbidden")
+    text = ref.strip()
+    if not text:
+        raise Invalid.field("username", "can't be blank")
+    if "@" in text[1:]:
+        condition = User.email == text.lower()
+    else:
+        condition = User.username_lower == text.removeprefix("@").lower()
+    user = ctx.db.scalars(select(User).where(condition)).first()
+    if user is None:
+        raise NotFound("User")
+    return user

@@ -128,6 +128,19 @@ def check_deploy_scopes(scopes: list[str]) -> list[str]:
     return [scope for scope in DEPLOY_SCOPES if scope in scopes]
 
 
+def can_manage_deploy_tokens(
+    ctx: Ctx, *, project: Project | None = None, group: Namespace | None = None
+) -> bool:
+    """Whether the actor may create and revoke deploy tokens of ``project`` or ``group``: a project
+    Maintainer / group Owner (or admin). Seeing them needs only Maintainer, for groups too."""
+    holder = _Holder.of(project, group)
+    try:
+        holder.require(ctx, holder.manage_level)
+    except Forbidden:
+        return False
+    return True
+
+
 def _check_name(name: str) -> str:
     if not name.strip():
         raise MissingParameter("name is missing")

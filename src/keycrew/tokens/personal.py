@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, select
 
 from keycrew.context import Ctx
-from keycrew.errors import BadParameter, Forbidden, NotFound, Unauthenticated
+from keycrew.db.base import MAX_ID
+from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
+from keycrew.identity.seats import instance_settings
 from keycrew.identity.types import UserType
 from keycrew.identity.users import user_entity
 from keycrew.tokens import lifecycle
 from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
-from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES
+from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
 
 
 def create_personal_access_token(
@@ -80,7 +83,7 @@ def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
     query = select(PersonalAccessToken)
     if actor.is_admin:
         if user_id is not None:
-            if ctx.db.get(User, user_id) is None:
+            if not 0 < user_id <= MAX_ID or ctx.db.get(User, user_id) is None:
                 raise NotFound("User")
             query = query.where(PersonalAccessToken.user_id == user_id)
         return query
@@ -96,7 +99,7 @@ def find_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
     NotFound, others Unauthenticated, so that ids cannot be probed."""
     actor = ctx.actor
     assert actor.user is not None
-    token = ctx.db.get(PersonalAccessToken, token_id)
+    token = ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or (not actor.is_admin and token.user_id != actor.user.id):
         if actor.is_admin:
             raise NotFound("Personal Access Token")
@@ -158,3 +161,129 @@ def create_impersonation_token(
     return issue_audited(
         ctx, user, user_entity(user), name=name, scopes=scopes, expires_at=expires_at, impersonation=True
     )
+
+
+# -- the signed-in person's own tokens (the web UI's Personal access tokens page) ----------------
+
+# The form's default expiry, as GitLab's UI has it since 15.3 (never beyond the instance maximum).
+SIGNED_IN_DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """The expiration dates a person may choose for a new token of their own, today."""
+
+    earliest: dt.date
+    latest: dt.date
+    default: dt.date
+    required: bool
+
+
+def own_token_expiry_policy(ctx: Ctx) -> ExpiryPolicy:
+    """Tomorrow at the earliest, today + the instance's maximum lifetime at the latest, 30 days
+    ahead by default; ``required`` unless the instance allows tokens that never expire."""
+    settings = instance_settings(ctx)
+    today = ctx.today()
+    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
+    default = min(today + dt.timedelta(days=SIGNED_IN_DEFAULT_DAYS), latest)
+    return ExpiryPolicy(
+        earliest=today + dt.timedelta(days=1),
+        latest=latest,
+        default=default,
+        required=settings.require_personal_access_token_expiry,
+    )
+
+
+def own_token_scopes(user: User) -> tuple[str, ...]:
+    """The scopes a signed-in person may give a token of their own: every non-admin scope, and
+    the admin ones for administrators (GitLab's UI; the API's self-service create is narrower)."""
+    return ALL_SCOPES if user.admin else NON_ADMIN_SCOPES
+
+
+def _signed_in_person(ctx: Ctx) -> User:
+    """The person acting through a signed-in session (no token), who may hold personal tokens.
+
+    Raises Unauthenticated for anonymous visitors; Forbidden for an actor using a token, for bots,
+    service accounts, internal and blocked users (none of them may sign in to the UI anyway).
+    """
+    user = ctx.actor.user
+    if user is None:
+        raise Unauthenticated("401 Unauthorized")
+    if ctx.actor.token_id is not None:
+        raise Forbidden("403 Forbidden - Tokens can only be managed this way from a signed-in session")
+    if user.is_internal:
+        raise Forbidden("403 Forbidden - This action cannot be performed by internal users")
+    if user.is_bot:
+        raise Forbidden("403 Forbidden - Bots and service accounts cannot create tokens for themselves")
+    if user.is_blocked:
+        raise Forbidden("403 Forbidden - The user is blocked")
+    return user
+
+
+def create_signed_in_personal_access_token(
+    ctx: Ctx,
+    *,
+    name: str,
+    scopes: list[str],
+    expires_at: dt.date | None,
+    description: str | None = None,
+) -> IssuedToken:
+    """A signed-in person issues themselves a personal access token (the UI's create form).
+
+    Unlike POST /user/personal_access_tokens, any scope of ``own_token_scopes`` may be chosen.
+    ``expires_at`` None means "never", allowed only when the instance does not require expiry.
+    Raises Forbidden for token-authenticated actors, bots, service accounts, internal and blocked
+    users; MissingParameter/BadParameter for absent or unavailable scopes; Invalid for a bad name,
+    description, or an expiry that is blank (when required), not after today, or past the maximum.
+    """
+    user = _signed_in_person(ctx)
+    scopes = check_scopes(scopes, own_token_scopes(user))
+    if expires_at is None and own_token_expiry_policy(ctx).required:
+        raise Invalid.field("expires_at", "can't be blank")
+    expires_at = check_expiry(ctx, expires_at)
+    return issue_audited(
+        ctx, user, user_entity(user), name=name, scopes=scopes, expires_at=expires_at, description=description
+    )
+
+
+def own_tokens_query(ctx: Ctx) -> Select[Any]:
+    """The signed-in person's own personal access tokens (never impersonation tokens, and never
+    anyone else's, admins included), newest first."""
+    user = _signed_in_person(ctx)
+    return (
+        select(PersonalAccessToken)
+        .where(PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(False))
+        .order_by(PersonalAccessToken.id.desc())
+    )
+
+
+def find_own_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
+    """One of the signed-in person's own tokens; NotFound for any other id (admins included)."""
+    user = _signed_in_person(ctx)
+    token = ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None
+    if token is None or token.user_id != user.id or token.impersonation:
+        raise NotFound("Personal Access Token")
+    return token
+
+
+def revoke_own_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
+    """The signed-in person revokes one of their tokens; returns it.
+
+    Raises NotFound when it is not theirs, Invalid when it was revoked already.
+    """
+    token = find_own_token(ctx, token_id)
+    if not lifecycle.revoke(ctx, token):
+        raise Invalid("This token has already been revoked")
+    return token
+
+
+def rotate_own_token(ctx: Ctx, token_id: int) -> IssuedToken:
+    """The signed-in person rotates one of their tokens: it is revoked and its successor (same
+    name, description, scopes; the default new expiry) is returned with its value, once.
+
+    Raises NotFound when it is not theirs, Invalid when it is no longer active.
+    """
+    token = find_own_token(ctx, token_id)
+    if token.is_expired(ctx.today()):
+        raise Invalid("This token has expired and can no longer be rotated")
+    return lifecycle.rotate(ctx, token)

@@ -20,11 +20,17 @@ def _humanize(field: str) -> str:
     return field.replace("_", " ").capitalize()
 
 
+def _sentence(field: str, message: str) -> str:
+    # "base" errors are about the whole record (Rails' convention): they read without a field name.
+    text = message[:1].upper() + message[1:] if field == "base" else f"{_humanize(field)} {message}"
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def describe(exc: errors.KeycrewError) -> str:
     """One readable sentence for a person, from any domain error."""
     if isinstance(exc, errors.Invalid) and exc.errors:
         return " ".join(
-            f"{_humanize(name)} {message}." for name, messages in exc.errors.items() for message in messages
+            _sentence(name, message) for name, messages in exc.errors.items() for message in messages
         )
     if isinstance(exc, errors.NotFound):
         return f"{exc.thing} not found."

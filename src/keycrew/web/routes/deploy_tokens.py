@@ -1,7 +1,178 @@
-"""Web UI: (to be written)."""
+"""Web UI: a project's and a group's Settings > Deploy tokens (create, show once, revoke)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Response
+
+from keycrew.access.lookup import find_group, find_project
+from keycrew.access.models import Namespace, Project
+from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.errors import BadParameter, KeycrewError, NotFound
+from keycrew.tokens import deploy
+from keycrew.tokens.scopes import described
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.errors import describe, status_of
+from keycrew.web.security import Flash
 
 router = APIRouter()
+
+SETTINGS = "/-/settings/deploy_tokens"
+
+
+@dataclass
+class _Holder:
+    """The project or the group whose deploy tokens a page shows."""
+
+    project: Project | None = None
+    group: Namespace | None = None
+
+    @property
+    def url(self) -> str:
+        if self.project is not None:
+            return f"/{self.project.full_path}{SETTINGS}"
+        assert self.group is not None
+        return f"/groups/{self.group.full_path}{SETTINGS}"
+
+    @property
+    def title(self) -> str:
+        if self.project is not None:
+            return self.project.name
+        assert self.group is not None
+        return self.group.full_name
+
+    def level(self, page: Page) -> int:
+        ctx = page.ctx
+        if self.project is not None:
+            return effective_project_level(ctx.db, ctx.actor, self.project, ctx.today())
+        assert self.group is not None
+        return effective_group_level(ctx.db, ctx.actor, self.group, ctx.today())
+
+
+@dataclass
+class _Draft:
+    """What the create form holds: empty at first, the posted values after a refusal."""
+
+    name: str = ""
+    username: str = ""
+    expires_at: str = ""
+    scopes: list[str] = field(default_factory=list)
+
+
+def _project(page: Page, full_path: str) -> _Holder:
+    page.require_user()
+    return _Holder(project=find_project(page.ctx, full_path.strip("/")))
+
+
+def _group(page: Page, full_path: str) -> _Holder:
+    page.require_user()
+    return _Holder(group=find_group(page.ctx, full_path.strip("/")))
+
+
+def _render(
+    page: Page, holder: _Holder, *, draft: _Draft | None = None, error: str | None = None, status: int = 200
+) -> Response:
+    ctx = page.ctx
+    # Below the level that may see them, this raises Forbidden: the UI answers with its 403 page.
+    tokens = deploy.list_deploy_tokens(ctx, project=holder.project, group=holder.group)
+    today = ctx.today()
+    return page.render(
+        "tokens/deploy_tokens.html",
+        status=status,
+        title=f"Deploy tokens · {holder.title}",
+        project=holder.project,
+        group=holder.group,
+        level=holder.level(page),
+        action=holder.url,
+        can_manage=deploy.can_manage_deploy_tokens(ctx, project=holder.project, group=holder.group),
+        active=[t for t in reversed(tokens) if t.is_active(today)],
+        inactive=[t for t in reversed(tokens) if not t.is_active(today)],
+        scope_choices=described(deploy.DEPLOY_SCOPES),
+        draft=draft or _Draft(),
+        error=error,
+    )
+
+
+def _date(raw: str | None) -> dt.date | None:
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadParameter("expires_at is not a valid date") from None
+
+
+def _create(page: Page, holder: _Holder, form: FormData) -> Response:
+    draft = _Draft(
+        name=form.text("name"),
+        username=form.text("username"),
+        expires_at=form.text("expires_at"),
+        scopes=form.values("scopes"),
+    )
+    try:
+        with page.savepoint():
+            issued = deploy.create_deploy_token(
+                page.ctx,
+                project=holder.project,
+                group=holder.group,
+                name=draft.name,
+                scopes=draft.scopes,
+                expires_at=_date(draft.expires_at),
+                username=draft.username or None,
+            )
+    except KeycrewError as exc:
+        return _render(page, holder, draft=draft, error=describe(exc), status=status_of(exc))
+    return page.redirect(
+        holder.url,
+        Flash(
+            "notice",
+            "Your new deploy token has been created.",
+            secret=issued.value,
+            username=issued.token.username,
+        ),
+    )
+
+
+def _revoke(page: Page, holder: _Holder, token_id: str) -> Response:
+    if not token_id.isascii() or not token_id.isdigit():
+        raise NotFound("Deploy Token")
+    token = deploy.find_deploy_token(page.ctx, int(token_id), project=holder.project, group=holder.group)
+    if not deploy.revoke_deploy_token(page.ctx, token):
+        return page.notice(holder.url, f"The deploy token {token.name} was already revoked.")
+    return page.notice(holder.url, f"Revoked the deploy token {token.name}.")
+
+
+@router.get("/groups/{full_path:path}" + SETTINGS)
+def group_deploy_tokens(full_path: str, page: Page = page_dep()) -> Response:
+    return _render(page, _group(page, full_path))
+
+
+@router.post("/groups/{full_path:path}" + SETTINGS)
+def create_group_deploy_token(
+    full_path: str, page: Page = form_dep(), form: FormData = form_dep_data()
+) -> Response:
+    return _create(page, _group(page, full_path), form)
+
+
+@router.post("/groups/{full_path:path}" + SETTINGS + "/{token_id}/revoke")
+def revoke_group_deploy_token(full_path: str, token_id: str, page: Page = form_dep()) -> Response:
+    return _revoke(page, _group(page, full_path), token_id)
+
+
+@router.get("/{full_path:webpath}" + SETTINGS)
+def project_deploy_tokens(full_path: str, page: Page = page_dep()) -> Response:
+    return _render(page, _project(page, full_path))
+
+
+@router.post("/{full_path:webpath}" + SETTINGS)
+def create_project_deploy_token(
+    full_path: str, page: Page = form_dep(), form: FormData = form_dep_data()
+) -> Response:
+    return _create(page, _project(page, full_path), form)
+
+
+@router.post("/{full_path:webpath}" + SETTINGS + "/{token_id}/revoke")
+def revoke_project_deploy_token(full_path: str, token_id: str, page: Page = form_dep()) -> Response:
+    return _revoke(page, _project(page, full_path), token_id)

@@ -1,7 +1,126 @@
-"""Web UI: (to be written)."""
+"""Web UI: the signed-in person's own Personal access tokens (create, show once, rotate, revoke)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, Response
+
+from keycrew.errors import BadParameter, Invalid, KeycrewError, NotFound
+from keycrew.tokens import personal
+from keycrew.tokens.lifecycle import RECENTLY_INACTIVE_DAYS, TokenFilters, filtered, recently_inactive
+from keycrew.tokens.scopes import described
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.errors import describe, status_of
+from keycrew.web.security import Flash
 
 router = APIRouter()
+
+URL = "/-/user_settings/personal_access_tokens"
+
+
+@dataclass
+class _Draft:
+    """What the create form holds: the defaults at first, the posted values after a refusal."""
+
+    name: str = ""
+    description: str = ""
+    expires_at: str = ""
+    scopes: list[str] = field(default_factory=list)
+
+
+def _render(
+    page: Page, *, draft: _Draft | None = None, error: str | None = None, status: int = 200
+) -> Response:
+    user = page.require_user()
+    ctx = page.ctx
+    today = ctx.today()
+    policy = personal.own_token_expiry_policy(ctx)
+    mine = personal.own_tokens_query(ctx)
+    return page.render(
+        "tokens/personal_tokens.html",
+        status=status,
+        title="Personal access tokens",
+        policy=policy,
+        scope_choices=described(personal.own_token_scopes(user)),
+        draft=draft or _Draft(expires_at=policy.default.isoformat()),
+        error=error,
+        active=list(ctx.db.scalars(filtered(mine, TokenFilters(state="active"), today))),
+        inactive=list(ctx.db.scalars(recently_inactive(mine, today))),
+        inactive_days=RECENTLY_INACTIVE_DAYS,
+    )
+
+
+def _date(raw: str) -> dt.date | None:
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadParameter("expires_at is not a valid date") from None
+
+
+def _token_id(raw: str) -> int:
+    if not raw.isascii() or not raw.isdigit():
+        raise NotFound("Personal Access Token")
+    return int(raw)
+
+
+@router.get(URL)
+def personal_access_tokens(page: Page = page_dep()) -> Response:
+    return _render(page)
+
+
+@router.post(URL)
+def create_personal_access_token(page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+    page.require_user()
+    draft = _Draft(
+        name=form.text("name"),
+        description=form.text("description"),
+        expires_at=form.text("expires_at"),
+        scopes=form.values("scopes"),
+    )
+    try:
+        with page.savepoint():
+            issued = personal.create_signed_in_personal_access_token(
+                page.ctx,
+                name=draft.name,
+                scopes=draft.scopes,
+                expires_at=_date(draft.expires_at),
+                description=draft.description or None,
+            )
+    except KeycrewError as exc:
+        return _render(page, draft=draft, error=describe(exc), status=status_of(exc))
+    return page.redirect(
+        URL, Flash("notice", "Your new personal access token has been created.", secret=issued.value)
+    )
+
+
+@router.post(URL + "/{token_id}/rotate")
+def rotate_personal_access_token(token_id: str, page: Page = form_dep()) -> Response:
+    page.require_user()
+    try:
+        with page.savepoint():
+            issued = personal.rotate_own_token(page.ctx, _token_id(token_id))
+    except Invalid as exc:  # no longer active (another tab, a second click): say so on the page
+        return page.redirect(URL, Flash("alert", describe(exc)))
+    return page.redirect(
+        URL,
+        Flash(
+            "notice",
+            f"The personal access token {issued.token.name} has been rotated.",
+            secret=issued.value,
+        ),
+    )
+
+
+@router.post(URL + "/{token_id}/revoke")
+def revoke_personal_access_token(token_id: str, page: Page = form_dep()) -> Response:
+    page.require_user()
+    try:
+        with page.savepoint():
+            token = personal.revoke_own_token(page.ctx, _token_id(token_id))
+    except Invalid as exc:  # no longer active (another tab, a second click): say so on the page
+        return page.redirect(URL, Flash("alert", describe(exc)))
+    return page.notice(URL, f"Revoked the personal access token {token.name}.")
