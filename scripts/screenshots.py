@@ -197,7 +197,7 @@ def main() -> int:
                 shoot(page, f"/{project_path}/-/settings/deploy_tokens", "project-deploy-tokens")
                 shoot(page, "/-/user_settings/personal_access_tokens", "personal-access-tokens")
                 shoot(page, "/admin/users", "admin-users")
-                shoot(page, "/admin/users?filter=bots", "admin-users-bots")
+                shoot(page, "/admin/users?tab=bots", "admin-users-bots")
                 shoot(page, "/admin/users/alice", "admin-user")
                 shoot(page, "/admin/service_accounts", "admin-service-accounts")
                 shoot(page, f"/admin/service_accounts/{account['id']}", "admin-service-account")

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, false, func, select
 
 from keycrew.audit.models import AuditEvent
 from keycrew.audit.service import INSTANCE_ENTITY
@@ -34,9 +34,28 @@ class EventFilter:
     created_before: dt.datetime | None = None
     entity_type: str | None = None
     entity_id: int | None = None
+    # The admin area's filters (the API passes none of them):
+    # the actor's username as the event recorded it (any case, with or without "@"),
+    author_username: str | None = None
+    # text found anywhere in the target's details (any case),
+    target: str | None = None
+    # and one event name (an audit.events.Event value).
+    event_name: str | None = None
+
+
+def _like(value: str) -> str:
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _filtered(query: Select[Any], flt: EventFilter) -> Select[Any]:
+    if flt.author_username is not None:
+        author = flt.author_username.removeprefix("@").lower()
+        query = query.where(func.lower(AuditEvent.author_name) == author)
+    if flt.target is not None:
+        query = query.where(func.lower(AuditEvent.target_details).like(_like(flt.target), escape="\\"))
+    if flt.event_name is not None:
+        query = query.where(AuditEvent.event_name == flt.event_name)
     if flt.created_after is not None:
         query = query.where(AuditEvent.created_at >= flt.created_after)
     if flt.created_before is not None:

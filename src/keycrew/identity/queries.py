@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, func, select
@@ -11,7 +12,8 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
-from keycrew.identity.types import NON_INTERNAL_TYPES, UserState, UserType
+from keycrew.identity.seats import instance_settings
+from keycrew.identity.types import INTERNAL_TYPES, NON_INTERNAL_TYPES, UserState, UserType
 
 ORDER_BY = ("id", "name", "username", "created_at", "updated_at")
 SORT = ("asc", "desc")
@@ -19,6 +21,31 @@ SORT = ("asc", "desc")
 HIDDEN_STATES = ("blocked", "banned", "ldap_blocked")
 # Shorter search terms match names and usernames exactly, longer ones anywhere.
 MIN_CHARS_FOR_PARTIAL_MATCH = 3
+
+
+class UserKind(StrEnum):
+    """The four kinds of account a user listing tells apart; every user type is of exactly one."""
+
+    HUMANS = "humans"
+    BOTS = "bots"
+    SERVICE_ACCOUNTS = "service_accounts"
+    INTERNAL = "internal"
+
+
+KIND_TYPES: dict[UserKind, frozenset[UserType]] = {
+    # People (and GitLab.com's integration users, which are not machines of this instance).
+    UserKind.HUMANS: frozenset({UserType.HUMAN, UserType.SERVICE_USER}),
+    # Project and group bots: one per project or group access token.
+    UserKind.BOTS: frozenset({UserType.PROJECT_BOT}),
+    UserKind.SERVICE_ACCOUNTS: frozenset({UserType.SERVICE_ACCOUNT}),
+    # Ghost, placeholders and the system's bots (Admin Bot, Support Bot...).
+    UserKind.INTERNAL: INTERNAL_TYPES,
+}
+
+
+def kind_of(user: User) -> UserKind:
+    """Which of the four kinds ``user`` is."""
+    return next(kind for kind, types in KIND_TYPES.items() if user.type in types)
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,8 @@ class UserFilters:
     public_email: str | None = None
     # /search?scope=users matches partially whatever the length of the term.
     minimum_char_limit: bool = True
+    # One UserKind value (the admin area's tabs); None lists every kind.
+    kind: str | None = None
 
 
 def get_user(ctx: Ctx, user_id: int) -> User | None:
@@ -113,6 +142,8 @@ def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
     BadParameter for an unknown order_by or sort.
     """
     check_order(filters.order_by, filters.sort)
+    if filters.kind is not None:
+        _kind_condition(filters.kind)  # BadParameter before anything else
     actor = ctx.actor
     admin = actor.is_admin
     if actor.is_anonymous and not filters.username:
@@ -157,6 +188,8 @@ def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
         query = query.where(User.user_type.in_([int(t) for t in NON_INTERNAL_TYPES]))
     if filters.without_project_bots:
         query = query.where(User.user_type != int(UserType.PROJECT_BOT))
+    if filters.kind is not None:
+        query = query.where(_kind_condition(filters.kind))
     if (admin and filters.two_factor == "enabled") or filters.public_email is not None:
         query = query.where(User.id.is_(None))
     return _ordered(query, filters, admin=admin, search_term=search_term)
@@ -182,3 +215,75 @@ def _ordered(
         return query.order_by(primary)
     # Ties broken by id in the same direction, as GitLab does.
     return query.order_by(primary, User.id.asc() if sort == "asc" else User.id.desc())
+
+
+def _kind_condition(kind: str) -> ColumnElement[bool]:
+    if kind not in {k.value for k in UserKind}:
+        raise BadParameter("kind does not have a valid value")
+    return User.user_type.in_(sorted(int(t) for t in KIND_TYPES[UserKind(kind)]))
+
+
+def users_by_kind(ctx: Ctx, filters: UserFilters) -> dict[str, int]:
+    """How many users ``users_query`` finds with ``filters`` (its ``kind`` aside), in all
+    (``"all"``) and per UserKind value: the admin area's tab counts. One query."""
+    listed = users_query(ctx, replace(filters, kind=None, order_by=None, sort=None)).order_by(None).subquery()
+    per_type: dict[int, int] = dict(
+        ctx.db.execute(select(listed.c.user_type, func.count()).group_by(listed.c.user_type)).all()
+    )
+    counts = {"all": sum(per_type.values())}
+    for kind, types in KIND_TYPES.items():
+        counts[kind.value] = sum(n for user_type, n in per_type.items() if UserType(user_type) in types)
+    return counts
+
+
+def find_user_by_username(ctx: Ctx, username: str) -> User:
+    """The user called ``username`` (any case), as ``ctx.actor`` may see them (non-admins never
+    find blocked or banned users). Raises NotFound("User")."""
+    if not username or len(username) > 255:
+        raise NotFound("User")
+    query = select(User).where(User.username_lower == username.lower())
+    if not ctx.actor.is_admin:
+        query = query.where(User.state.not_in(HIDDEN_STATES))
+    user = ctx.db.scalars(query).first()
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
+class AdminAction(StrEnum):
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+    DEACTIVATE = "deactivate"
+    ACTIVATE = "activate"
+    UNLOCK = "unlock"
+    DELETE = "delete"
+    DELETE_WITH_CONTRIBUTIONS = "delete_with_contributions"
+
+
+def admin_actions(ctx: Ctx, user: User) -> tuple[AdminAction, ...]:
+    """The actions an admin is offered on ``user`` in its current state, in the order shown.
+
+    None for non-admins, and none on internal users (nobody can change them). Blocked users can be
+    unblocked, others blocked (not oneself); active users can be deactivated and deactivated ones
+    activated; a locked account can be unlocked; anyone else can be deleted, keeping or removing
+    what they authored. The use cases still decide when asked, and may refuse (a user active in
+    the last 90 days cannot be deactivated; the sole Owner of a group is not deleted softly).
+    """
+    # Imported here: sign_in depends on this module.
+    from keycrew.identity.sign_in import is_locked
+
+    if not ctx.actor.is_admin or user.is_internal:
+        return ()
+    actions: list[AdminAction] = []
+    if user.is_blocked:
+        actions.append(AdminAction.UNBLOCK)
+    elif user.id != ctx.actor.user_id:
+        actions.append(AdminAction.BLOCK)
+    if user.state == UserState.ACTIVE:
+        actions.append(AdminAction.DEACTIVATE)
+    elif user.state == UserState.DEACTIVATED:
+        actions.append(AdminAction.ACTIVATE)
+    if is_locked(user, instance_settings(ctx), ctx.now()):
+        actions.append(AdminAction.UNLOCK)
+    actions += [AdminAction.DELETE, AdminAction.DELETE_WITH_CONTRIBUTIONS]
+    return tuple(actions)

@@ -160,3 +160,82 @@ def set_license(ctx: Ctx, plan: str, seats: int | None) -> InstanceSettings:
         changes={"from": old, "to": {"plan": plan, "seats": seats}},
     )
     return settings
+
+
+@dataclass(frozen=True)
+class SeatBreakdown:
+    """Who takes a seat and who does not, for the admin area's Seats page.
+
+    Every user is counted exactly once: ``billable`` plus the non-billable groups add up to
+    ``total``.
+    """
+
+    plan: str
+    # Paid seats of the license; None means unlimited.
+    seats: int | None
+    billable: int
+    # Project and group bots.
+    bots: int
+    service_accounts: int
+    internal: int
+    # People who are blocked, banned, deactivated or pending approval.
+    inactive_humans: int
+    # Active people with no role above Guest: free on Ultimate (always 0 on other plans).
+    guests: int
+
+    @property
+    def guests_are_free(self) -> bool:
+        return self.plan == Plan.ULTIMATE
+
+    @property
+    def non_billable(self) -> int:
+        return self.bots + self.service_accounts + self.internal + self.inactive_humans + self.guests
+
+    @property
+    def total(self) -> int:
+        return self.billable + self.non_billable
+
+    @property
+    def available(self) -> int | None:
+        """Paid seats not in use (None: unlimited)."""
+        return None if self.seats is None else max(0, self.seats - self.billable)
+
+    @property
+    def overage(self) -> int:
+        """Billable users beyond the paid seats."""
+        return 0 if self.seats is None else max(0, self.billable - self.seats)
+
+
+def seat_breakdown(ctx: Ctx) -> SeatBreakdown:
+    """Billable and non-billable users by reason, under the instance's license (the same rule as
+    ``billable_condition`` and GET /license). Raises Forbidden for non-admins."""
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    settings = instance_settings(ctx)
+    per_type: dict[int, int] = dict(
+        ctx.db.execute(select(User.user_type, func.count(User.id)).group_by(User.user_type)).all()
+    )
+    people = User.user_type.in_([int(t) for t in BILLABLE_TYPES])
+    inactive = int(
+        ctx.db.scalar(select(func.count(User.id)).where(people, User.state != UserState.ACTIVE.value)) or 0
+    )
+    guests = 0
+    if _excludes_guests(settings):
+        guests = int(
+            ctx.db.scalar(
+                select(func.count(User.id)).where(
+                    people, User.state == UserState.ACTIVE.value, ~_has_role_above_guest(ctx.today())
+                )
+            )
+            or 0
+        )
+    return SeatBreakdown(
+        plan=settings.plan,
+        seats=settings.seats,
+        billable=billable_users_count(ctx),
+        bots=per_type.get(int(UserType.PROJECT_BOT), 0),
+        service_accounts=per_type.get(int(UserType.SERVICE_ACCOUNT), 0),
+        internal=sum(n for t, n in per_type.items() if UserType(t).is_internal),
+        inactive_humans=inactive,
+        guests=guests,
+    )

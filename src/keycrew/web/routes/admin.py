@@ -1,7 +1,642 @@
-"""Web UI: (to be written)."""
+"""Web UI: the Admin area (users, service accounts, seats, audit events, application settings).
+
+Admins only: to anyone else every page here does not exist (404), as GitLab's admin area.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import datetime as dt
+import math
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import Select, func, select
+
+from keycrew.audit import queries as audit
+from keycrew.audit.events import Event
+from keycrew.context import Ctx
+from keycrew.errors import BadParameter, KeycrewError, NotFound
+from keycrew.identity import lifecycle
+from keycrew.identity import service_accounts as sa
+from keycrew.identity.deletion import destroy_user
+from keycrew.identity.instance import SETTINGS, read_settings, update_settings
+from keycrew.identity.models import User
+from keycrew.identity.queries import (
+    AdminAction,
+    UserFilters,
+    UserKind,
+    admin_actions,
+    find_user_by_username,
+    kind_of,
+    users_by_kind,
+    users_query,
+)
+from keycrew.identity.seats import instance_settings, is_billable, seat_breakdown
+from keycrew.identity.sign_in import is_locked, locked_until, unlock_user
+from keycrew.identity.types import UserType
+from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
+from keycrew.tokens.scopes import ALL_SCOPES, described
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.errors import describe, status_of
+from keycrew.web.security import Flash
+
+router = APIRouter(prefix="/admin")
+
+PER_PAGE = 50
+# Lists take ?page=N (the route's own parameter is the request's Page).
+PAGE_PARAM = Query(None, alias="page")
+# The token form proposes this expiry; the instance's maximum lifetime bounds it.
+DEFAULT_EXPIRY_DAYS = 30
+
+TABS: tuple[tuple[str, str], ...] = (
+    ("all", "All"),
+    (UserKind.HUMANS.value, "Humans"),
+    (UserKind.BOTS.value, "Bots"),
+    (UserKind.SERVICE_ACCOUNTS.value, "Service accounts"),
+    (UserKind.INTERNAL.value, "Internal"),
+)
+
+
+def _admin(page: Page) -> Ctx:
+    """The request's Ctx, for an admin; anyone else is told the page does not exist."""
+    page.require_user()
+    if not page.ctx.actor.is_admin:
+        raise NotFound("Page")
+    return page.ctx
+
+
+def _number(value: str | None) -> int:
+    """A page number from the query string: anything but a positive integer is page 1."""
+    if value is None or not value.isdigit() or len(value) > 6:
+        return 1
+    return max(1, int(value))
+
+
+def _paged(
+    ctx: Ctx,
+    query: Select[Any],
+    number: int,
+    *,
+    base: str,
+    params: dict[str, str] | None = None,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """One page of ``query``'s rows, with the links to the previous and next pages (which keep
+    the list's other query parameters)."""
+
+    def link(to: int) -> str:
+        kept = {k: v for k, v in (params or {}).items() if v}
+        if to > 1:
+            kept["page"] = str(to)
+        return f"{base}?{urlencode(kept)}" if kept else base
+
+    if total is None:
+        total = int(ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    pages = max(1, math.ceil(total / PER_PAGE))
+    number = min(number, pages)
+    rows = list(ctx.db.scalars(query.limit(PER_PAGE).offset((number - 1) * PER_PAGE)))
+    return {
+        "rows": rows,
+        "total": total,
+        "number": number,
+        "pages": pages,
+        "first": (number - 1) * PER_PAGE + 1 if rows else 0,
+        "last": (number - 1) * PER_PAGE + len(rows),
+        "previous": link(number - 1) if number > 1 else None,
+        "next": link(number + 1) if number < pages else None,
+    }
+
+
+def _type_label(user: User) -> str:
+    kind = user.type
+    if kind is UserType.PROJECT_BOT:
+        return "Group bot" if user.bot_resource_type == "Namespace" else "Project bot"
+    if kind is UserType.HUMAN:
+        return "Human"
+    if kind is UserType.SERVICE_ACCOUNT:
+        return "Service account"
+    label = kind.name.replace("_", " ").capitalize()
+    return f"Internal user ({label})" if kind.is_internal else label
+
+
+@router.get("")
+def admin_home(page: Page = page_dep()) -> Response:
+    _admin(page)
+    return page.redirect("/admin/users")
+
+
+# -- users --------------------------------------------------------------------------------------
+
+
+@router.get("/users")
+def users(
+    tab: str | None = None,
+    search: str | None = None,
+    page_number: str | None = PAGE_PARAM,
+    page: Page = page_dep(),
+) -> Response:
+    ctx = _admin(page)
+    tab = tab if tab in dict(TABS) else "all"
+    term = (search or "").strip()[:255]
+    filters = UserFilters(search=term or None, kind=None if tab == "all" else tab)
+    counts = users_by_kind(ctx, filters)
+    listing = _paged(
+        ctx,
+        users_query(ctx, filters),
+        _number(page_number),
+        base="/admin/users",
+        params={"tab": "" if tab == "all" else tab, "search": term},
+        total=counts[tab],
+    )
+    settings = instance_settings(ctx)
+    now = ctx.now()
+    return page.render(
+        "admin/users.html",
+        title="Users",
+        tabs=[(key, label, counts[key], _tab_url(key, term)) for key, label in TABS],
+        tab=tab,
+        tab_label=dict(TABS)[tab],
+        search=term,
+        listing=listing,
+        locked={u.id for u in listing["rows"] if is_locked(u, settings, now)},
+    )
+
+
+def _tab_url(tab: str, search: str) -> str:
+    params = {"tab": "" if tab == "all" else tab, "search": search}
+    kept = {k: v for k, v in params.items() if v}
+    return "/admin/users" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def _show_user(page: Page, user: User, *, status: int = 200, error: str | None = None) -> Response:
+    ctx = page.ctx
+    settings = instance_settings(ctx)
+    locked = is_locked(user, settings, ctx.now())
+    return page.render(
+        "admin/user.html",
+        status=status,
+        title=user.name,
+        user=user,
+        kind=kind_of(user).value,
+        type_label=_type_label(user),
+        locked=locked,
+        locked_until=locked_until(user, settings) if locked else None,
+        billable=is_billable(ctx, user),
+        actions=[a.value for a in admin_actions(ctx, user)],
+        dormant_days=lifecycle.DORMANT_AFTER_DAYS,
+        error=error,
+    )
+
+
+@router.get("/users/{username}")
+def user_page(username: str, page: Page = page_dep()) -> Response:
+    ctx = _admin(page)
+    return _show_user(page, find_user_by_username(ctx, username))
+
+
+# What each state action calls, and the notice after it: when it changed something, and when the
+# user already was in that state.
+STATE_ACTIONS: dict[str, tuple[Callable[[Ctx, User], Any], str, str]] = {
+    AdminAction.BLOCK: (lifecycle.block_user, "@{} has been blocked.", "@{} was already blocked."),
+    AdminAction.UNBLOCK: (lifecycle.unblock_user, "@{} has been unblocked.", "@{} was not blocked."),
+    AdminAction.DEACTIVATE: (
+        lifecycle.deactivate_user,
+        "@{} has been deactivated.",
+        "@{} was already deactivated.",
+    ),
+    AdminAction.ACTIVATE: (lifecycle.activate_user, "@{} has been activated.", "@{} was already active."),
+    AdminAction.UNLOCK: (unlock_user, "@{} has been unlocked.", "@{} was not locked."),
+}
+
+
+@router.post("/users/{username}/delete")
+def delete_user(username: str, page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+    ctx = _admin(page)
+    user = find_user_by_username(ctx, username)
+    hard = form.flag("hard_delete")
+    name = user.username
+    try:
+        with page.savepoint():
+            destroy_user(ctx, user, hard_delete=hard)
+    except KeycrewError as exc:
+        return _show_user(
+            page, find_user_by_username(ctx, username), status=status_of(exc), error=describe(exc)
+        )
+    message = (
+        f"@{name} has been deleted, with everything they authored."
+        if hard
+        else f"@{name} has been deleted. What they authored now belongs to the Ghost User."
+    )
+    return page.notice("/admin/users", message)
+
+
+@router.post("/users/{username}/{action}")
+def user_action(username: str, action: str, page: Page = form_dep()) -> Response:
+    ctx = _admin(page)
+    user = find_user_by_username(ctx, username)
+    if action not in STATE_ACTIONS:
+        raise NotFound("Page")
+    use_case, done, unchanged = STATE_ACTIONS[action]
+    name = user.username
+    try:
+        with page.savepoint():
+            changed = use_case(ctx, user)
+    except KeycrewError as exc:
+        return _show_user(
+            page, find_user_by_username(ctx, username), status=status_of(exc), error=describe(exc)
+        )
+    return page.notice(f"/admin/users/{name}", (done if changed else unchanged).format(name))
+
+
+# -- service accounts ---------------------------------------------------------------------------
+
+
+def _show_accounts(
+    page: Page,
+    *,
+    page_number: str | None = None,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    ctx = page.ctx
+    owner = sa.instance_owner(ctx)
+    settings = instance_settings(ctx)
+    listing = _paged(
+        ctx, sa.service_accounts_query(owner), _number(page_number), base="/admin/service_accounts"
+    )
+    return page.render(
+        "admin/service_accounts.html",
+        status=status,
+        title="Service accounts",
+        listing=listing,
+        plan=settings.plan,
+        limit=sa.service_account_limit(settings.plan, settings.seats),
+        existing=sa.service_accounts_count(ctx),
+        form={"name": "", "username": "", "email": ""} | (values or {}),
+        error=error,
+    )
+
+
+@router.get("/service_accounts")
+def service_accounts(page_number: str | None = PAGE_PARAM, page: Page = page_dep()) -> Response:
+    _admin(page)
+    return _show_accounts(page, page_number=page_number)
+
+
+@router.post("/service_accounts")
+def create_service_account(page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+    ctx = _admin(page)
+    values = {key: form.text(key) for key in ("name", "username", "email")}
+    try:
+        with page.savepoint():
+            account = sa.create_service_account(
+                ctx, sa.instance_owner(ctx), **{k: v or None for k, v in values.items()}
+            )
+    except KeycrewError as exc:
+        return _show_accounts(page, status=status_of(exc), error=describe(exc), values=values)
+    return page.notice(
+        f"/admin/service_accounts/{account.id}", f"The service account @{account.username} has been created."
+    )
+
+
+def _account(ctx: Ctx, user_id: str) -> User:
+    if not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 10:
+        raise NotFound("User")
+    return sa.find_service_account(ctx, sa.instance_owner(ctx), int(user_id))
+
+
+def _date(value: str, name: str) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadParameter(f"{name} is invalid") from None
+
+
+def _show_account(
+    page: Page,
+    account: User,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> Response:
+    ctx = page.ctx
+    today = ctx.today()
+    settings = instance_settings(ctx)
+    active = list(
+        ctx.db.scalars(
+            filtered(sa.service_account_tokens_query(account), TokenFilters(state="active"), today)
+        )
+    )
+    inactive = list(ctx.db.scalars(recently_inactive(sa.service_account_tokens_query(account), today)))
+    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
+    form = {
+        "name": "",
+        "description": "",
+        "expires_at": min(today + dt.timedelta(days=DEFAULT_EXPIRY_DAYS), latest).isoformat(),
+        "scopes": [],
+    } | (values or {})
+    return page.render(
+        "admin/service_account.html",
+        status=status,
+        title=account.name,
+        account=account,
+        base_url=f"/admin/service_accounts/{account.id}",
+        active=active,
+        inactive=inactive,
+        scope_choices=described(ALL_SCOPES),
+        form=form,
+        min_date=(today + dt.timedelta(days=1)).isoformat(),
+        max_date=latest.isoformat(),
+        error=error,
+    )
+
+
+@router.get("/service_accounts/{user_id}")
+def service_account(user_id: str, page: Page = page_dep()) -> Response:
+    ctx = _admin(page)
+    return _show_account(page, _account(ctx, user_id))
+
+
+@router.post("/service_accounts/{user_id}/personal_access_tokens")
+def create_account_token(user_id: str, page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+    ctx = _admin(page)
+    account = _account(ctx, user_id)
+    values: dict[str, Any] = {
+        "name": form.text("name"),
+        "description": form.text("description"),
+        "expires_at": form.text("expires_at"),
+        "scopes": form.values("scopes"),
+    }
+    try:
+        with page.savepoint():
+            issued = sa.create_service_account_token(
+                ctx,
+                account,
+                name=values["name"],
+                scopes=values["scopes"],
+                expires_at=_date(values["expires_at"], "expires_at"),
+                description=values["description"] or None,
+            )
+    except KeycrewError as exc:
+        return _show_account(page, account, status=status_of(exc), error=describe(exc), values=values)
+    message = f"A new token “{issued.token.name}” has been created for @{account.username}."
+    return page.redirect(
+        f"/admin/service_accounts/{account.id}", Flash("notice", message, secret=issued.value)
+    )
+
+
+def _token_id(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        raise NotFound("Personal Access Token")
+    return int(raw)
+
+
+@router.post("/service_accounts/{user_id}/personal_access_tokens/{token_id}/rotate")
+def rotate_account_token(user_id: str, token_id: str, page: Page = form_dep()) -> Response:
+    ctx = _admin(page)
+    account = _account(ctx, user_id)
+    try:
+        with page.savepoint():
+            token = sa.find_service_account_token(ctx, account, _token_id(token_id))
+            issued = sa.rotate_service_account_token(ctx, token)
+    except KeycrewError as exc:
+        return _show_account(page, account, status=status_of(exc), error=describe(exc))
+    message = f"The token “{issued.token.name}” has been rotated: the old value no longer works."
+    return page.redirect(
+        f"/admin/service_accounts/{account.id}", Flash("notice", message, secret=issued.value)
+    )
+
+
+@router.post("/service_accounts/{user_id}/personal_access_tokens/{token_id}/revoke")
+def revoke_account_token(user_id: str, token_id: str, page: Page = form_dep()) -> Response:
+    ctx = _admin(page)
+    account = _account(ctx, user_id)
+    try:
+        with page.savepoint():
+            token = sa.find_service_account_token(ctx, account, _token_id(token_id))
+            name = token.name
+            sa.revoke_service_account_token(ctx, token)
+    except KeycrewError as exc:
+        return _show_account(page, account, status=status_of(exc), error=describe(exc))
+    return page.notice(f"/admin/service_accounts/{account.id}", f"The token “{name}” has been revoked.")
+
+
+# -- seats --------------------------------------------------------------------------------------
+
+
+@router.get("/seats")
+def seats(page: Page = page_dep()) -> Response:
+    ctx = _admin(page)
+    breakdown = seat_breakdown(ctx)
+    groups = [
+        ("Project and group bots", breakdown.bots),
+        ("Service accounts", breakdown.service_accounts),
+        ("Internal users", breakdown.internal),
+        ("Blocked or deactivated people", breakdown.inactive_humans),
+    ]
+    if breakdown.guests_are_free:
+        groups.append(("Guests (free on Ultimate)", breakdown.guests))
+    bars = [("Billable users", breakdown.billable, "billable"), *((n, c, "free") for n, c in groups)]
+    paid = "unlimited seats" if breakdown.seats is None else f"{breakdown.seats} paid seats"
+    summary = (
+        f"{breakdown.billable} billable and {breakdown.non_billable} non-billable users, {paid}. "
+        + "; ".join(f"{label}: {count}" for label, count in groups)
+        + "."
+    )
+    return page.render(
+        "admin/seats.html",
+        title="Seats",
+        summary=summary,
+        seats=breakdown,
+        groups=groups,
+        bars=bars,
+        scale=max([1, *(count for _label, count, _kind in bars)]),
+    )
+
+
+# -- audit events -------------------------------------------------------------------------------
+
+
+def _day(value: str | None, label: str, errors: list[str]) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        errors.append(f"{label} is not a date.")
+        return None
+
+
+@router.get("/audit_events")
+def audit_events(
+    actor: str | None = None,
+    target: str | None = None,
+    action: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    page_number: str | None = PAGE_PARAM,
+    page: Page = page_dep(),
+) -> Response:
+    ctx = _admin(page)
+    names = [e.value for e in Event]
+    errors: list[str] = []
+    first = _day(created_after, "From", errors)
+    last = _day(created_before, "To", errors)
+    chosen = {
+        "actor": (actor or "").strip()[:255],
+        "target": (target or "").strip()[:255],
+        "action": action if action in names else "",
+        "created_after": first.isoformat() if first else "",
+        "created_before": last.isoformat() if last else "",
+    }
+    flt = audit.EventFilter(
+        created_after=None if first is None else dt.datetime.combine(first, dt.time(), dt.UTC),
+        created_before=None if last is None else dt.datetime.combine(last, dt.time.max, dt.UTC),
+        author_username=chosen["actor"] or None,
+        target=chosen["target"] or None,
+        event_name=chosen["action"] or None,
+    )
+    listing = _paged(
+        ctx, audit.instance_events(ctx, flt), _number(page_number), base="/admin/audit_events", params=chosen
+    )
+    return page.render(
+        "admin/audit_events.html",
+        title="Audit events",
+        names=names,
+        chosen=chosen,
+        filtering=any(chosen.values()),
+        listing=listing,
+        error=" ".join(errors) or None,
+    )
+
+
+# -- application settings -----------------------------------------------------------------------
+
+# How the form names and groups each setting (presentation only: bounds and rules are the domain's).
+SETTING_TEXT: dict[str, tuple[str, str, str]] = {
+    "max_personal_access_token_lifetime": (
+        "Access tokens",
+        "Maximum lifetime of access tokens (days)",
+        "Personal, project, group and service-account tokens expire at most this many days after "
+        "they are created.",
+    ),
+    "require_personal_access_token_expiry": (
+        "Access tokens",
+        "Require an expiration date on access tokens",
+        "When off, personal, project and group tokens may be created without one.",
+    ),
+    "service_access_tokens_expiration_enforced": (
+        "Access tokens",
+        "Require an expiration date on service-account tokens",
+        "When off, a service account's tokens may be created without one (Free plans always require it).",
+    ),
+    "max_login_attempts": (
+        "Sign-in",
+        "Failed sign-in attempts before an account is locked",
+        "Wrong passwords in a row that lock the account.",
+    ),
+    "failed_login_attempts_unlock_period_in_minutes": (
+        "Sign-in",
+        "Lock duration (minutes)",
+        "A locked account opens by itself after this long, or at once when an administrator unlocks it.",
+    ),
+    "password_authentication_enabled_for_git": (
+        "Sign-in",
+        "Allow passwords for Git over HTTP and the registries",
+        "When off, only access tokens work as the password.",
+    ),
+    "inactive_resource_access_tokens_delete_after_days": (
+        "Bot clean-up",
+        "Delete the bots of inactive project and group tokens after (days)",
+        "When a token is revoked or expires, its bot user stays this long (0: it goes when the token "
+        "is revoked). What it did then moves to the Ghost User.",
+    ),
+}
+
+
+def _fields(row: Any, values: dict[str, str] | None) -> list[tuple[str, list[dict[str, Any]]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    # In the form's order; a setting the form does not know yet still shows, under "Other".
+    for name in [
+        *(n for n in SETTING_TEXT if n in SETTINGS),
+        *(n for n in SETTINGS if n not in SETTING_TEXT),
+    ]:
+        setting = SETTINGS[name]
+        group, label, hint = SETTING_TEXT.get(name, ("Other", name.replace("_", " ").capitalize(), ""))
+        current = getattr(row, name)
+        if values is not None and name in values:
+            current = values[name]
+        groups.setdefault(group, []).append(
+            {
+                "name": name,
+                "label": label,
+                "hint": hint,
+                "boolean": setting.kind is bool,
+                "minimum": setting.minimum,
+                "maximum": setting.maximum,
+                "value": current,
+            }
+        )
+    return list(groups.items())
+
+
+def _show_settings(
+    page: Page, *, status: int = 200, error: str | None = None, values: dict[str, Any] | None = None
+) -> Response:
+    row = read_settings(page.ctx)
+    return page.render(
+        "admin/settings.html",
+        status=status,
+        title="Settings",
+        groups=_fields(row, values),
+        error=error,
+    )
+
+
+@router.get("/application_settings")
+def application_settings(page: Page = page_dep()) -> Response:
+    _admin(page)
+    return _show_settings(page)
+
+
+@router.post("/application_settings")
+def save_application_settings(page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+    ctx = _admin(page)
+    changes: dict[str, Any] = {}
+    posted: dict[str, Any] = {}
+    unreadable: list[str] = []
+    for name, setting in SETTINGS.items():
+        if setting.kind is bool:
+            changes[name] = posted[name] = form.flag(name)
+            continue
+        raw = form.text(name)
+        posted[name] = raw
+        if not raw:
+            continue  # left empty: unchanged
+        if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 9:
+            unreadable.append(f"{SETTING_TEXT.get(name, ('', name, ''))[1]} must be a whole number.")
+            continue
+        changes[name] = int(raw)
+    if unreadable:
+        return _show_settings(page, status=400, error=" ".join(unreadable), values=posted)
+    try:
+        with page.savepoint():
+            update_settings(ctx, changes)
+    except KeycrewError as exc:
+        return _show_settings(page, status=status_of(exc), error=_settings_error(exc), values=posted)
+    return page.notice("/admin/application_settings", "The settings have been saved.")
+
+
+def _settings_error(exc: KeycrewError) -> str:
+    """The domain names a setting by its key: say which field, and its bounds."""
+    for name, setting in SETTINGS.items():
+        if exc.message.startswith(name + " "):
+            label = SETTING_TEXT.get(name, ("", name, ""))[1]
+            return f"{label}: must be between {setting.minimum} and {setting.maximum}."
+    return describe(exc)
