@@ -159,3 +159,31 @@ def test_sudo_rules(server: LiveServer, factory: Factory) -> None:
     response = server.root("GET", "/user", headers={"Sudo": "no-such-user-anywhere"})
     assert response.status_code == 404
     assert response.json() == {"message": "404 User with ID or username 'no-such-user-anywhere' Not Found"}
+
+
+def test_initial_root_token_scopes_and_expiry(server: LiveServer) -> None:
+    """KEYCREW_INITIAL_ROOT_TOKEN is root's personal access token with the issue's scope list,
+    expiring 365 days after it was registered."""
+    me = server.root("GET", "/personal_access_tokens/self").json()
+    assert (me["user_id"], me["name"], me["active"], me["revoked"]) == (1, "initial root token", True, False)
+    assert me["scopes"] == [
+        "api",
+        "read_api",
+        "read_user",
+        "read_repository",
+        "write_repository",
+        "read_registry",
+        "write_registry",
+        "sudo",
+        "admin_mode",
+    ]
+    created = dt.datetime.fromisoformat(me["created_at"].replace("Z", "+00:00")).date()
+    assert me["expires_at"] == (created + dt.timedelta(days=365)).isoformat()
+    # The user behind it is root, the admin.
+    user = server.root("GET", "/user").json()
+    assert (user["id"], user["username"], user["name"], user["is_admin"]) == (
+        1,
+        "root",
+        "Administrator",
+        True,
+    )

@@ -247,3 +247,138 @@ def test_instance_service_account_tokens_may_live_forever_when_allowed(server: L
         assert still["expires_at"] is not None
     finally:
         server.root("PUT", "/application/settings", json={"service_access_tokens_expiration_enforced": True})
+
+
+# -- list filters and sort --------------------------------------------------------------------------
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_list_filters_and_sort(server: LiveServer, factory: Factory) -> None:
+    user = factory.user()
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
+
+    def create(name: str, days_ago: int, expires_in: int) -> dict[str, object]:
+        server.clock.travel_to(now - dt.timedelta(days=days_ago))
+        response = server.root(
+            "POST",
+            f"/users/{user['id']}/personal_access_tokens",
+            json={
+                "name": name,
+                "scopes": ["api"],
+                "expires_at": (today + dt.timedelta(days=expires_in)).isoformat(),
+            },
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def use(token: dict[str, object], days_ago: int) -> None:
+        server.clock.travel_to(now - dt.timedelta(days=days_ago))
+        assert server.request("GET", "/user", token=str(token["token"])).status_code == 200
+        assert server.runtime.usage is not None
+        server.runtime.usage.flush()
+
+    old = create("old", days_ago=10, expires_in=30)
+    mid = create("mid", days_ago=5, expires_in=10)
+    new = create("new", days_ago=0, expires_in=20)
+    use(old, days_ago=3)
+    use(mid, days_ago=1)
+    server.clock.reset()
+    gl = server.gl()
+
+    def names(**filters: object) -> list[str]:
+        return [t.name for t in gl.personal_access_tokens.list(user_id=user["id"], get_all=True, **filters)]
+
+    week_ago, two_days_ago = _stamp(now - dt.timedelta(days=7)), _stamp(now - dt.timedelta(days=2))
+    assert sorted(names(created_after=week_ago)) == ["mid", "new"]
+    assert names(created_before=week_ago) == ["old"]
+    assert names(last_used_after=two_days_ago) == ["mid"]
+    assert names(last_used_before=two_days_ago) == ["old"]
+    # Unused tokens match neither last-used bound.
+    assert "new" not in names(last_used_after=_stamp(now - dt.timedelta(days=30)))
+    fortnight = (today + dt.timedelta(days=15)).isoformat()
+    assert sorted(names(expires_after=fortnight)) == ["new", "old"]
+    assert names(expires_before=fortnight) == ["mid"]
+    # Both bounds at once narrow further.
+    assert names(created_after=week_ago, expires_after=fortnight) == ["new"]
+
+    assert names(sort="created_asc") == ["old", "mid", "new"]
+    assert names(sort="created_desc") == ["new", "mid", "old"]
+    assert names(sort="expires_asc") == ["mid", "new", "old"]
+    assert names(sort="expires_desc") == ["old", "new", "mid"]
+    assert names(sort="name_asc") == ["mid", "new", "old"]
+    assert names(sort="name_desc") == ["old", "new", "mid"]
+    assert names(sort="last_used_desc", last_used_after=_stamp(now - dt.timedelta(days=30))) == ["mid", "old"]
+    assert names(sort="last_used_asc", last_used_after=_stamp(now - dt.timedelta(days=30))) == ["old", "mid"]
+
+    assert server.root("DELETE", f"/personal_access_tokens/{new['id']}").status_code == 204
+    assert names(revoked=True) == ["new"]
+    assert sorted(names(revoked=False)) == ["mid", "old"]
+    # The CLI's spelling of booleans too.
+    listed = server.root("GET", "/personal_access_tokens", params={"user_id": user["id"], "revoked": "true"})
+    assert [t["name"] for t in listed.json()] == ["new"]
+    assert sorted(names(state="active")) == ["mid", "old"]
+    assert names(state="inactive") == ["new"]
+
+    for bad, error in (
+        ({"sort": "sideways"}, "sort does not have a valid value"),
+        ({"created_after": "last week"}, "created_after is invalid"),
+        ({"expires_before": "soon"}, "expires_before is invalid"),
+    ):
+        response = server.root("GET", "/personal_access_tokens", params=bad)
+        assert (response.status_code, response.json()) == (400, {"error": error}), bad
+
+
+# -- expiry at creation, description through rotation -----------------------------------------------
+
+
+@pytest.mark.parametrize("days", [-1, 0])
+def test_past_and_same_day_expiry_refused_on_creation(
+    server: LiveServer, factory: Factory, days: int
+) -> None:
+    user, token = factory.user_with_token(["api"])
+    expires = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+    message = "can't be before today" if days < 0 else "must be in the future"
+    for path, caller in (
+        (f"/users/{user['id']}/personal_access_tokens", server.root_token),
+        (f"/users/{user['id']}/impersonation_tokens", server.root_token),
+        ("/user/personal_access_tokens", token),
+    ):
+        scopes = ["k8s_proxy"] if path.startswith("/user/") else ["api"]
+        response = server.request(
+            "POST", path, token=caller, json={"name": "late", "scopes": scopes, "expires_at": expires}
+        )
+        assert response.status_code == 400, (path, response.text)
+        assert response.json() == {"message": {"expires_at": [message]}}, path
+    names = [t.name for t in server.gl().personal_access_tokens.list(user_id=user["id"], get_all=True)]
+    assert "late" not in names
+    tomorrow = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
+    fine = server.root(
+        "POST",
+        f"/users/{user['id']}/personal_access_tokens",
+        json={"name": "soon", "scopes": ["api"], "expires_at": tomorrow},
+    )
+    assert (fine.status_code, fine.json()["expires_at"]) == (201, tomorrow)
+
+
+def test_rotation_keeps_the_description(server: LiveServer, factory: Factory) -> None:
+    user = factory.user()
+    created = server.root(
+        "POST",
+        f"/users/{user['id']}/personal_access_tokens",
+        json={"name": "described", "scopes": ["api", "read_user"], "description": "deploys the docs"},
+    ).json()
+    assert created["description"] == "deploys the docs"
+    gl = server.gl(created["token"])
+    rotated = gl.personal_access_tokens.rotate(created["id"])
+    assert (rotated["name"], rotated["description"], rotated["scopes"]) == (
+        "described",
+        "deploys the docs",
+        ["api", "read_user"],
+    )
+    again = server.request("POST", "/personal_access_tokens/self/rotate", token=rotated["token"]).json()
+    assert again["description"] == "deploys the docs"
+    assert server.gl().personal_access_tokens.get(again["id"]).description == "deploys the docs"

@@ -371,3 +371,258 @@ def test_failure_after_the_bot_is_made_leaves_nothing(
     assert count_bots() == before
     events_after = len(server.root("GET", "/audit_events", params={"per_page": 100}).json())
     assert events_after == events_before
+
+
+# -- default scopes ---------------------------------------------------------------------------------
+
+RESOURCE_BOT_SCOPES = [
+    "api",
+    "read_api",
+    "create_runner",
+    "manage_runner",
+    "k8s_proxy",
+    "self_rotate",
+    "read_repository",
+    "write_repository",
+    "read_registry",
+    "write_registry",
+    "read_virtual_registry",
+    "write_virtual_registry",
+    "ai_features",
+]
+
+
+@pytest.mark.parametrize("kind", ["projects", "groups"])
+def test_without_scopes_a_token_gets_the_resource_bot_scopes(
+    server: LiveServer, factory: Factory, kind: str
+) -> None:
+    gl = server.gl()
+    if kind == "projects":
+        resource: gitlab.base.RESTObject = gl.projects.get(factory.project()["id"])
+    else:
+        resource = gl.groups.get(factory.group()["id"])
+    # python-gitlab's manager insists on scopes; its raw request sends the body as given.
+    created = gl.http_post(f"/{kind}/{resource.id}/access_tokens", post_data={"name": "defaults"})
+    assert isinstance(created, dict)
+    assert created["scopes"] == RESOURCE_BOT_SCOPES
+    assert "read_user" not in created["scopes"]
+    assert resource.access_tokens.get(created["id"]).scopes == RESOURCE_BOT_SCOPES
+    # null is "not given" too; an empty list is not.
+    null = gl.http_post(f"/{kind}/{resource.id}/access_tokens", post_data={"name": "null", "scopes": None})
+    assert isinstance(null, dict)
+    assert null["scopes"] == RESOURCE_BOT_SCOPES
+    for empty in ([], ""):
+        with pytest.raises(gitlab.GitlabHttpError) as refused:
+            gl.http_post(f"/{kind}/{resource.id}/access_tokens", post_data={"name": "e", "scopes": empty})
+        assert refused.value.response_code == 400
+    # The default token works as the bot.
+    bot = server.request("GET", "/user", token=created["token"])
+    assert (bot.status_code, bot.json()["id"]) == (200, created["user_id"])
+
+
+# -- group access tokens through python-gitlab and the gitlab CLI -----------------------------------
+
+
+def test_group_tokens_list_get_rotate_delete(server: LiveServer, factory: Factory) -> None:
+    owner, token = factory.user_with_token(["api"])
+    group = server.gl(token).groups.get(factory.group(token=token)["id"])
+    first = group.access_tokens.create(
+        {"name": "one", "scopes": ["read_api"], "access_level": 30, "description": "first bot"}
+    )
+    second = group.access_tokens.create({"name": "two", "scopes": ["api"]})
+    listed = {t.id: t for t in group.access_tokens.list(get_all=True)}
+    assert set(listed) == {first.id, second.id}
+    assert (listed[first.id].access_level, listed[second.id].access_level) == (30, 40)
+    assert all("token" not in t.attributes for t in listed.values())
+    got = group.access_tokens.get(first.id)
+    assert (got.name, got.description, got.scopes, got.active) == ("one", "first bot", ["read_api"], True)
+    rotated = group.access_tokens.rotate(first.id)
+    assert rotated["id"] != first.id
+    assert (rotated["name"], rotated["description"], rotated["scopes"], rotated["access_level"]) == (
+        "one",
+        "first bot",
+        ["read_api"],
+        30,
+    )
+    assert rotated["token"].startswith("glpat-")
+    assert server.request("GET", "/user", token=first.token).status_code == 401
+    assert server.request("GET", f"/groups/{group.id}", token=rotated["token"]).status_code == 200
+    assert group.access_tokens.get(first.id).revoked is True
+    group.access_tokens.delete(second.id)
+    assert server.request("GET", "/user", token=second.token).status_code == 401
+    assert second.id in [t.id for t in group.access_tokens.list(state="inactive", get_all=True)]
+    assert [t.id for t in group.access_tokens.list(state="active", get_all=True)] == [rotated["id"]]
+    # Revoking a revoked token is a 400, and an unknown id a 404.
+    with pytest.raises(gitlab.GitlabDeleteError) as again:
+        group.access_tokens.delete(second.id)
+    assert again.value.response_code == 400
+    with pytest.raises(gitlab.GitlabGetError) as missing:
+        server.gl().groups.get(group.id).access_tokens.get(999999999)
+    assert missing.value.response_code == 404
+    assert owner
+
+
+def test_group_token_cli_create_list_get_rotate_delete(server: LiveServer, factory: Factory) -> None:
+    group = factory.group()
+    gid = str(group["id"])
+    expires = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=60)).isoformat()
+    created = _cli(
+        server,
+        server.root_token,
+        "-o",
+        "json",
+        "group-access-token",
+        "create",
+        "--group-id",
+        gid,
+        "--name",
+        "cli-bot",
+        "--scopes",
+        "read_api,read_repository",
+        "--access-level",
+        "20",
+        "--expires-at",
+        expires,
+    )
+    assert created.returncode == 0, created.stderr
+    data = json.loads(created.stdout)
+    assert (data["scopes"], data["access_level"], data["expires_at"]) == (
+        ["read_api", "read_repository"],
+        20,
+        expires,
+    )
+    assert data["token"].startswith("glpat-")
+    # The CLI takes the group's full path as well as its id.
+    listed = _cli(
+        server,
+        server.root_token,
+        "-o",
+        "json",
+        "group-access-token",
+        "list",
+        "--group-id",
+        group["full_path"],
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [t["id"] for t in json.loads(listed.stdout)] == [data["id"]]
+    got = _cli(
+        server,
+        server.root_token,
+        "-o",
+        "json",
+        "group-access-token",
+        "get",
+        "--group-id",
+        gid,
+        "--id",
+        str(data["id"]),
+    )
+    assert got.returncode == 0, got.stderr
+    shown = json.loads(got.stdout)
+    assert (shown["name"], shown["access_level"]) == ("cli-bot", 20)
+    assert "token" not in shown
+    rotated = _cli(
+        server, server.root_token, "group-access-token", "rotate", "--group-id", gid, "--id", str(data["id"])
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    new_id = re.search(r"^id: (\d+)$", rotated.stdout, re.M)
+    assert new_id is not None
+    assert "token: glpat-" in rotated.stdout
+    assert server.request("GET", "/user", token=data["token"]).status_code == 401
+    deleted = _cli(
+        server, server.root_token, "group-access-token", "delete", "--group-id", gid, "--id", new_id.group(1)
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    active = server.root("GET", f"/groups/{gid}/access_tokens", params={"state": "active"}).json()
+    assert active == []
+    # A failure is the CLI's error line and exit 1.
+    unknown = _cli(
+        server, server.root_token, "group-access-token", "get", "--group-id", gid, "--id", "999999999"
+    )
+    assert unknown.returncode == 1
+    assert "404" in unknown.stderr
+
+
+# -- reuse detection, expiry, description ----------------------------------------------------------
+
+
+def test_reused_project_token_at_the_rotate_endpoint_revokes_its_family(
+    server: LiveServer, factory: Factory
+) -> None:
+    _user, token, project = _maintainer_project(server, factory)
+    tokens = server.gl(token).projects.get(project["id"]).access_tokens
+    first = tokens.create({"name": "family", "scopes": ["api"]})
+    second = tokens.rotate(first.id)
+    third = tokens.rotate(second["id"])
+    assert server.request("GET", "/user", token=third["token"]).status_code == 200
+    # The leaked first value comes back to a rotate endpoint, by id.
+    replay = server.request(
+        "POST", f"/projects/{project['id']}/access_tokens/{first.id}/rotate", token=first.token
+    )
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_token"
+    assert server.request("GET", "/user", token=third["token"]).status_code == 401
+    assert tokens.get(third["id"]).revoked is True
+    assert [t.id for t in tokens.list(state="active", get_all=True)] == []
+    events = server.root("GET", "/audit_events", params={"per_page": 100}).json()
+    reuse = [
+        e
+        for e in events
+        if e.get("event_name") == "token.revoked"
+        and e["details"].get("target_id") == third["id"]
+        and "reused" in str(e.get("details", {}))
+    ]
+    assert reuse, "the family revocation is audited"
+    assert reuse[0]["details"].get("ip_address") == "127.0.0.1"
+    # A revoked token that is not at a rotate endpoint only gets its 401.
+    other = tokens.create({"name": "other", "scopes": ["api"]})
+    successor = tokens.rotate(other.id)
+    assert server.request("GET", f"/projects/{project['id']}", token=other.token).status_code == 401
+    assert server.request("GET", "/user", token=successor["token"]).status_code == 200
+
+
+@pytest.mark.parametrize("days", [-1, 0])
+def test_past_and_same_day_expiry_refused(server: LiveServer, factory: Factory, days: int) -> None:
+    _user, token, project = _maintainer_project(server, factory)
+    expires = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
+    for kind, path in (
+        ("project", f"/projects/{project['id']}"),
+        ("group", f"/groups/{factory.group()['id']}"),
+    ):
+        response = server.request(
+            "POST",
+            f"{path}/access_tokens",
+            token=token if kind == "project" else server.root_token,
+            json={"name": "x", "scopes": ["api"], "expires_at": expires},
+        )
+        assert response.status_code == 400, (kind, response.text)
+        assert "expires_at" in response.json()["message"]
+    names = [t["name"] for t in server.root("GET", f"/projects/{project['id']}/access_tokens").json()]
+    assert names == []
+
+
+def test_rotation_keeps_name_description_scopes_and_level(server: LiveServer, factory: Factory) -> None:
+    _user, token, project = _maintainer_project(server, factory)
+    tokens = server.gl(token).projects.get(project["id"]).access_tokens
+    created = tokens.create(
+        {
+            "name": "described",
+            "scopes": ["read_api", "self_rotate"],
+            "access_level": 20,
+            "description": "nightly",
+        }
+    )
+    rotated = tokens.rotate(created.id)
+    assert (rotated["name"], rotated["description"], rotated["scopes"], rotated["access_level"]) == (
+        "described",
+        "nightly",
+        ["read_api", "self_rotate"],
+        20,
+    )
+    assert tokens.get(rotated["id"]).description == "nightly"
+    # Rotating itself (self_rotate) keeps it too.
+    again = server.request(
+        "POST", f"/projects/{project['id']}/access_tokens/self/rotate", token=rotated["token"]
+    )
+    assert again.status_code == 200, again.text
+    assert (again.json()["description"], again.json()["scopes"]) == ("nightly", ["read_api", "self_rotate"])

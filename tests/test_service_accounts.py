@@ -455,3 +455,33 @@ def test_sole_owner_account_needs_hard_delete(server: LiveServer, factory: Facto
     assert server.root("DELETE", path, params={"hard_delete": "true"}).status_code == 204
     assert server.root("GET", f"/users/{account['id']}").status_code == 404
     assert server.root("GET", f"/groups/{owned['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["groups", "projects"])
+def test_reused_service_account_token_at_the_rotate_endpoint_revokes_its_family(
+    server: LiveServer, factory: Factory, kind: str
+) -> None:
+    source = factory.group() if kind == "groups" else factory.project()
+    account = server.root("POST", f"/{kind}/{source['id']}/service_accounts", json={}).json()
+    tokens = f"/{kind}/{source['id']}/service_accounts/{account['id']}/personal_access_tokens"
+    first = server.root("POST", tokens, json={"name": "family", "scopes": ["api"]}).json()
+    second = server.root("POST", f"{tokens}/{first['id']}/rotate").json()
+    third = server.root("POST", f"{tokens}/{second['id']}/rotate").json()
+    assert server.request("GET", "/user", token=third["token"]).json()["id"] == account["id"]
+    # The leaked first value comes back to the service-account rotate endpoint.
+    replay = server.request("POST", f"{tokens}/{first['id']}/rotate", token=first["token"])
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_token"
+    assert server.request("GET", "/user", token=third["token"]).status_code == 401
+    listed = server.root("GET", tokens, params={"state": "active"}).json()
+    assert listed == []
+    events = server.root("GET", "/audit_events", params={"per_page": 100}).json()
+    reuse = [
+        e
+        for e in events
+        if e.get("event_name") == "token.revoked"
+        and e["details"].get("target_id") == third["id"]
+        and "reused" in str(e["details"])
+    ]
+    assert reuse, "the family revocation is audited"
+    assert reuse[0]["details"].get("ip_address") == "127.0.0.1"

@@ -299,6 +299,38 @@ def test_list_state_and_kind_filters(server: LiveServer, gl: gitlab.Gitlab) -> N
     assert listed[active.id].bot is False
 
 
+def test_without_project_bots_hides_project_and_group_bots(
+    server: LiveServer, gl: gitlab.Gitlab, factory: Factory
+) -> None:
+    tag = uid("pb")
+    human = new_user(gl, username=f"{tag}h", email=f"{tag}h@example.com")
+    account = new_user(gl, username=f"{tag}s", email=f"{tag}s@example.com")
+    set_user(server, account.id, user_type=13)  # a service account is a bot, not a project bot
+    project = gl.projects.get(factory.project()["id"])
+    project_bot = project.access_tokens.create({"name": f"{tag} project bot", "scopes": ["read_api"]}).user_id
+    group = gl.groups.get(factory.group()["id"])
+    group_bot = group.access_tokens.create({"name": f"{tag} group bot", "scopes": ["read_api"]}).user_id
+
+    def ids(**filters: Any) -> set[int]:
+        return {u.id for u in gl.users.list(search=tag, get_all=True, **filters)}
+
+    everyone = {human.id, account.id, project_bot, group_bot}
+    assert ids() == everyone
+    assert ids(without_project_bots=True) == {human.id, account.id}
+    assert ids(without_project_bots=False) == everyone
+    # Project bots are bots but not internal users.
+    assert ids(exclude_internal=True) == everyone
+    assert ids(humans=True) == {human.id}
+    assert ids(exclude_humans=True) == {account.id, project_bot, group_bot}
+    assert ids(exclude_humans=True, without_project_bots=True) == {account.id}
+    listed = {u.id: u for u in gl.users.list(search=tag, get_all=True)}
+    assert (listed[project_bot].bot, listed[project_bot].user_type) == (True, "project_bot")
+    assert (listed[group_bot].bot, listed[group_bot].user_type) == (True, "project_bot")
+    # The CLI's spelling of the flag, through the raw API.
+    raw = server.root("GET", "/users", params={"search": tag, "without_project_bots": "true"}).json()
+    assert {u["id"] for u in raw} == {human.id, account.id}
+
+
 def test_list_search_matches_username_name_and_exact_email(server: LiveServer, gl: gitlab.Gitlab) -> None:
     user = new_user(gl)
     second = gl.users.create(

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from keycrew.api.auth import client_ip, resolve_principal
-from keycrew.api.params import Params, read_params
+from keycrew.api.params import Params, read_params, record_id
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
 from keycrew.errors import Forbidden, InsufficientScope, NotFound, Unauthenticated
@@ -60,8 +60,8 @@ def _apply_sudo(ctx: Ctx, target: str, scopes: frozenset[str]) -> Actor:
         raise InsufficientScope(["sudo"])
     query = select(User)
     query = (
-        query.where(User.id == int(target))
-        if target.isdigit()
+        query.where(User.id == record_id(int(target)))
+        if target.isascii() and target.isdigit()
         else query.where(User.username_lower == target.lower())
     )
     user = ctx.db.scalars(query).first()

@@ -2,6 +2,10 @@
 
 Real clients send numbers as strings (the gitlab CLI), booleans as True/true, scopes as an array
 or a comma string, list filters as repeated ``key[]=``, and "" for "not given" (deploy tokens).
+
+Ids (in the path or in a parameter) go through ``record_id``: one beyond the id columns' range
+names nothing, like any unknown id, rather than reaching the database (SQLite overflows past 64
+bits, PostgreSQL's int4 columns past 31).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import QueryParams
 
+from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, MissingParameter
 
 _TRUE = {"true", "1", "yes", "t", "on"}
@@ -21,6 +26,25 @@ _FALSE = {"false", "0", "no", "f", "off"}
 
 class BadRequestBody(Exception):
     """The body is not valid JSON (or not an object)."""
+
+
+def record_id(value: int) -> int:
+    """``value`` as a look-up key: an id outside the id columns' range becomes 0, which no record
+    has, so that the caller answers exactly as for any unknown id (404, 401, an empty list)."""
+    return value if 0 < value <= MAX_ID else 0
+
+
+def _integer_text(text: str) -> bool:
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit()
+
+
+def path_id(raw: str, name: str) -> int:
+    """A numeric path segment: 400 "<name> is invalid" unless it is all digits (a 400, not a 404, as
+    for Grape's ``type: Integer``); out of range it names nothing (``record_id``)."""
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadParameter(f"{name} is invalid")
+    return record_id(int(raw))
 
 
 def _has_nul(value: Any) -> bool:
@@ -93,7 +117,7 @@ class Params:
             raise BadParameter(f"{key} is invalid")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _integer_text(value.strip()):
             return int(value.strip())
         raise BadParameter(f"{key} is invalid")
 
@@ -101,6 +125,11 @@ class Params:
         value = self.integer(key, required=True)
         assert value is not None
         return value
+
+    def id(self, key: str) -> int | None:
+        """An id parameter (``user_id``): out of range it names nothing (``record_id``)."""
+        value = self.integer(key)
+        return None if value is None else record_id(value)
 
     def boolean(self, key: str, default: bool | None = None) -> bool | None:
         value = self._data.get(key)
@@ -170,10 +199,14 @@ class Params:
         items = self.strings(key)
         if items is None:
             return None
-        try:
-            return [int(i) for i in items]
-        except ValueError:
-            raise BadParameter(f"{key} is invalid") from None
+        if not all(_integer_text(i) for i in items):
+            raise BadParameter(f"{key} is invalid")
+        return [int(i) for i in items]
+
+    def ids(self, key: str) -> list[int] | None:
+        """A list of ids (``user_ids[]``, ``skip_groups[]``): out-of-range ones name nothing."""
+        values = self.integers(key)
+        return None if values is None else [record_id(v) for v in values]
 
     def choice(
         self,

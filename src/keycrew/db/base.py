@@ -9,6 +9,12 @@ from typing import Any
 from sqlalchemy import DateTime, Dialect, MetaData, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
 
+# The largest value an Integer column holds on every backend (PostgreSQL's int4; GitLab's
+# Gitlab::Database::MAX_INT_VALUE). An id above it names no row: look-ups treat it as unknown
+# instead of sending a query the database refuses.
+MAX_INT = 2**31 - 1
+MAX_ID = MAX_INT
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_INT
 from keycrew.errors import Conflict, Forbidden, Invalid, MissingParameter
 from keycrew.identity import validation
 from keycrew.identity.models import User
@@ -150,6 +151,8 @@ def _profile_errors(bio: str | None, note: str | None, projects_limit: int | Non
         errors["note"] = [f"is too long (maximum is {NOTE_MAX} characters)"]
     if projects_limit is not None and projects_limit < 0:
         errors["projects_limit"] = ["must be greater than or equal to 0"]
+    elif projects_limit is not None and projects_limit > MAX_INT:
+        errors["projects_limit"] = [f"must be less than or equal to {MAX_INT}"]
     return errors
 
 

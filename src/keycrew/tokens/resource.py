@@ -20,6 +20,7 @@ from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
@@ -38,6 +39,8 @@ TOKEN_LEVELS = (
     AccessLevel.OWNER,
 )
 DEFAULT_LEVEL = AccessLevel.MAINTAINER
+# A token created without scopes gets every scope a bot may hold (GitLab's default_scopes).
+DEFAULT_BOT_SCOPES = RESOURCE_BOT_SCOPES
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,12 @@ def create_resource_token(
 ) -> tuple[IssuedToken, int]:
     """Create the bot, its membership and its token; returns the issued token and the bot's level.
 
+    ``scopes`` None (not given) means every scope a bot may hold (RESOURCE_BOT_SCOPES), as GitLab's
+    ResourceAccessTokens::CreateService defaults them; an empty list is refused.
+
     Raises Invalid (GitLab's 400 messages) when the caller may not create tokens here, asks for a
-    level above its own, or gives a bad expiry; BadParameter for bad scopes or levels.
+    level above its own, or gives a bad expiry; BadParameter for bad scopes or levels,
+    MissingParameter for an empty scope list.
     """
     creator = ctx.actor.user
     if creator is None:
@@ -139,7 +146,7 @@ def create_resource_token(
         raise BadParameter("access_level does not have a valid value")
     if not ctx.actor.is_admin and level > resource.level_of(ctx):
         raise Invalid("Access level of the token contains permissions not held by the creating user")
-    scopes = check_scopes(scopes or [], RESOURCE_BOT_SCOPES)
+    scopes = check_scopes(list(DEFAULT_BOT_SCOPES) if scopes is None else scopes, RESOURCE_BOT_SCOPES)
     expiry = check_expiry(ctx, expires_at)
     if not name or not name.strip():
         raise BadParameter("name is empty")
@@ -210,11 +217,12 @@ def tokens_query(ctx: Ctx, resource: Resource) -> Select[Any]:
     )
 
 
-def find_resource_token(ctx: Ctx, resource: Resource, token_ref: str) -> PersonalAccessToken:
-    """A token of this resource's bots by id, or "self" (the token of the request).
+def find_resource_token(ctx: Ctx, resource: Resource, token_ref: int | str) -> PersonalAccessToken:
+    """A token of this resource's bots by id (an int or a string of digits), or "self" (the token
+    of the request).
 
     Not found, or not visible to a caller who may not manage tokens: admins get NotFound, others
-    Unauthenticated (GitLab's answers).
+    Unauthenticated (GitLab's answers). BadParameter for a reference that is not an id.
     """
     label = f"{resource.kind} Access Token"
     if token_ref == "self":
@@ -223,9 +231,12 @@ def find_resource_token(ctx: Ctx, resource: Resource, token_ref: str) -> Persona
         if token is None or not owned:
             raise NotFound(label)
         return token
-    if not token_ref.isdigit():
-        raise BadParameter("token_id is invalid")
-    token = ctx.db.get(PersonalAccessToken, int(token_ref))
+    if isinstance(token_ref, str):
+        if not (token_ref.isascii() and token_ref.isdigit()):
+            raise BadParameter("token_id is invalid")
+        token_ref = int(token_ref)
+    # An id beyond the id column's range names no token (and must not reach the database).
+    token = ctx.db.get(PersonalAccessToken, token_ref) if 0 < token_ref <= MAX_ID else None
     if token is None or not _belongs(ctx, resource, token) or not can_manage(ctx, resource):
         if ctx.actor.is_admin:
             raise NotFound(label)

@@ -28,10 +28,16 @@ def _checksum(text: str) -> str:
     return _base62(zlib.crc32(text.encode()), _CHECKSUM_LEN)
 
 
+def full_prefix(kind_prefix: str, instance_prefix: str = "") -> str:
+    """What every token of a kind starts with: the instance prefix, if any, then the kind's
+    ("acme-glpat-"); GitLab's personal_access_token_prefix."""
+    return f"{instance_prefix}{kind_prefix}"
+
+
 def generate(kind_prefix: str, instance_prefix: str = "") -> str:
     """A new token value. It exists only in the caller's hands: never store or log it."""
     body = _base62(int.from_bytes(secrets.token_bytes(_RANDOM_BYTES), "big"), _BODY_LEN)
-    head = f"{instance_prefix}{kind_prefix}{body}"
+    head = full_prefix(kind_prefix, instance_prefix) + body
     return head + _checksum(head)
 
 

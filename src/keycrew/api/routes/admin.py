@@ -12,22 +12,24 @@ from keycrew.context import Ctx
 from keycrew.identity.instance import SETTINGS, read_settings, update_settings
 from keycrew.identity.models import InstanceSettings
 from keycrew.tokens import admin as token_admin
+from keycrew.tokens import secrets
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
 
 router = APIRouter()
 
 
-def _settings_entity(row: InstanceSettings) -> dict[str, Any]:
+def _settings_entity(ctx: Ctx, row: InstanceSettings) -> dict[str, Any]:
     data: dict[str, Any] = {"id": row.id, "updated_at": iso(row.updated_at)}
     for name in SETTINGS:
         data[name] = getattr(row, name)
-    data["personal_access_token_prefix"] = "glpat-"
+    # Set by the operator (KEYCREW_INSTANCE_TOKEN_PREFIX), not through this API.
+    data["personal_access_token_prefix"] = secrets.full_prefix(secrets.PAT_PREFIX, ctx.instance.token_prefix)
     return data
 
 
 @router.get("/application/settings")
 def get_settings(ctx: Ctx = api_ctx()) -> dict[str, Any]:
-    return _settings_entity(read_settings(ctx))
+    return _settings_entity(ctx, read_settings(ctx))
 
 
 @router.put("/application/settings")
@@ -37,7 +39,7 @@ def put_settings(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[st
         if not params.has(name):
             continue
         changes[name] = params.boolean(name) if setting.kind is bool else params.integer(name)
-    return _settings_entity(update_settings(ctx, changes))
+    return _settings_entity(ctx, update_settings(ctx, changes))
 
 
 def _token_record(found: PersonalAccessToken | DeployToken) -> dict[str, Any]:

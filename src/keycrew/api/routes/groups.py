@@ -54,7 +54,7 @@ def _list_groups(
         owned=params.flag("owned"),
         min_access_level=min_access_level_param(params),
         top_level_only=params.flag("top_level_only"),
-        skip_groups=params.integers("skip_groups"),
+        skip_groups=params.ids("skip_groups"),
         order_by=params.choice("order_by", group_cases.GROUP_ORDERS, default="name") or "name",
         sort=params.choice("sort", SORTS, default="asc") or "asc",
         parent=parent,

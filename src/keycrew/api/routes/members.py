@@ -17,6 +17,7 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.members import member as member_entity
 from keycrew.api.pagination import paginate_list
+from keycrew.api.params import path_id, record_id
 from keycrew.api.routes.projects import paginate_rows
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, MissingParameter, NotFound
@@ -24,16 +25,9 @@ from keycrew.identity.models import User
 
 router = APIRouter()
 
-MAX_ID = 2**31 - 1
-
 
 def _user_id(value: str) -> int:
-    if not (value.isascii() and value.isdigit()):
-        raise BadParameter("user_id is invalid")
-    number = int(value)
-    if number > MAX_ID:
-        raise NotFound("Member")
-    return number
+    return path_id(value, "user_id")
 
 
 def _creators(ctx: Ctx, found: list[Membership]) -> dict[int, User]:
@@ -77,9 +71,9 @@ def _find_user(ctx: Ctx, params: Params) -> tuple[User | None, list[int] | None]
         raise BadParameter("user_id is invalid")
     text = str(raw_id).strip()
     if "," in text:
-        ids = [int(p) for p in (part.strip() for part in text.split(",")) if p.isascii() and p.isdigit()]
-        return None, [i for i in ids if i <= MAX_ID]
-    number = int(text) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
+        parts = (part.strip() for part in text.split(","))
+        return None, [record_id(int(p)) for p in parts if p.isascii() and p.isdigit()]
+    number = record_id(int(text)) if text.isascii() and text.isdigit() else None
     user = ctx.db.get(User, number) if number is not None else None
     if user is None:
         raise NotFound("User")
@@ -101,7 +95,7 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
             ctx,
             source,
             search=params.text("query", blank_is_absent=True),
-            user_ids=params.integers("user_ids"),
+            user_ids=params.ids("user_ids"),
         )
 
         def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
@@ -119,7 +113,7 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
             ctx,
             source,
             search=params.text("query", blank_is_absent=True),
-            user_ids=params.integers("user_ids"),
+            user_ids=params.ids("user_ids"),
         )
         creators = _creators(ctx, found)
         base, admin = base_url(request), ctx.actor.is_admin

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request, Response
 from keycrew.api.deps import Params, api_ctx, authenticated_principal, params_dep, runtime_of
 from keycrew.api.entities.tokens import impersonation_token, personal_access_token
 from keycrew.api.pagination import paginate_query
+from keycrew.api.params import path_id
 from keycrew.context import Ctx
-from keycrew.errors import BadParameter, Forbidden, NotFound
+from keycrew.errors import Forbidden, NotFound
 from keycrew.identity.models import User
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
@@ -41,16 +42,14 @@ def token_filters(params: Params) -> TokenFilters:
 
 
 def _token_id(raw: str) -> int:
-    if not raw.isdigit():
-        raise BadParameter("id is invalid")
-    return int(raw)
+    return path_id(raw, "id")
 
 
 @router.get("/personal_access_tokens")
 def list_personal_access_tokens(
     request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
-    query = personal.personal_tokens_query(ctx, user_id=params.integer("user_id"))
+    query = personal.personal_tokens_query(ctx, user_id=params.id("user_id"))
     query = filtered(query, token_filters(params), ctx.today())
     return paginate_query(request, ctx.db, params, query, lambda t: personal_access_token(t, ctx.today()))
 
@@ -128,13 +127,13 @@ def _user_for_admin(ctx: Ctx, user_id: int) -> User:
 
 @router.get("/users/{user_id}/impersonation_tokens")
 def list_impersonation_tokens(
-    user_id: int, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
     from sqlalchemy import select
 
     from keycrew.tokens.models import PersonalAccessToken
 
-    user = _user_for_admin(ctx, user_id)
+    user = _user_for_admin(ctx, path_id(user_id, "user_id"))
     state = params.choice("state", ("all", *STATES), default="all")
     query = select(PersonalAccessToken).where(
         PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(True)
@@ -145,9 +144,9 @@ def list_impersonation_tokens(
 
 @router.post("/users/{user_id}/impersonation_tokens", status_code=201)
 def create_impersonation_token(
-    user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    user_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> dict[str, Any]:
-    user = _user_for_admin(ctx, user_id)
+    user = _user_for_admin(ctx, path_id(user_id, "user_id"))
     issued = personal.create_impersonation_token(
         ctx,
         user,
@@ -158,22 +157,22 @@ def create_impersonation_token(
     return impersonation_token(issued.token, ctx.today(), token_value=issued.value)
 
 
-def _impersonation_token(ctx: Ctx, user_id: int, token_id: int) -> Any:
+def _impersonation_token(ctx: Ctx, user_id: str, token_id: str) -> Any:
     from keycrew.tokens.models import PersonalAccessToken
 
-    user = _user_for_admin(ctx, user_id)
-    token = ctx.db.get(PersonalAccessToken, token_id)
+    user = _user_for_admin(ctx, path_id(user_id, "user_id"))
+    token = ctx.db.get(PersonalAccessToken, path_id(token_id, "impersonation_token_id"))
     if token is None or token.user_id != user.id or not token.impersonation:
         raise NotFound("Impersonation Token")
     return token
 
 
 @router.get("/users/{user_id}/impersonation_tokens/{token_id}")
-def get_impersonation_token(user_id: int, token_id: int, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+def get_impersonation_token(user_id: str, token_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
     return impersonation_token(_impersonation_token(ctx, user_id, token_id), ctx.today())
 
 
 @router.delete("/users/{user_id}/impersonation_tokens/{token_id}", status_code=204)
-def revoke_impersonation_token(user_id: int, token_id: int, ctx: Ctx = api_ctx()) -> Response:
+def revoke_impersonation_token(user_id: str, token_id: str, ctx: Ctx = api_ctx()) -> Response:
     personal.revoke_personal_token(ctx, _impersonation_token(ctx, user_id, token_id))
     return Response(status_code=204)
