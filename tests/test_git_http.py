@@ -663,7 +663,11 @@ def test_other_paths_are_left_to_the_application(server: LiveServer, factory: Fa
     # Dumb HTTP and unknown methods are not git's smart protocol: the application answers 404/405.
     assert requests.get(f"{server.url}/{full}.git/info/refs", timeout=10).status_code == 404
     assert requests.get(f"{server.url}/{full}.git/git-upload-pack", timeout=10).status_code == 404
-    assert requests.get(f"{server.url}/{full}", timeout=10).status_code == 404
+    # The project's path itself is its page in the web UI (public: no sign-in needed).
+    page = requests.get(f"{server.url}/{full}", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"{server.url}/{full}.git" in page.text
     assert requests.get(f"{server.url}/-/health", timeout=10).status_code == 200
     # The same repository without .git.
     assert info_refs(server, full).status_code == 200

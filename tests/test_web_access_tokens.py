@@ -159,7 +159,7 @@ def test_bad_input_re_renders_the_form_and_creates_nothing(
     for data, message in (
         ({"name": "x", "scopes": "api", "expires_at": "2001-01-01"}, "Expires at can&#39;t be before today."),
         ({"name": "x", "scopes": "api", "expires_at": "9999-01-01"}, "Expires at must be before"),
-        ({"name": "x", "scopes": "api", "expires_at": "soon"}, "Expires at is invalid."),
+        ({"name": "x", "scopes": "api", "expires_at": "soon"}, "Expires at is not a valid date."),
         ({"name": "x", "scopes": "sudo"}, "Scopes is not valid."),
         ({"name": "x", "scopes": "read_user"}, "Scopes is not valid."),
         ({"name": "x", "scopes": "api", "access_level": "41"}, "Access level is not valid."),

@@ -282,3 +282,17 @@ def test_ui_error_pages_are_html_and_api_errors_stay_json(server: LiveServer, fa
         response = requests.request(method, server.api("/no/such/route"), timeout=30)
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/json"
+
+
+def test_anonymous_visitors_see_public_projects_only(server: LiveServer, factory: Factory) -> None:
+    public = factory.project(visibility="public")
+    private = factory.project()
+    page = requests.get(f"{server.url}/{public['path_with_namespace']}", timeout=30, allow_redirects=False)
+    assert page.status_code == 200
+    assert public["name"] in page.text
+    assert "Sign out" not in page.text
+    # A private project and one that does not exist get the same answer: sign in first.
+    for path in (private["path_with_namespace"], f"{uid('nobody')}/{uid('p')}"):
+        response = requests.get(f"{server.url}/{path}", timeout=30, allow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/users/sign_in?redirect_to=/{path}"

@@ -10,6 +10,7 @@ route returns or rolls back when it raises.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
+from keycrew.errors import Invalid
 from keycrew.identity.models import User, UserSession
 from keycrew.identity.sign_in import session_user
 from keycrew.web import security
@@ -284,6 +286,16 @@ class FormData:
 
     def flag(self, name: str) -> bool:
         return self.text(name).lower() in ("1", "true", "on", "yes")
+
+
+def parse_date(value: str | None, name: str = "expires_at") -> dt.date | None:
+    """A date field as a browser sends it (YYYY-MM-DD); empty is None. Raises Invalid otherwise."""
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise Invalid.field(name, "is not a valid date") from None
 
 
 def form_dep_data() -> Any:

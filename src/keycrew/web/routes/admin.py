@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select
 from keycrew.audit import queries as audit
 from keycrew.audit.events import Event
 from keycrew.context import Ctx
-from keycrew.errors import BadParameter, KeycrewError, NotFound
+from keycrew.errors import KeycrewError, NotFound
 from keycrew.identity import lifecycle
 from keycrew.identity import service_accounts as sa
 from keycrew.identity.deletion import destroy_user
@@ -38,7 +38,7 @@ from keycrew.identity.sign_in import is_locked, locked_until, unlock_user
 from keycrew.identity.types import UserType
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import ALL_SCOPES, described
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
 
@@ -308,15 +308,6 @@ def _account(ctx: Ctx, user_id: str) -> User:
     return sa.find_service_account(ctx, sa.instance_owner(ctx), int(user_id))
 
 
-def _date(value: str, name: str) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadParameter(f"{name} is invalid") from None
-
-
 def _show_account(
     page: Page,
     account: User,
@@ -380,7 +371,7 @@ def create_account_token(user_id: str, page: Page = form_dep(), form: FormData =
                 account,
                 name=values["name"],
                 scopes=values["scopes"],
-                expires_at=_date(values["expires_at"], "expires_at"),
+                expires_at=parse_date(values["expires_at"]),
                 description=values["description"] or None,
             )
     except KeycrewError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Response
@@ -10,10 +9,10 @@ from fastapi import APIRouter, Response
 from keycrew.access.lookup import find_group, find_project
 from keycrew.access.models import Namespace, Project
 from keycrew.access.policy import effective_group_level, effective_project_level
-from keycrew.errors import BadParameter, KeycrewError, NotFound
+from keycrew.errors import KeycrewError, NotFound
 from keycrew.tokens import deploy
 from keycrew.tokens.scopes import described
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
 
@@ -95,15 +94,6 @@ def _render(
     )
 
 
-def _date(raw: str | None) -> dt.date | None:
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise BadParameter("expires_at is not a valid date") from None
-
-
 def _create(page: Page, holder: _Holder, form: FormData) -> Response:
     draft = _Draft(
         name=form.text("name"),
@@ -119,7 +109,7 @@ def _create(page: Page, holder: _Holder, form: FormData) -> Response:
                 group=holder.group,
                 name=draft.name,
                 scopes=draft.scopes,
-                expires_at=_date(draft.expires_at),
+                expires_at=parse_date(draft.expires_at),
                 username=draft.username or None,
             )
     except KeycrewError as exc:

@@ -18,7 +18,7 @@ from keycrew.access.lookup import find_group, find_project
 from keycrew.access.members import MemberControls, Membership, Source
 from keycrew.access.models import Namespace, Project
 from keycrew.errors import Forbidden, Invalid, KeycrewError, NotFound
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.templating import date
 
@@ -57,15 +57,6 @@ def _base_url(source: Source) -> str:
     if isinstance(source.obj, Project):
         return f"/{source.obj.full_path}/-/project_members"
     return f"/groups/{source.obj.full_path}/-/group_members"
-
-
-def _date(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise Invalid.field("expires_at", "is not a valid date") from None
 
 
 def _level(value: str) -> int:
@@ -180,7 +171,7 @@ def _register(kind: str, prefix: str) -> None:
                     source,
                     user,
                     access_level=_level(values["access_level"]),
-                    expires_at=_date(values["expires_at"]),
+                    expires_at=parse_date(values["expires_at"]),
                 )
         except KeycrewError as exc:
             return _show(
@@ -203,7 +194,7 @@ def _register(kind: str, prefix: str) -> None:
                     source,
                     uid,
                     access_level=_level(form.text("access_level")),
-                    expires_at=_date(form.optional("expires_at")),
+                    expires_at=parse_date(form.optional("expires_at")),
                 )
         except KeycrewError as exc:
             return _show(page, source, status=status_of(exc), error=_refusal(page, source, uid, exc))

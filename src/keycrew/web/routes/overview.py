@@ -1,10 +1,15 @@
 """Web UI: a group's and a project's overview pages.
 
 Their paths are a full path and nothing more, so they match whatever no other page matched: this
-router is mounted last.
+router is mounted last. Public groups and projects (internal ones too, for signed-in people) can be
+seen without signing in, as in GitLab; anything else sends an anonymous visitor to sign in, so that
+the answer does not tell whether a private project exists.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Response
 
@@ -17,21 +22,32 @@ from keycrew.errors import NotFound
 from keycrew.web.deps import Page, page_dep
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 def _plain(full_path: str, thing: str) -> str:
-    """A full path as it appears in a URL; sub-pages (``/-/``) nobody matched are not found."""
+    """A full path as it appears in a URL. Sub-pages (``/-/``) nobody matched, and repository paths
+    that are not git's smart protocol (``.git/...``, dumb HTTP), are not found."""
     path = full_path.strip("/")
-    if not path or "/-/" in f"/{path}/":
+    if not path or "/-/" in f"/{path}/" or ".git/" in f"{path}/":
         raise NotFound(thing)
     return path
 
 
+def _found(page: Page, find: Callable[[], T]) -> T:
+    """What ``find`` looks up; an anonymous visitor who may not see it is asked to sign in."""
+    try:
+        return find()
+    except NotFound:
+        page.require_user()
+        raise
+
+
 @router.get("/groups/{full_path:path}")
 def group_overview(full_path: str, page: Page = page_dep()) -> Response:
-    page.require_user()
     ctx = page.ctx
-    group = find_group(ctx, _plain(full_path, "Group"))
+    path = _plain(full_path, "Group")
+    group = _found(page, lambda: find_group(ctx, path))
     return page.render(
         "groups/show.html",
         title=group.full_name,
@@ -45,9 +61,9 @@ def group_overview(full_path: str, page: Page = page_dep()) -> Response:
 
 @router.get("/{full_path:webpath}")
 def project_overview(full_path: str, page: Page = page_dep()) -> Response:
-    page.require_user()
     ctx = page.ctx
-    project = find_project(ctx, _plain(full_path, "Project"))
+    path = _plain(full_path, "Project")
+    project = _found(page, lambda: find_project(ctx, path))
     return page.render(
         "projects/show.html",
         title=project.name,

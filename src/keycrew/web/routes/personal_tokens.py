@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Response
 
-from keycrew.errors import BadParameter, Invalid, KeycrewError, NotFound
+from keycrew.errors import Invalid, KeycrewError, NotFound
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import RECENTLY_INACTIVE_DAYS, TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import described
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
 
@@ -52,15 +51,6 @@ def _render(
     )
 
 
-def _date(raw: str) -> dt.date | None:
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise BadParameter("expires_at is not a valid date") from None
-
-
 def _token_id(raw: str) -> int:
     if not raw.isascii() or not raw.isdigit():
         raise NotFound("Personal Access Token")
@@ -87,7 +77,7 @@ def create_personal_access_token(page: Page = form_dep(), form: FormData = form_
                 page.ctx,
                 name=draft.name,
                 scopes=draft.scopes,
-                expires_at=_date(draft.expires_at),
+                expires_at=parse_date(draft.expires_at),
                 description=draft.description or None,
             )
     except KeycrewError as exc:

@@ -14,7 +14,7 @@ from keycrew.identity.seats import instance_settings
 from keycrew.tokens import resource as rt
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
 
@@ -36,15 +36,6 @@ def _base_url(resource: rt.Resource) -> str:
     if isinstance(resource.obj, Project):
         return f"/{resource.obj.full_path}/-/settings/access_tokens"
     return f"/groups/{resource.obj.full_path}/-/settings/access_tokens"
-
-
-def _date(value: str | None, name: str) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise BadParameter(f"{name} is invalid") from None
 
 
 def _level(value: str | None) -> int | None:
@@ -140,7 +131,7 @@ def _register(kind: str, prefix: str) -> None:
                     name=name,
                     scopes=scopes,
                     access_level=_level(access_level),
-                    expires_at=_date(expires_at, "expires_at"),
+                    expires_at=parse_date(expires_at),
                     description=description or None,
                 )
         except KeycrewError as exc:
