@@ -237,11 +237,26 @@ def test_twine_uploads_and_pip_installs_with_a_personal_access_token(
     result = twine_upload(server, pid, "__token__", token, wheel)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    target = tmp_path / "site"
-    installed = pip_install(server, pid, ("__token__", token), name.lower().replace("_", "-"), target)
+    # Into a fresh virtual environment, with that environment's own pip, as a user would.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, capture_output=True)
+    python = venv / "bin" / "python"
+    host = server.url.removeprefix("http://")
+    installed = subprocess.run(
+        [
+            str(python), "-m", "pip", "install", "--no-deps", "--no-input", "--index-url",
+            f"http://__token__:{token}@{host}/api/v4/projects/{pid}/packages/pypi/simple",
+            name.lower().replace("_", "-"),
+        ],
+        capture_output=True, text=True, env=_client_env(tmp_path), timeout=180, check=False,
+    )  # fmt: skip
     assert installed.returncode == 0, installed.stdout + installed.stderr
     module = name.replace(".", "_").lower()
-    assert import_value(target, module) == f"{name} 1.2.3"
+    value = subprocess.run(
+        [str(python), "-c", f"import {module}; print({module}.VALUE)"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert value == f"{name} 1.2.3"
 
     # The same file again: GitLab's validation message, and twine fails.
     again = twine_upload(server, pid, "__token__", token, wheel)
