@@ -14,6 +14,7 @@ from keycrew.access.projects import delete_bots_of, forget, purge_projects
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, MissingParameter, NotFound, Unauthenticated
 from keycrew.identity import validation
 
@@ -74,7 +75,7 @@ def create_group(
         raise Unauthenticated()
     parent: Namespace | None = None
     if parent_id is not None:
-        parent = ctx.db.get(Namespace, parent_id) if 0 < parent_id < 2**31 else None
+        parent = ctx.db.get(Namespace, parent_id) if 0 < parent_id <= MAX_ID else None
         if (
             parent is None
             or parent.kind != "group"

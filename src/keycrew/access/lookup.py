@@ -14,9 +14,8 @@ from keycrew.access.policy import (
     effective_project_level,
 )
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, NotFound
-
-MAX_ID = 2**31 - 1
 
 
 def _ref(ref: str | int) -> tuple[int | None, str | None]:

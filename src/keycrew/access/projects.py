@@ -21,6 +21,7 @@ from keycrew.access.policy import (
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, MissingParameter, NotFound, Unauthenticated
 from keycrew.identity import validation
 from keycrew.identity.models import User
@@ -48,7 +49,7 @@ def _target_namespace(ctx: Ctx, creator: User, namespace_id: int | None) -> Name
     """Where a new project goes: the creator's own namespace, or a group they may create in."""
     if namespace_id is None:
         return personal_namespace(ctx, creator.id)
-    found = ctx.db.get(Namespace, namespace_id) if 0 < namespace_id < 2**31 else None
+    found = ctx.db.get(Namespace, namespace_id) if 0 < namespace_id <= MAX_ID else None
     if found is None:
         raise NotFound("Namespace")
     if found.kind == "user":

@@ -15,6 +15,7 @@ from sqlalchemy import Select, false, func, select
 from keycrew.audit.models import AuditEvent
 from keycrew.audit.service import INSTANCE_ENTITY
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, NotFound
 
 # GitLab's access levels (the same integers as keycrew.access.levels.AccessLevel).
@@ -22,8 +23,6 @@ DEVELOPER = 30
 MAINTAINER = 40
 OWNER = 50
 
-# Ids are 32-bit integers in the schema: larger numbers name nothing.
-MAX_ID = 2**31 - 1
 
 ENTITY_TYPES = ("User", "Group", "Project", INSTANCE_ENTITY)
 

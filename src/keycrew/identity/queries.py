@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, select
 
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.seats import instance_settings
@@ -83,7 +84,7 @@ def get_user(ctx: Ctx, user_id: int) -> User | None:
 
 def find_user(ctx: Ctx, user_id: int) -> User:
     """The user with ``user_id``. Raises NotFound("User")."""
-    user = ctx.db.get(User, user_id) if 0 < user_id < 2**31 else None
+    user = ctx.db.get(User, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         raise NotFound("User")
     return user
@@ -105,7 +106,7 @@ def lock_user(ctx: Ctx, user: User) -> User:
 
 def find_user_by_id_or_username(ctx: Ctx, ref: str) -> User | None:
     if ref.isdigit():
-        return ctx.db.get(User, int(ref)) if int(ref) < 2**31 else None
+        return ctx.db.get(User, int(ref)) if int(ref) <= MAX_ID else None
     return ctx.db.scalars(select(User).where(User.username_lower == ref.lower())).first()
 
 

@@ -23,6 +23,7 @@ from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Refused
 from keycrew.identity import validation
 from keycrew.identity.deletion import destroy_user
@@ -42,8 +43,6 @@ NOT_A_SERVICE_ACCOUNT = "User is not of type Service Account"
 TAKEN = "Username has already been taken"
 ORDER_BY = ("id", "username")
 SORT = ("asc", "desc")
-# Ids beyond the integer columns name nothing (PostgreSQL would refuse the query).
-MAX_ID = 2**31 - 1
 
 
 # -- the license and its limit ------------------------------------------------------------------

@@ -23,6 +23,7 @@ from keycrew.access.policy import effective_project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.records.models import Issue, Note
@@ -35,8 +36,6 @@ TITLE_MAX = 255
 # GitLab's limit for descriptions (1 MiB of characters).
 DESCRIPTION_MAX = 1_048_576
 
-# Ids and iids are 32-bit integers in the schema: larger numbers name nothing.
-MAX_ID = 2**31 - 1
 
 # GitLab's Planner role may read confidential issues, edit and delete issues; Reporter+ include it.
 TRIAGE_LEVEL = AccessLevel.PLANNER

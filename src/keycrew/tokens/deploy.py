@@ -22,6 +22,7 @@ from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, MissingParameter, NotFound
 from keycrew.tokens import secrets
 from keycrew.tokens.models import DeployToken
@@ -42,7 +43,6 @@ USERNAME_RE = re.compile(r"[a-zA-Z0-9.+_-]+")
 USERNAME_FORMAT = "can contain only letters, digits, '_', '-', '+', and '.'"
 # Longer values cannot be tokens we issued: refuse them before hashing.
 MAX_VALUE_LENGTH = 512
-MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)

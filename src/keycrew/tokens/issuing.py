@@ -39,6 +39,34 @@ def check_scopes(scopes: list[str], allowed: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
+# The expiry a token form proposes, as GitLab's UI has it since 15.3 (never beyond the maximum).
+FORM_DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """The expiration dates a new token may have today (what ``check_expiry`` accepts)."""
+
+    earliest: dt.date
+    latest: dt.date
+    default: dt.date
+    required: bool
+
+
+def expiry_policy(ctx: Ctx) -> ExpiryPolicy:
+    """Tomorrow at the earliest, today + the instance's maximum lifetime at the latest, 30 days
+    ahead by default; ``required`` unless the instance allows tokens that never expire."""
+    settings = instance_settings(ctx)
+    today = ctx.today()
+    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
+    return ExpiryPolicy(
+        earliest=today + dt.timedelta(days=1),
+        latest=latest,
+        default=min(today + dt.timedelta(days=FORM_DEFAULT_DAYS), latest),
+        required=settings.require_personal_access_token_expiry,
+    )
+
+
 def check_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
     """GitLab's expiry rules: not in the past, at most the maximum lifetime ahead, default the max."""
     settings = instance_settings(ctx)

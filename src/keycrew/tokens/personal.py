@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -12,11 +11,10 @@ from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
-from keycrew.identity.seats import instance_settings
 from keycrew.identity.types import UserType
 from keycrew.identity.users import user_entity
 from keycrew.tokens import lifecycle
-from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, issue_audited
+from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, expiry_policy, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
 
@@ -165,34 +163,6 @@ def create_impersonation_token(
 
 # -- the signed-in person's own tokens (the web UI's Personal access tokens page) ----------------
 
-# The form's default expiry, as GitLab's UI has it since 15.3 (never beyond the instance maximum).
-SIGNED_IN_DEFAULT_DAYS = 30
-
-
-@dataclass(frozen=True)
-class ExpiryPolicy:
-    """The expiration dates a person may choose for a new token of their own, today."""
-
-    earliest: dt.date
-    latest: dt.date
-    default: dt.date
-    required: bool
-
-
-def own_token_expiry_policy(ctx: Ctx) -> ExpiryPolicy:
-    """Tomorrow at the earliest, today + the instance's maximum lifetime at the latest, 30 days
-    ahead by default; ``required`` unless the instance allows tokens that never expire."""
-    settings = instance_settings(ctx)
-    today = ctx.today()
-    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
-    default = min(today + dt.timedelta(days=SIGNED_IN_DEFAULT_DAYS), latest)
-    return ExpiryPolicy(
-        earliest=today + dt.timedelta(days=1),
-        latest=latest,
-        default=default,
-        required=settings.require_personal_access_token_expiry,
-    )
-
 
 def own_token_scopes(user: User) -> tuple[str, ...]:
     """The scopes a signed-in person may give a token of their own: every non-admin scope, and
@@ -238,7 +208,7 @@ def create_signed_in_personal_access_token(
     """
     user = _signed_in_person(ctx)
     scopes = check_scopes(scopes, own_token_scopes(user))
-    if expires_at is None and own_token_expiry_policy(ctx).required:
+    if expires_at is None and expiry_policy(ctx).required:
         raise Invalid.field("expires_at", "can't be blank")
     expires_at = check_expiry(ctx, expires_at)
     return issue_audited(

@@ -39,8 +39,6 @@ TOKEN_LEVELS = (
     AccessLevel.OWNER,
 )
 DEFAULT_LEVEL = AccessLevel.MAINTAINER
-# A token created without scopes gets every scope a bot may hold (GitLab's default_scopes).
-DEFAULT_BOT_SCOPES = RESOURCE_BOT_SCOPES
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,7 @@ def create_resource_token(
         raise BadParameter("access_level does not have a valid value")
     if not ctx.actor.is_admin and level > resource.level_of(ctx):
         raise Invalid("Access level of the token contains permissions not held by the creating user")
-    scopes = check_scopes(list(DEFAULT_BOT_SCOPES) if scopes is None else scopes, RESOURCE_BOT_SCOPES)
+    scopes = check_scopes(list(RESOURCE_BOT_SCOPES) if scopes is None else scopes, RESOURCE_BOT_SCOPES)
     expiry = check_expiry(ctx, expires_at)
     if not name or not name.strip():
         raise BadParameter("name is empty")

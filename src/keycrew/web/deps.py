@@ -201,68 +201,6 @@ def _same_origin(request: Request) -> bool:
     return parts.scheme == request.url.scheme and parts.netloc == request.url.netloc
 
 
-def _page(request: Request, *, check_csrf: bool, form: dict[str, Any] | None) -> Iterator[Page]:
-    runtime = runtime_of(request)
-    value = request.cookies.get(security.SESSION_COOKIE)
-    with runtime.sessions() as db:
-        if request.method in ("GET", "HEAD"):
-            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
-        try:
-            ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request), via="web"))
-            found = session_user(ctx, value) if value else None
-            session, user = found if found is not None else (None, None)
-            if user is not None:
-                ctx.actor = Actor(user=user, ip=client_ip(request), via="web")
-            page = Page(
-                request,
-                ctx,
-                runtime,
-                session,
-                value if session is not None else None,
-                request.cookies.get(security.CSRF_COOKIE),
-                viewer=Viewer.of(user),
-            )
-            if check_csrf:
-                presented = (form or {}).get(security.CSRF_FIELD) or request.headers.get(security.CSRF_HEADER)
-                bound = page.binding if (page.session_value or page.csrf_seed) else None
-                secret = runtime.instance.secret_key
-                if not _same_origin(request) or not security.csrf_valid(secret, bound, presented):
-                    raise CsrfRefused
-            elif request.method == "GET":
-                page.flash = security.open_flash(
-                    runtime.instance.secret_key,
-                    page.binding if (page.session_value or page.csrf_seed) else None,
-                    request.cookies.get(security.FLASH_COOKIE),
-                )
-            request.state.web_page = page
-            yield page
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
-
-
-def _get_page(request: Request) -> Iterator[Page]:
-    yield from _page(request, check_csrf=False, form=None)
-
-
-async def _form(request: Request) -> dict[str, Any]:
-    form = await request.form()
-    return {key: form.get(key) for key in form}
-
-
-def _form_page(request: Request, form: dict[str, Any] = Depends(_form)) -> Iterator[Page]:
-    yield from _page(request, check_csrf=True, form=form)
-
-
-def page_dep() -> Any:
-    return Depends(_get_page, scope="function")
-
-
-def form_dep() -> Any:
-    return Depends(_form_page, scope="function")
-
-
 async def form_data(request: Request) -> FormData:
     """The posted form, with repeated fields (checkboxes) kept as lists."""
     return FormData(await request.form())
@@ -296,6 +234,64 @@ def parse_date(value: str | None, name: str = "expires_at") -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise Invalid.field(name, "is not a valid date") from None
+
+
+def _page(request: Request, *, check_csrf: bool, form: FormData | None) -> Iterator[Page]:
+    runtime = runtime_of(request)
+    value = request.cookies.get(security.SESSION_COOKIE)
+    with runtime.sessions() as db:
+        if request.method in ("GET", "HEAD"):
+            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        try:
+            ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request), via="web"))
+            found = session_user(ctx, value) if value else None
+            session, user = found if found is not None else (None, None)
+            if user is not None:
+                ctx.actor = Actor(user=user, ip=client_ip(request), via="web")
+            page = Page(
+                request,
+                ctx,
+                runtime,
+                session,
+                value if session is not None else None,
+                request.cookies.get(security.CSRF_COOKIE),
+                viewer=Viewer.of(user),
+            )
+            if check_csrf:
+                posted = form.text(security.CSRF_FIELD) if form is not None else ""
+                presented = posted or request.headers.get(security.CSRF_HEADER)
+                bound = page.binding if (page.session_value or page.csrf_seed) else None
+                secret = runtime.instance.secret_key
+                if not _same_origin(request) or not security.csrf_valid(secret, bound, presented):
+                    raise CsrfRefused
+            elif request.method == "GET":
+                page.flash = security.open_flash(
+                    runtime.instance.secret_key,
+                    page.binding if (page.session_value or page.csrf_seed) else None,
+                    request.cookies.get(security.FLASH_COOKIE),
+                )
+            request.state.web_page = page
+            yield page
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+def _get_page(request: Request) -> Iterator[Page]:
+    yield from _page(request, check_csrf=False, form=None)
+
+
+def _form_page(request: Request, form: FormData = Depends(form_data)) -> Iterator[Page]:
+    yield from _page(request, check_csrf=True, form=form)
+
+
+def page_dep() -> Any:
+    return Depends(_get_page, scope="function")
+
+
+def form_dep() -> Any:
+    return Depends(_form_page, scope="function")
 
 
 def form_dep_data() -> Any:

@@ -36,6 +36,7 @@ from keycrew.identity.queries import (
 from keycrew.identity.seats import instance_settings, is_billable, seat_breakdown
 from keycrew.identity.sign_in import is_locked, locked_until, unlock_user
 from keycrew.identity.types import UserType
+from keycrew.tokens.issuing import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import ALL_SCOPES, described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
@@ -47,8 +48,6 @@ router = APIRouter(prefix="/admin")
 PER_PAGE = 50
 # Lists take ?page=N (the route's own parameter is the request's Page).
 PAGE_PARAM = Query(None, alias="page")
-# The token form proposes this expiry; the instance's maximum lifetime bounds it.
-DEFAULT_EXPIRY_DAYS = 30
 
 TABS: tuple[tuple[str, str], ...] = (
     ("all", "All"),
@@ -318,18 +317,17 @@ def _show_account(
 ) -> Response:
     ctx = page.ctx
     today = ctx.today()
-    settings = instance_settings(ctx)
     active = list(
         ctx.db.scalars(
             filtered(sa.service_account_tokens_query(account), TokenFilters(state="active"), today)
         )
     )
     inactive = list(ctx.db.scalars(recently_inactive(sa.service_account_tokens_query(account), today)))
-    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
+    policy = expiry_policy(ctx)
     form = {
         "name": "",
         "description": "",
-        "expires_at": min(today + dt.timedelta(days=DEFAULT_EXPIRY_DAYS), latest).isoformat(),
+        "expires_at": policy.default.isoformat(),
         "scopes": [],
     } | (values or {})
     return page.render(
@@ -342,8 +340,8 @@ def _show_account(
         inactive=inactive,
         scope_choices=described(ALL_SCOPES),
         form=form,
-        min_date=(today + dt.timedelta(days=1)).isoformat(),
-        max_date=latest.isoformat(),
+        min_date=policy.earliest.isoformat(),
+        max_date=policy.latest.isoformat(),
         error=error,
     )
 

@@ -17,6 +17,7 @@ from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group, find_project
 from keycrew.access.members import MemberControls, Membership, Source
 from keycrew.access.models import Namespace, Project
+from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
@@ -25,7 +26,6 @@ from keycrew.web.templating import date
 router = APIRouter()
 
 TEMPLATE = "members/index.html"
-MAX_ID = 2**31 - 1
 # How the domain's field names read on this page's form.
 FIELD_LABELS = {
     "access_level": "Role",

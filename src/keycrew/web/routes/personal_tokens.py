@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from keycrew.errors import Invalid, KeycrewError, NotFound
 from keycrew.tokens import personal
+from keycrew.tokens.issuing import expiry_policy
 from keycrew.tokens.lifecycle import RECENTLY_INACTIVE_DAYS, TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
@@ -35,7 +36,7 @@ def _render(
     user = page.require_user()
     ctx = page.ctx
     today = ctx.today()
-    policy = personal.own_token_expiry_policy(ctx)
+    policy = expiry_policy(ctx)
     mine = personal.own_tokens_query(ctx)
     return page.render(
         "tokens/personal_tokens.html",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -10,8 +9,8 @@ from fastapi import APIRouter, Response
 from keycrew.access.lookup import find_group, find_project
 from keycrew.access.models import Project
 from keycrew.errors import BadParameter, KeycrewError
-from keycrew.identity.seats import instance_settings
 from keycrew.tokens import resource as rt
+from keycrew.tokens.issuing import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
@@ -20,8 +19,6 @@ from keycrew.web.security import Flash
 
 router = APIRouter()
 
-# The form proposes this expiry; the instance's maximum lifetime bounds it.
-DEFAULT_EXPIRY_DAYS = 30
 TEMPLATE = "tokens/access_tokens.html"
 
 
@@ -60,14 +57,13 @@ def _show(
     active = list(ctx.db.scalars(filtered(query, TokenFilters(state="active"), today)))
     inactive = list(ctx.db.scalars(recently_inactive(rt.tokens_query(ctx, resource), today)))
     levels = rt.token_levels(ctx, resource, active + inactive)
-    settings = instance_settings(ctx)
+    policy = expiry_policy(ctx)
     grantable = rt.grantable_levels(ctx, resource)
     default_level = rt.DEFAULT_LEVEL if rt.DEFAULT_LEVEL in grantable else grantable[-1]
-    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
     form = {
         "name": "",
         "description": "",
-        "expires_at": min(today + dt.timedelta(days=DEFAULT_EXPIRY_DAYS), latest).isoformat(),
+        "expires_at": policy.default.isoformat(),
         "access_level": str(int(default_level)),
         "scopes": [],
     } | (values or {})
@@ -86,9 +82,9 @@ def _show(
         grantable=[(int(level), level.label) for level in grantable],
         scope_choices=described(RESOURCE_BOT_SCOPES),
         form=form,
-        min_date=(today + dt.timedelta(days=1)).isoformat(),
-        max_date=latest.isoformat(),
-        expiry_required=settings.require_personal_access_token_expiry,
+        min_date=policy.earliest.isoformat(),
+        max_date=policy.latest.isoformat(),
+        expiry_required=policy.required,
         error=error,
         today=today,
     )
