@@ -21,7 +21,7 @@ import pytest
 import requests
 import uvicorn
 
-from keycrew.api.app import asgi
+from keycrew.app import asgi
 from keycrew.bootstrap import Runtime, build, migrate, seed
 from keycrew.clock import OffsetClock
 from keycrew.config import Settings

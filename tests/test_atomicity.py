@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
-from keycrew.access.models import Project
 from keycrew.audit.models import AuditEvent
 from keycrew.context import Actor, Ctx
+from keycrew.namespaces.models import Project
 from keycrew.records import ghost
 from keycrew.records.models import Issue, Note
 from tests.conftest import Factory, LiveServer

@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from keycrew.audit.models import AuditEvent
 from keycrew.context import Actor
+from keycrew.crypto import digest
 from keycrew.errors import Forbidden
 from keycrew.identity.models import User
 from keycrew.tokens import deploy
 from keycrew.tokens.models import DeployToken
-from keycrew.tokens.secrets import digest, has_valid_checksum
+from keycrew.tokens.secrets import has_valid_checksum
 from tests.conftest import Factory, LiveServer, uid
 
 USERNAME_FORMAT = "can contain only letters, digits, '_', '-', '+', and '.'"

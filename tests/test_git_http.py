@@ -14,10 +14,10 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from keycrew.access.models import Project
 from keycrew.context import Actor
 from keycrew.identity.internal import internal_user
 from keycrew.identity.types import UserType
+from keycrew.namespaces.models import Project
 from keycrew.repos import storage
 from keycrew.tokens.issuing import issue_token
 from keycrew.tokens.models import DeployToken, PersonalAccessToken

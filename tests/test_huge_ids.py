@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from keycrew.api.routes import ROUTERS
+from keycrew.registry import pypi
 from tests.conftest import Factory, LiveServer, uid
 
 # Just beyond PostgreSQL's int4, just beyond SQLite's (and int8's) 64 bits, far beyond.
@@ -142,7 +143,7 @@ def _real(world: World, route: str, name: str) -> str:
 def _cases() -> list[tuple[str, str, str]]:
     """(method, route, parameter) for every API route with a path parameter."""
     cases = []
-    for router in ROUTERS:
+    for router in [*ROUTERS, pypi.router]:
         for route in router.routes:
             path = getattr(route, "path", "")
             for name in re.findall(r"{(\w+)(?::path)?}", path):

@@ -348,7 +348,7 @@ def test_read_only_token_may_list_but_not_create(server: LiveServer, factory: Fa
 
 
 def test_archived_project_refuses_new_issues(server: LiveServer, factory: Factory) -> None:
-    from keycrew.access.models import Project
+    from keycrew.namespaces.models import Project
 
     project = factory.project()
     with server.runtime.sessions() as db, db.begin():

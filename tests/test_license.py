@@ -9,9 +9,11 @@ import gitlab
 import pytest
 from sqlalchemy import update
 
-from keycrew.identity.models import InstanceSettings, User
-from keycrew.identity.seats import billable_users_count, instance_settings
+from keycrew.access.seats import billable_users_count
+from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.instance.models import InstanceSettings
+from keycrew.instance.settings import instance_settings
 from tests.conftest import Factory, LiveServer
 
 GUEST, REPORTER, OWNER = 10, 20, 50

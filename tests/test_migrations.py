@@ -10,8 +10,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 from keycrew.db.engine import make_engine
-from keycrew.db.migrate import MIGRATIONS, alembic_config, diff, upgrade
-from keycrew.db.models import Base
+from keycrew.migrations import MIGRATIONS, alembic_config, diff, upgrade
+from keycrew.migrations.schema import Base
 from tests.conftest import BACKENDS, database_url
 from tests.processes import clean_env, keycrew
 

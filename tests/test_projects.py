@@ -8,8 +8,9 @@ import gitlab
 import pytest
 from sqlalchemy import func, select
 
-from keycrew.access.models import Member, Project, Route
+from keycrew.access.models import Member
 from keycrew.audit.models import AuditEvent
+from keycrew.namespaces.models import Project, Route
 from keycrew.records.models import Issue, Note
 from tests.conftest import Factory, LiveServer, uid
 

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import update
 
-from keycrew.access.models import Project
+from keycrew.namespaces.models import Project
 from keycrew.ratelimit import FailedAuthThrottle
 from tests.conftest import Factory, LiveServer, uid
 

@@ -11,9 +11,10 @@ import gitlab
 import pytest
 from sqlalchemy import func, select
 
+from keycrew.automation.bots import delete_inactive_bots
 from keycrew.context import Actor
-from keycrew.identity.models import InstanceSettings, User
-from keycrew.tokens.bots import delete_inactive_bots
+from keycrew.identity.models import User
+from keycrew.instance.models import InstanceSettings
 from tests.conftest import Factory, LiveServer, uid
 
 
@@ -357,7 +358,7 @@ def test_failure_after_the_bot_is_made_leaves_nothing(
 
     before = count_bots()
     events_before = len(server.root("GET", "/audit_events", params={"per_page": 100}).json())
-    import keycrew.tokens.resource as resource_module
+    import keycrew.actions.resource_tokens as resource_module
     from keycrew.errors import Invalid
 
     def failing_issue(*_args: object, **_kwargs: object) -> None:

@@ -15,7 +15,7 @@ from keycrew.clock import FixedClock
 from keycrew.config import Settings
 from keycrew.identity.models import User
 from keycrew.tokens.models import PersonalAccessToken
-from keycrew.tokens.usage import UsageRecorder
+from keycrew.tokens.usage import token_usage_recorder
 from tests.conftest import BACKENDS, ROOT_TOKEN, PgDatabase
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -58,7 +58,7 @@ def _count_writes(rt: Runtime) -> list[str]:
 def test_notes_cost_no_io_and_flush_writes_once(runtime: Runtime) -> None:
     clock = runtime.clock
     assert isinstance(clock, FixedClock)
-    usage = UsageRecorder(runtime.sessions, clock)
+    usage = token_usage_recorder(runtime.sessions, clock)
     writes = _count_writes(runtime)
     for _ in range(100):
         usage.note(1, "10.0.0.1")
@@ -78,7 +78,7 @@ def test_notes_cost_no_io_and_flush_writes_once(runtime: Runtime) -> None:
 def test_last_used_at_every_ten_minutes_and_ips_every_minute(runtime: Runtime) -> None:
     clock = runtime.clock
     assert isinstance(clock, FixedClock)
-    usage = UsageRecorder(runtime.sessions, clock)
+    usage = token_usage_recorder(runtime.sessions, clock)
     usage.note(1, "10.0.0.1")
     usage.flush()
     clock.advance(minutes=5)
@@ -106,8 +106,8 @@ def test_flush_waits_for_a_deletion_of_the_owner_instead_of_deadlocking(runtime:
     same locks in the same order (a CI run on PostgreSQL once lost DELETE /users/:id to a deadlock)."""
     import threading
 
+    from keycrew.actions.deletion import destroy_user
     from keycrew.context import Actor
-    from keycrew.identity.deletion import destroy_user
     from keycrew.identity.users import create_user
     from keycrew.tokens.personal import create_personal_access_token
 
@@ -118,7 +118,7 @@ def test_flush_waits_for_a_deletion_of_the_owner_instead_of_deadlocking(runtime:
         )
         token_id = create_personal_access_token(ctx, user, name="t", scopes=["api"]).token.id
         user_id = user.id
-    usage = UsageRecorder(runtime.sessions, runtime.clock)
+    usage = token_usage_recorder(runtime.sessions, runtime.clock)
     usage.note(token_id, "10.0.0.1")
     flushed: list[int] = []
     with runtime.sessions() as db, db.begin():

@@ -9,10 +9,11 @@ import gitlab
 import pytest
 from sqlalchemy import func, select
 
-from keycrew.access.models import Member, Namespace, Project, Route
+from keycrew.access.models import Member
 from keycrew.audit.models import AuditEvent
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.namespaces.models import Namespace, Project, Route
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import PersonalAccessToken
 from tests.conftest import Factory, LiveServer, uid

@@ -16,7 +16,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from keycrew.context import Actor
-from keycrew.identity.seats import instance_settings, set_license
+from keycrew.instance.settings import instance_settings, set_license
 from tests.conftest import ROOT_PASSWORD, Factory, LiveServer, uid
 from tests.web_fixtures import csrf_of, session_for, signed_in
 

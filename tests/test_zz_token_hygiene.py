@@ -10,7 +10,7 @@ import logging
 
 from sqlalchemy import String, Text, select
 
-from keycrew.db.models import Base
+from keycrew.migrations.schema import Base
 from tests.conftest import ISSUED_TOKENS, LOG_FILE, LiveServer
 
 

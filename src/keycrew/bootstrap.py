@@ -12,15 +12,17 @@ from keycrew.clock import Clock, SystemClock
 from keycrew.config import Settings
 from keycrew.context import Actor, Ctx, Instance
 from keycrew.db.engine import make_engine, make_sessionmaker
-from keycrew.db.migrate import upgrade
 from keycrew.identity.models import User
-from keycrew.identity.seats import instance_settings
 from keycrew.identity.users import create_user
+from keycrew.infra.auth_cache import AuthCache, Invalidation
+from keycrew.infra.usage import UsageRecorder
+from keycrew.instance.settings import instance_settings
+from keycrew.migrations import upgrade
 from keycrew.ratelimit import FailedAuthThrottle
-from keycrew.tokens.cache import AuthCache, Invalidation
 from keycrew.tokens.personal import create_personal_access_token
+from keycrew.tokens.principal import WATCHED_ROWS, Principal
 from keycrew.tokens.scopes import ROOT_TOKEN_SCOPES
-from keycrew.tokens.usage import UsageRecorder
+from keycrew.tokens.usage import token_usage_recorder
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     instance: Instance
     clock: Clock = field(default_factory=SystemClock)
-    auth_cache: AuthCache = field(default_factory=AuthCache)
+    auth_cache: AuthCache[Principal] = field(default_factory=AuthCache)
     invalidation: Invalidation | None = None
     usage: UsageRecorder | None = None
     # Failed Basic authentications per client IP, shared by the git and registry adapters.
@@ -67,11 +69,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     )
     clock = clock or SystemClock()
     sessions = make_sessionmaker(engine)
-    cache = AuthCache()
-    invalidation = Invalidation(cache, engine, settings.data_dir)
+    cache: AuthCache[Principal] = AuthCache()
+    invalidation = Invalidation(cache, engine, settings.data_dir, WATCHED_ROWS)
     invalidation.install(sessions)
     return Runtime(
-        settings, engine, sessions, instance, clock, cache, invalidation, UsageRecorder(sessions, clock)
+        settings,
+        engine,
+        sessions,
+        instance,
+        clock,
+        cache,
+        invalidation,
+        token_usage_recorder(sessions, clock),
     )
 
 

@@ -131,7 +131,7 @@ def _runtime(settings: Settings, *, banner: TextIO | None = None) -> Runtime:
     root is always user 1), and root's credentials are printed there once.
     """
     from keycrew.bootstrap import build, migrate, seed
-    from keycrew.db.migrate import startup_lock
+    from keycrew.migrations import startup_lock
 
     with _operator_errors(settings):
         try:
@@ -245,7 +245,7 @@ def db_check() -> None:
     Exits 1 and lists the differences when the migrations do not produce exactly the schema
     the models describe (a model changed without a migration, or the reverse).
     """
-    from keycrew.db.migrate import diff
+    from keycrew.migrations import diff
 
     settings = _settings()
     runtime = _runtime(settings)
@@ -388,8 +388,9 @@ def tokens_create(
 @license_app.command("show")
 def license_show() -> None:
     """Print the plan, paid seats and billable users."""
+    from keycrew.access.seats import billable_users_count
     from keycrew.context import Actor
-    from keycrew.identity.seats import billable_users_count, instance_settings
+    from keycrew.instance.settings import instance_settings
 
     settings = _settings()
     runtime = _runtime(settings, banner=sys.stderr)
@@ -411,7 +412,7 @@ def license_set(
     """Set the plan and paid seats; service-account limits follow them at once."""
     from keycrew.context import Actor
     from keycrew.errors import KeycrewError
-    from keycrew.identity.seats import set_license
+    from keycrew.instance.settings import set_license
 
     settings = _settings()
     runtime = _runtime(settings, banner=sys.stderr)
@@ -444,8 +445,8 @@ def jobs_run(name: Annotated[str, typer.Argument(help="The job to run; see `keyc
     """Run one background job now, in one transaction, and report what it did."""
     if name not in JOBS:
         _fail(f"no job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
+    from keycrew.automation.bots import delete_inactive_bots
     from keycrew.context import Actor
-    from keycrew.tokens.bots import delete_inactive_bots
 
     settings = _settings()
     runtime = _runtime(settings, banner=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keycrew.api.app import asgi
+from keycrew.app import asgi
 from keycrew.bootstrap import build
 from keycrew.config import Settings
 

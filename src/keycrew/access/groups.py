@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, select
 
-from keycrew.access import paths, queries
-from keycrew.access.levels import AccessLevel, SourceType, Visibility
-from keycrew.access.models import Member, Namespace, Project
-from keycrew.access.policy import ADMIN_GROUP_LEVEL, can_read_group, contains, effective_group_level
-from keycrew.access.projects import delete_bots_of, forget, purge_projects
+from keycrew.access import queries
+from keycrew.access.levels import AccessLevel
+from keycrew.access.models import Member
+from keycrew.access.policy import ADMIN_GROUP_LEVEL, can_read_group, effective_group_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
+from keycrew.db.text import contains
 from keycrew.errors import Forbidden, Invalid, MissingParameter, NotFound, Unauthenticated
 from keycrew.identity import validation
+from keycrew.namespaces import paths
+from keycrew.namespaces.kinds import SourceType, Visibility
+from keycrew.namespaces.models import Namespace, Project
 
 GROUP_ORDERS = ("name", "path", "id", "similarity")
 
@@ -215,58 +218,6 @@ def update_group(
         )
         ctx.db.flush()
     return group
-
-
-def delete_group(ctx: Ctx, group: Namespace) -> None:
-    """Delete a group with its subgroups and their projects, routes and memberships (Owner or admin).
-
-    Issues and notes go with their projects (foreign-key cascade). Raises Forbidden.
-    """
-    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < ADMIN_GROUP_LEVEL:
-        raise Forbidden("403 Forbidden")
-    purge_group(ctx, group)
-
-
-def purge_group(ctx: Ctx, group: Namespace, *, reason: str | None = None) -> tuple[list[str], list[str]]:
-    """Delete ``group`` and everything under it, and its bots, with one group.deleted event.
-
-    No permission check (callers have made theirs). Returns the full paths of the groups and of
-    the projects that went.
-    """
-    subtree = queries.namespace_subtree(group)
-    ns_rows = ctx.db.execute(select(Namespace.id, Namespace.full_path).where(subtree)).all()
-    ns_ids = [int(r[0]) for r in ns_rows]
-    project_rows = ctx.db.execute(
-        select(Project.id, Project.full_path).where(Project.namespace_id.in_(ns_ids))
-    ).all()
-    project_ids = [int(r[0]) for r in project_rows]
-    purge_projects(ctx, project_ids)
-    ctx.db.execute(
-        delete(Member)
-        .where(Member.source_type == SourceType.NAMESPACE.value, Member.source_id.in_(ns_ids))
-        .execution_options(synchronize_session=False)
-    )
-    paths.release_many(ctx.db, SourceType.NAMESPACE, ns_ids)
-    record(
-        ctx,
-        Event.GROUP_DELETED,
-        group_entity(group),
-        target_type="Group",
-        target_id=group.id,
-        target_details=group.full_path,
-        subgroups=sorted(str(r[1]) for r in ns_rows if r[0] != group.id) or None,
-        projects=sorted(str(r[1]) for r in project_rows) or None,
-        reason=reason,
-    )
-    # Deepest first, so that no row ever points at a parent already gone (whatever the backend's
-    # cascade order).
-    for ns_id, _ in sorted(ns_rows, key=lambda r: -str(r[1]).count("/")):
-        ctx.db.execute(
-            delete(Namespace).where(Namespace.id == ns_id).execution_options(synchronize_session=False)
-        )
-    forget(ctx, Namespace, ns_ids)
-    delete_bots_of(ctx, SourceType.NAMESPACE, ns_ids)
-    return [str(r[1]) for r in ns_rows], [str(r[1]) for r in project_rows]
 
 
 def groups_query(

@@ -1,8 +1,8 @@
-"""GitLab's access levels and visibility levels."""
+"""GitLab's access levels."""
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 
 
 class AccessLevel(IntEnum):
@@ -22,24 +22,3 @@ class AccessLevel(IntEnum):
 
 # Levels a membership may hold (0 is "no access", not a membership).
 MEMBER_LEVELS = frozenset(level for level in AccessLevel if level > AccessLevel.NO_ACCESS)
-
-
-class Visibility(StrEnum):
-    PRIVATE = "private"
-    INTERNAL = "internal"
-    PUBLIC = "public"
-
-    @property
-    def level(self) -> int:
-        return {"private": 0, "internal": 10, "public": 20}[self.value]
-
-    @classmethod
-    def from_level(cls, level: int) -> Visibility:
-        return {0: cls.PRIVATE, 10: cls.INTERNAL, 20: cls.PUBLIC}[level]
-
-
-class SourceType(StrEnum):
-    """What a membership or route belongs to (GitLab's polymorphic source_type values)."""
-
-    NAMESPACE = "Namespace"
-    PROJECT = "Project"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from keycrew.access import paths
-from keycrew.access.levels import AccessLevel, SourceType
-from keycrew.access.models import Namespace, Project
+from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import (
     can_read_group,
     can_read_project,
@@ -16,6 +14,9 @@ from keycrew.access.policy import (
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, NotFound
+from keycrew.namespaces import paths
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace, Project
 
 
 def _ref(ref: str | int) -> tuple[int | None, str | None]:

@@ -21,12 +21,11 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access import queries
-from keycrew.access.levels import MEMBER_LEVELS, AccessLevel, SourceType
-from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.levels import MEMBER_LEVELS, AccessLevel
+from keycrew.access.models import Member
 from keycrew.access.policy import (
     ADMIN_GROUP_LEVEL,
     ADMIN_PROJECT_LEVEL,
-    contains,
     effective_group_level,
     effective_project_level,
     live,
@@ -35,9 +34,12 @@ from keycrew.access.policy import (
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
+from keycrew.db.text import contains
 from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace, Project
 
 LEVEL_TOO_HIGH = "the member access level can't be higher than the current user's one"
 BOT_ELSEWHERE = "project bots cannot be added to other groups / projects"

@@ -6,33 +6,14 @@ from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
 
-from keycrew.access import paths, queries
-from keycrew.access.levels import AccessLevel, SourceType, Visibility
+from keycrew.access import queries
+from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import get_namespace
-from keycrew.access.models import Namespace, Route
-from keycrew.access.policy import contains, group_level
+from keycrew.access.policy import group_level
 from keycrew.context import Ctx
+from keycrew.db.text import contains
 from keycrew.errors import NotFound
-from keycrew.identity.models import User
-
-
-def build_personal_namespace(ctx: Ctx, user: User) -> Namespace:
-    now = ctx.now()
-    ns = Namespace(
-        kind="user",
-        name=user.name,
-        path=user.username,
-        full_path=user.username,
-        full_name=user.name,
-        owner_id=user.id,
-        visibility_level=Visibility.PUBLIC.level,
-        created_at=now,
-        updated_at=now,
-    )
-    ctx.db.add(ns)
-    ctx.db.flush()
-    paths.claim(ctx.db, SourceType.NAMESPACE, ns.id, user.username, user.name)
-    return ns
+from keycrew.namespaces.models import Namespace
 
 
 def namespaces_query(ctx: Ctx, *, search: str | None = None, owned_only: bool = False) -> Select[Any]:
@@ -65,24 +46,3 @@ def find_namespace(ctx: Ctx, ref: str | int) -> Namespace:
     if group_level(ctx.db, ctx.actor.user, ns, ctx.today()) < AccessLevel.MINIMAL_ACCESS:
         raise NotFound("Namespace")
     return ns
-
-
-def follow_user(ctx: Ctx, user: User, old_username: str, old_name: str) -> None:
-    """The personal namespace follows its user: path = username, name = name (routes too)."""
-    ns = ctx.db.scalars(
-        select(Namespace).where(Namespace.kind == "user", Namespace.owner_id == user.id)
-    ).first()
-    if ns is None:
-        return
-    # Projects (and their routes) under the namespace move with it.
-    paths.move_prefix(ctx.db, old_username, user.username, old_name, user.name)
-    ns.path = ns.full_path = user.username
-    ns.name = ns.full_name = user.name
-    ns.updated_at = ctx.now()
-    route = ctx.db.scalars(
-        select(Route).where(Route.source_type == SourceType.NAMESPACE.value, Route.source_id == ns.id)
-    ).first()
-    if route is not None:
-        route.path = user.username
-        route.path_lower = user.username.lower()
-        route.name = user.name

@@ -9,16 +9,18 @@ nothing. Admins read everything and count as Owners for administration checks.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from keycrew.access.levels import AccessLevel, SourceType, Visibility
-from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.levels import AccessLevel
+from keycrew.access.models import Member
 from keycrew.context import Actor
+from keycrew.db.text import escape_like
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.namespaces.kinds import SourceType, Visibility
+from keycrew.namespaces.models import Namespace, Project
 
 # GitLab's administration thresholds: project settings and members need Maintainer, group ones Owner.
 ADMIN_PROJECT_LEVEL = AccessLevel.MAINTAINER
@@ -142,13 +144,3 @@ def effective_group_level(db: Session, actor: Actor, group: Namespace, today: dt
     if actor.is_admin:
         return AccessLevel.OWNER
     return group_level(db, actor.user, group, today)
-
-
-def escape_like(value: str) -> str:
-    """``value`` as a literal inside a LIKE pattern (escape character backslash)."""
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def contains(column: Any, text: str) -> ColumnElement[bool]:
-    """A case-insensitive substring match that behaves alike on SQLite and PostgreSQL."""
-    return func.lower(column).like(f"%{escape_like(text.lower())}%", escape="\\")

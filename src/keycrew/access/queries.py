@@ -13,10 +13,13 @@ import datetime as dt
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from keycrew.access.levels import AccessLevel, SourceType
-from keycrew.access.models import Member, Namespace, Project
-from keycrew.access.policy import escape_like, live, visible_levels
+from keycrew.access.levels import AccessLevel
+from keycrew.access.models import Member
+from keycrew.access.policy import live, visible_levels
 from keycrew.context import Actor
+from keycrew.db.text import escape_like
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace, Project
 
 
 def _group_memberships(

@@ -24,7 +24,8 @@ from keycrew.tokens.authentication import (
     check_user_may_use_api,
     find_by_digest,
 )
-from keycrew.tokens.cache import Principal, TokenSnapshot, UserSnapshot
+from keycrew.tokens.models import PersonalAccessToken
+from keycrew.tokens.principal import Principal, TokenSnapshot, UserSnapshot
 
 ROTATE_PATH = re.compile(r"access_tokens/(\d+|self)/rotate/?$")
 
@@ -59,8 +60,6 @@ def _load(runtime: Runtime, digest: str) -> Principal | None:
 
 def _revoke_family(runtime: Runtime, token_id: int, ip: str | None) -> None:
     with runtime.sessions() as db, db.begin():
-        from keycrew.tokens.models import PersonalAccessToken
-
         token = db.get(PersonalAccessToken, token_id)
         if token is None:
             return

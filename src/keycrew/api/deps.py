@@ -21,7 +21,7 @@ from keycrew.context import Actor, Ctx
 from keycrew.errors import Forbidden, InsufficientScope, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
-from keycrew.tokens.cache import Principal
+from keycrew.tokens.principal import Principal
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 

@@ -12,6 +12,8 @@ from keycrew.audit.service import Entity, record
 from keycrew.context import Actor, Ctx
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.namespaces.paths import route_taken
+from keycrew.namespaces.personal import build_personal_namespace
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,6 @@ def _find(ctx: Ctx, user_type: UserType) -> User | None:
 
 
 def _free_username(ctx: Ctx, base: str) -> str:
-    # Imported here: the access package depends on identity for its models.
-    from keycrew.access.paths import route_taken
 
     candidate, n = base, 0
     while route_taken(ctx.db, candidate) or ctx.db.scalar(
@@ -154,8 +154,6 @@ def internal_user(ctx: Ctx, user_type: UserType) -> User:
 
 
 def _build(ctx: Ctx, kind: InternalKind) -> User:
-    # Imported here: the access package depends on identity for its models.
-    from keycrew.access.namespaces import build_personal_namespace
 
     now = ctx.now()
     username = _free_username(ctx, kind.username)
@@ -178,7 +176,7 @@ def _build(ctx: Ctx, kind: InternalKind) -> User:
     )
     ctx.db.add(user)
     ctx.db.flush()
-    build_personal_namespace(ctx, user)
+    build_personal_namespace(ctx, user.id, user.username, user.name)
     return user
 
 

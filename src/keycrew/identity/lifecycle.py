@@ -155,28 +155,3 @@ def approve_user(ctx: Ctx, user: User) -> dict[str, Any]:
         raise Conflict("The user you are trying to approve is not pending approval")
     _change_state(ctx, user, UserState.ACTIVE, Event.USER_APPROVED)
     return {"message": "Success", "http_status": "created", "status": "success"}
-
-
-def reject_user(ctx: Ctx, user: User) -> None:
-    """Reject a user pending approval: the account is deleted with everything it owns.
-
-    Callers render ``user`` before calling (it is gone afterwards). Raises Refused (not an admin),
-    Conflict (the user is not pending approval).
-    """
-    # Imported here: deletion depends on this module's neighbours, not the other way round.
-    from keycrew.identity.deletion import destroy_user
-
-    if not ctx.actor.is_admin:
-        raise Refused("You are not allowed to reject a user")
-    user = lock_user(ctx, user)
-    if user.state != UserState.BLOCKED_PENDING_APPROVAL:
-        raise Conflict("User does not have a pending request")
-    record(
-        ctx,
-        Event.USER_REJECTED,
-        user_entity(user),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
-    )
-    destroy_user(ctx, user, hard_delete=True, skip_authorization=True)

@@ -12,9 +12,10 @@ from sqlalchemy import ColumnElement, Select, case, func, select
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, NotFound
+from keycrew.identity.lockout import is_locked
 from keycrew.identity.models import User
-from keycrew.identity.seats import instance_settings
 from keycrew.identity.types import INTERNAL_TYPES, NON_INTERNAL_TYPES, UserState, UserType
+from keycrew.instance.settings import instance_settings
 
 ORDER_BY = ("id", "name", "username", "created_at", "updated_at")
 SORT = ("asc", "desc")
@@ -270,9 +271,6 @@ def admin_actions(ctx: Ctx, user: User) -> tuple[AdminAction, ...]:
     what they authored. The use cases still decide when asked, and may refuse (a user active in
     the last 90 days cannot be deactivated; the sole Owner of a group is not deleted softly).
     """
-    # Imported here: sign_in depends on this module.
-    from keycrew.identity.sign_in import is_locked
-
     if not ctx.actor.is_admin or user.is_internal:
         return ()
     actions: list[AdminAction] = []

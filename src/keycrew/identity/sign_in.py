@@ -22,15 +22,16 @@ from sqlalchemy import select
 from keycrew.audit.events import Event
 from keycrew.audit.service import record
 from keycrew.context import Actor, Ctx
+from keycrew.crypto import digest
 from keycrew.errors import Forbidden
 from keycrew.identity.internal import admin_bot
-from keycrew.identity.models import InstanceSettings, User, UserSession
+from keycrew.identity.lockout import is_locked
+from keycrew.identity.models import User, UserSession
 from keycrew.identity.passwords import hash_password, needs_rehash, verify_password
 from keycrew.identity.queries import lock_user
-from keycrew.identity.seats import instance_settings
 from keycrew.identity.types import UserState, UserType
 from keycrew.identity.users import user_entity
-from keycrew.tokens.secrets import digest
+from keycrew.instance.settings import instance_settings
 
 NEUTRAL_REFUSAL = "Invalid login or password."
 # A session's last_seen_at (and so its expiry) moves at most this often: not a write per page.
@@ -67,18 +68,6 @@ def new_session_secret() -> str:
 def may_sign_in(user: User) -> bool:
     """Whether ``user`` is someone who signs in to the UI at all: an active or deactivated human."""
     return user.type is UserType.HUMAN and user.state in (UserState.ACTIVE, UserState.DEACTIVATED)
-
-
-def locked_until(user: User, settings: InstanceSettings) -> dt.datetime | None:
-    """When the lock on ``user`` opens by itself, or None when the account is not locked."""
-    if user.locked_at is None:
-        return None
-    return user.locked_at + dt.timedelta(minutes=settings.failed_login_attempts_unlock_period_in_minutes)
-
-
-def is_locked(user: User, settings: InstanceSettings, now: dt.datetime) -> bool:
-    until = locked_until(user, settings)
-    return until is not None and now < until
 
 
 def _find_login(ctx: Ctx, login: str) -> User | None:

@@ -19,6 +19,10 @@ from keycrew.identity.models import User
 from keycrew.identity.passwords import MIN_LENGTH, hash_password
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState, UserType
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace
+from keycrew.namespaces.paths import find_source, route_taken
+from keycrew.namespaces.personal import build_personal_namespace, follow_user
 
 BIO_MAX = 255
 NOTE_MAX = 1000
@@ -27,8 +31,6 @@ DEFAULT_PROJECTS_LIMIT = 100000
 
 def check_new_identity(ctx: Ctx, *, username: str, email: str, name: str, password: str | None) -> None:
     """Raise Invalid with GitLab's per-field messages if a new user's identity is not acceptable."""
-    # Imported here: the access package depends on identity for its models.
-    from keycrew.access.paths import route_taken
 
     errors: dict[str, list[str]] = {}
     if e := validation.username_errors(username):
@@ -68,7 +70,6 @@ def create_user(
     state: UserState = UserState.ACTIVE,
 ) -> User:
     """Create a user with their personal namespace. Raises Invalid on a bad or taken identity."""
-    from keycrew.access.namespaces import build_personal_namespace
 
     check_new_identity(ctx, username=username, email=email, name=name, password=password)
     now = ctx.now()
@@ -98,7 +99,7 @@ def create_user(
         with ctx.db.begin_nested():
             ctx.db.add(user)
             ctx.db.flush()
-            build_personal_namespace(ctx, user)
+            build_personal_namespace(ctx, user.id, user.username, user.name)
             ctx.db.flush()
     except IntegrityError:
         check_new_identity(ctx, username=username, email=email, name=name, password=password)
@@ -295,9 +296,7 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
     try:
         with ctx.db.begin_nested():
             if "username" in diff or "name" in diff:
-                from keycrew.access.namespaces import follow_user
-
-                follow_user(ctx, user, old_username, old_name)
+                follow_user(ctx, user.id, user.username, user.name, old_username, old_name)
             ctx.db.flush()
     except IntegrityError:
         # Lost a race for the e-mail, username or path to a concurrent request.
@@ -319,7 +318,6 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
 
 
 def _update_errors(ctx: Ctx, user: User, changes: dict[str, Any]) -> dict[str, list[str]]:
-    from keycrew.access.paths import find_source
 
     errors: dict[str, list[str]] = {}
     username = changes.get("username")
@@ -342,8 +340,6 @@ def _update_errors(ctx: Ctx, user: User, changes: dict[str, Any]) -> dict[str, l
 
 
 def _is_own_route(ctx: Ctx, user: User, route: Any) -> bool:
-    from keycrew.access.levels import SourceType
-    from keycrew.access.models import Namespace
 
     if route.source_type != SourceType.NAMESPACE.value:
         return False

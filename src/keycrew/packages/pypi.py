@@ -14,16 +14,16 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from keycrew.access.abilities import Ability, Decision, decide
 from keycrew.access.lookup import get_project
-from keycrew.access.models import Project
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Actor, Ctx
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
+from keycrew.namespaces.models import Project
 from keycrew.packages import names
 from keycrew.packages.models import Package, PackageFile
 from keycrew.packages.storage import PackageStore, Placement, StagedFile
+from keycrew.tokens.abilities import Ability, Decision, decide
 from keycrew.tokens.basic import Credential
 
 PYPI = "pypi"

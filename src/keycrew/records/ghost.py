@@ -7,14 +7,10 @@ transaction, so the user-deletion use case commits or rolls back everything at o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, select, update
 
+from keycrew.context import Ctx
 from keycrew.records.models import Issue, Note
-
-if TYPE_CHECKING:
-    from keycrew.context import Ctx
 
 
 def _count(result: object) -> int:

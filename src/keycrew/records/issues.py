@@ -18,7 +18,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_project
-from keycrew.access.models import Project
 from keycrew.access.policy import effective_project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
@@ -26,6 +25,7 @@ from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
+from keycrew.namespaces.models import Project
 from keycrew.records.models import Issue, Note
 
 ISSUE_TYPES = ("issue", "incident")

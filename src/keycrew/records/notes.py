@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import Select, false, select
 
-from keycrew.access.models import Project
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
+from keycrew.namespaces.models import Project
 from keycrew.records.issues import MAX_ID, can_triage, check_text, may_set_iid_and_dates, reference
 from keycrew.records.models import Issue, Note
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from keycrew.bootstrap import Runtime
 from keycrew.errors import Forbidden, KeycrewError, Unauthenticated
-from keycrew.identity.models import InstanceSettings
+from keycrew.instance.models import InstanceSettings
 from keycrew.registry import keys
 from keycrew.registry.tokens import TooManyScopes, authorize, has_registry_ability, parse_scopes, sign
 from keycrew.tokens.basic import Credential, authenticate_basic, decode_basic

@@ -29,8 +29,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from keycrew.access.abilities import Ability
-from keycrew.access.models import Project
 from keycrew.bootstrap import Runtime
 from keycrew.context import Ctx
 from keycrew.errors import (
@@ -42,8 +40,10 @@ from keycrew.errors import (
     NotFound,
     Unauthenticated,
 )
+from keycrew.namespaces.models import Project
 from keycrew.packages import pypi
 from keycrew.packages.storage import PackageStore, StagedFile
+from keycrew.tokens.abilities import Ability
 from keycrew.tokens.basic import ANONYMOUS, Credential, authenticate_basic, decode_basic
 
 REALM = 'Basic realm="keycrew"'

@@ -20,9 +20,9 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keycrew.access.abilities import Ability, Decision, decide, scope_allows
-from keycrew.access.levels import SourceType
-from keycrew.access.models import Project, Route
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Project, Route
+from keycrew.tokens.abilities import Ability, Decision, decide, scope_allows
 from keycrew.tokens.basic import Credential
 
 log = logging.getLogger("keycrew.registry")

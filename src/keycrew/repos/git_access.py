@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from keycrew.access import paths
-from keycrew.access.abilities import Ability, Decision, decide, scope_allows
-from keycrew.access.levels import AccessLevel, SourceType
-from keycrew.access.models import Project
+from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Actor, Ctx
 from keycrew.errors import Forbidden, NotFound, Unauthenticated
-from keycrew.identity.seats import instance_settings
+from keycrew.instance.settings import instance_settings
+from keycrew.namespaces import paths
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Project
 from keycrew.repos import storage
+from keycrew.tokens.abilities import Ability, Decision, decide, scope_allows
 from keycrew.tokens.basic import Credential, authenticate_basic
 from keycrew.tokens.models import DeployToken
 

@@ -23,12 +23,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
+
+from keycrew.infra.transactions import after_commit, on_rollback
 
 log = logging.getLogger("keycrew.repos")
 
@@ -213,46 +214,6 @@ def set_head(path: Path, branch: str) -> None:
     """Point HEAD at ``branch`` (what clones check out)."""
     if path.is_dir():
         git("symbolic-ref", "HEAD", f"refs/heads/{branch}", cwd=path)
-
-
-# --- side effects tied to a database transaction -------------------------------------------------
-
-_COMMIT_KEY = "keycrew.repos.after_commit"
-_ROLLBACK_KEY = "keycrew.repos.on_rollback"
-
-
-def after_commit(db: Session, action: Callable[[], None]) -> None:
-    """Run ``action`` once the session's transaction has committed (never if it rolls back)."""
-    db.info.setdefault(_COMMIT_KEY, []).append(action)
-
-
-def on_rollback(db: Session, action: Callable[[], None]) -> None:
-    """Run ``action`` if the session's transaction ends without committing."""
-    db.info.setdefault(_ROLLBACK_KEY, []).append(action)
-
-
-def _run_all(actions: Iterable[Callable[[], None]], what: str) -> None:
-    for action in actions:
-        try:
-            action()
-        except Exception:
-            # The database has already settled; a leftover directory is harmless (ids are never
-            # reused, and create() replaces a stale one), so log it rather than fail the caller.
-            log.exception("repository %s action failed", what)
-
-
-@event.listens_for(Session, "after_commit")
-def _committed(session: Session) -> None:
-    session.info.pop(_ROLLBACK_KEY, None)
-    _run_all(session.info.pop(_COMMIT_KEY, []), "after-commit")
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _ended(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None:
-        return
-    session.info.pop(_COMMIT_KEY, None)
-    _run_all(session.info.pop(_ROLLBACK_KEY, []), "rollback")
 
 
 def create_in_transaction(

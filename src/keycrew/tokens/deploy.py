@@ -17,13 +17,13 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access.levels import AccessLevel
-from keycrew.access.models import Namespace, Project
 from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, MissingParameter, NotFound
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import secrets
 from keycrew.tokens.models import DeployToken
 

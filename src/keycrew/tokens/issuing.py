@@ -11,7 +11,8 @@ from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Invalid, MissingParameter
 from keycrew.identity.models import User
-from keycrew.identity.seats import instance_settings
+from keycrew.instance.models import InstanceSettings
+from keycrew.instance.settings import Plan, instance_settings
 from keycrew.tokens import secrets
 from keycrew.tokens.models import PersonalAccessToken
 
@@ -81,6 +82,22 @@ def check_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
     if expires_at > latest:
         raise Invalid.field("expires_at", f"must be before {latest.isoformat()}")
     return expires_at
+
+
+def _expiration_enforced(settings: InstanceSettings) -> bool:
+    # Free instances always enforce expiry on service-account tokens (newest GitLab).
+    return settings.service_access_tokens_expiration_enforced or settings.plan == Plan.FREE
+
+
+def token_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
+    """A service-account token's expiry: when omitted, none if the instance lets service-account
+    tokens live forever, else the maximum lifetime. Raises Invalid for a past or too-late date."""
+    settings = instance_settings(ctx)
+    if expires_at is None and not _expiration_enforced(settings):
+        return None
+    if expires_at is None:
+        return ctx.today() + dt.timedelta(days=settings.max_personal_access_token_lifetime)
+    return check_expiry(ctx, expires_at)
 
 
 def issue_token(

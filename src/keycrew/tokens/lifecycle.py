@@ -13,7 +13,7 @@ from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.errors import Invalid
 from keycrew.identity.models import User
-from keycrew.identity.seats import instance_settings
+from keycrew.instance.settings import instance_settings
 from keycrew.tokens.issuing import IssuedToken, issue_token
 from keycrew.tokens.models import PersonalAccessToken
 

@@ -14,7 +14,14 @@ from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import user_entity
 from keycrew.tokens import lifecycle
-from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, expiry_policy, issue_audited
+from keycrew.tokens.issuing import (
+    IssuedToken,
+    check_expiry,
+    check_scopes,
+    expiry_policy,
+    issue_audited,
+    token_expiry,
+)
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
 
@@ -45,7 +52,6 @@ def create_personal_access_token(
         raise BadParameter("scopes does not have a valid value")
     if user.type is UserType.SERVICE_ACCOUNT:
         # Service-account tokens may live forever when the instance allows it.
-        from keycrew.identity.service_accounts import token_expiry
 
         expires_at = token_expiry(ctx, expires_at)
     else:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import zlib
+
+from keycrew.crypto import digest as digest
 
 PAT_PREFIX = "glpat-"
 DEPLOY_PREFIX = "gldt-"
@@ -47,8 +48,3 @@ def has_valid_checksum(value: str) -> bool:
         return False
     head, check = value[:-_CHECKSUM_LEN], value[-_CHECKSUM_LEN:]
     return hmac.compare_digest(_checksum(head), check)
-
-
-def digest(secret_key: bytes, value: str) -> str:
-    """The keyed digest kept at rest and used for lookup (one indexed equality query)."""
-    return hmac.new(secret_key, value.encode(), hashlib.sha256).hexdigest()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keycrew.access.models import Project
 from keycrew.api.entities import iso
 from keycrew.api.entities.users import user_basic
 from keycrew.identity.models import User
+from keycrew.namespaces.models import Project
 from keycrew.records.models import Issue, Note
 
 

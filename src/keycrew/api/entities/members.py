@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from keycrew.access.levels import SourceType
 from keycrew.access.members import Membership
 from keycrew.api.entities import day, iso
 from keycrew.identity.models import User
+from keycrew.namespaces.kinds import SourceType
 
 
 def _user_basic(user: User, base: str) -> dict[str, Any]:

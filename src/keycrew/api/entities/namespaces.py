@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keycrew.access.levels import Visibility
-from keycrew.access.models import Namespace, Project
 from keycrew.api.entities import iso
 from keycrew.identity.models import User
+from keycrew.namespaces.kinds import Visibility
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.repos import storage as repos
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from keycrew.access.seats import License
 from keycrew.api.entities import day, iso
 from keycrew.context import Actor
 from keycrew.identity.models import User
-from keycrew.identity.seats import License
 
 
 def user_basic(user: User, base: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""One router per resource; ``ROUTERS`` is mounted under /api/v4 by the app."""
+"""One router per resource; ``ROUTERS`` is mounted under /api/v4 by the app (which adds the
+package registry's PyPI routes, an adapter of its own, after them)."""
 
 from keycrew.api.routes import (
     admin,
@@ -15,7 +16,6 @@ from keycrew.api.routes import (
     tokens,
     users,
 )
-from keycrew.registry import pypi
 
 # Routes are matched in order: the hot authentication endpoints come first.
 ROUTERS = [
@@ -33,5 +33,4 @@ ROUTERS = [
     service_accounts.router,
     deploy_tokens.router,
     admin.router,
-    pypi.router,
 ]

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import day, iso
 from keycrew.context import Ctx
-from keycrew.identity.instance import SETTINGS, read_settings, update_settings
-from keycrew.identity.models import InstanceSettings
+from keycrew.instance.models import InstanceSettings
+from keycrew.instance.settings import SETTINGS, read_settings, update_settings
 from keycrew.tokens import admin as token_admin
 from keycrew.tokens import secrets
 from keycrew.tokens.models import DeployToken, PersonalAccessToken

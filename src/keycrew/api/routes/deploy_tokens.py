@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.models import Namespace, Project
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.deploy_tokens import deploy_token
 from keycrew.api.pagination import paginate_list, paginate_query
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import deploy
 
 router = APIRouter()

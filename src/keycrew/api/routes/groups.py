@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from keycrew.access import groups as group_cases
-from keycrew.access.levels import MEMBER_LEVELS, Visibility
+from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_group
-from keycrew.access.models import Namespace
 from keycrew.access.projects import projects_query
+from keycrew.actions import groups as group_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import group as group_entity
@@ -20,6 +20,8 @@ from keycrew.api.pagination import paginate_query
 from keycrew.api.routes.projects import project_list_options, render_projects
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter
+from keycrew.namespaces.kinds import Visibility
+from keycrew.namespaces.models import Namespace
 
 router = APIRouter()
 
@@ -116,7 +118,7 @@ def put_group(
 @router.delete("/groups/{group_id}", status_code=202)
 def delete_group(group_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
     # GitLab answers 202 Accepted; here the group and everything in it are gone before the answer.
-    group_cases.delete_group(ctx, find_group(ctx, group_id))
+    group_actions.delete_group(ctx, find_group(ctx, group_id))
     return {"message": "202 Accepted"}
 
 

@@ -9,13 +9,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from keycrew.access.lookup import find_project
-from keycrew.access.models import Project
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities import issues as entities
 from keycrew.api.pagination import page_args, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, MissingParameter
+from keycrew.namespaces.models import Project
 from keycrew.records import issues as issues_uc
 from keycrew.records import notes as notes_uc
 from keycrew.records.models import Issue, Note

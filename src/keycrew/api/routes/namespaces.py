@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
-from keycrew.access.models import Namespace, Project
 from keycrew.access.namespaces import find_namespace, namespaces_query
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import namespace as namespace_entity
 from keycrew.api.routes.projects import paginate_rows
 from keycrew.context import Ctx
+from keycrew.namespaces.models import Namespace, Project
 
 router = APIRouter()
 

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Select, func, select
 
 from keycrew.access import projects as project_cases
-from keycrew.access.levels import MEMBER_LEVELS, Visibility
+from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_project
-from keycrew.access.models import Project
+from keycrew.actions import projects as project_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
@@ -21,6 +21,8 @@ from keycrew.api.pagination import page_args, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
+from keycrew.namespaces.kinds import Visibility
+from keycrew.namespaces.models import Project
 
 router = APIRouter()
 
@@ -103,7 +105,7 @@ def _detail(request: Request, ctx: Ctx, project: Project) -> dict[str, Any]:
 
 
 def _create(request: Request, ctx: Ctx, params: Params, for_user: User | None = None) -> dict[str, Any]:
-    project = project_cases.create_project(
+    project = project_actions.create_project(
         ctx,
         name=params.text("name"),
         path=params.text("path"),
@@ -154,7 +156,7 @@ def put_project(
     project_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> dict[str, Any]:
     project = find_project(ctx, project_id)
-    project_cases.update_project(
+    project_actions.update_project(
         ctx,
         project,
         name=params.text("name"),
@@ -169,5 +171,5 @@ def put_project(
 @router.delete("/projects/{project_id}", status_code=202)
 def delete_project(project_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
     # GitLab answers 202 Accepted; here the project is gone before the answer.
-    project_cases.delete_project(ctx, find_project(ctx, project_id))
+    project_actions.delete_project(ctx, find_project(ctx, project_id))
     return {"message": "202 Accepted"}

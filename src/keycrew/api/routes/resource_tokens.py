@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keycrew.access.lookup import find_group, find_project
+from keycrew.actions import resource_tokens as rt
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.tokens import resource_access_token
 from keycrew.api.pagination import paginate_page
 from keycrew.api.params import path_id
 from keycrew.api.routes.tokens import token_filters
 from keycrew.context import Ctx
-from keycrew.tokens import resource as rt
 from keycrew.tokens.lifecycle import filtered
 
 router = APIRouter()

@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from keycrew.actions import service_accounts as sa
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.service_accounts import service_account
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.pagination import paginate_query
 from keycrew.api.routes.tokens import token_filters
 from keycrew.context import Ctx
-from keycrew.identity import service_accounts as sa
 from keycrew.tokens.lifecycle import filtered
 
 router = APIRouter()

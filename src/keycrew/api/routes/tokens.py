@@ -16,6 +16,7 @@ from keycrew.errors import Forbidden, NotFound
 from keycrew.identity.models import User
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
+from keycrew.tokens.models import PersonalAccessToken
 
 router = APIRouter()
 # The hottest authenticated route, mounted ahead of every other router (routes match in order).
@@ -131,8 +132,6 @@ def list_impersonation_tokens(
 ) -> Response:
     from sqlalchemy import select
 
-    from keycrew.tokens.models import PersonalAccessToken
-
     user = _user_for_admin(ctx, path_id(user_id, "user_id"))
     state = params.choice("state", ("all", *STATES), default="all")
     query = select(PersonalAccessToken).where(
@@ -158,7 +157,6 @@ def create_impersonation_token(
 
 
 def _impersonation_token(ctx: Ctx, user_id: str, token_id: str) -> Any:
-    from keycrew.tokens.models import PersonalAccessToken
 
     user = _user_for_admin(ctx, path_id(user_id, "user_id"))
     token = ctx.db.get(PersonalAccessToken, path_id(token_id, "impersonation_token_id"))

@@ -9,6 +9,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
+from keycrew.access.seats import billable_ids, current_license
+from keycrew.actions import users as user_actions
+from keycrew.actions.deletion import destroy_user
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
@@ -17,11 +20,10 @@ from keycrew.api.pagination import page_args, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, MissingParameter
 from keycrew.identity import lifecycle
-from keycrew.identity.deletion import destroy_user
 from keycrew.identity.models import User
 from keycrew.identity.queries import UserFilters, find_user, users_query
-from keycrew.identity.seats import billable_ids, current_license
 from keycrew.identity.users import UPDATABLE, NewUser, admin_create_user, update_user
+from keycrew.namespaces.models import Namespace
 from keycrew.tokens.personal import create_personal_access_token
 
 router = APIRouter()
@@ -50,7 +52,6 @@ _FLAGS = ("admin", "external", "can_create_group", "private_profile")
 
 def _admin_renderer(ctx: Ctx, request: Request, users: Sequence[User]) -> Callable[[User], dict[str, Any]]:
     """Renders users as admins see them, with the lookups for the whole page done at once."""
-    from keycrew.access.models import Namespace
 
     ids = [u.id for u in users]
     namespaces: dict[int, int] = {}
@@ -248,7 +249,7 @@ def approve(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
 def reject(user_id: int, request: Request, ctx: Ctx = api_ctx()) -> JSONResponse:
     user = find_user(ctx, user_id)
     body = user_public(user, base_url(request))
-    lifecycle.reject_user(ctx, user)
+    user_actions.reject_user(ctx, user)
     return JSONResponse(body, status_code=201)
 
 

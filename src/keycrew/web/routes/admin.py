@@ -14,14 +14,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import Select, func, select
 
+from keycrew.access.seats import is_billable, seat_breakdown
+from keycrew.actions import service_accounts as sa
+from keycrew.actions.deletion import destroy_user
 from keycrew.audit import queries as audit
 from keycrew.audit.events import Event
 from keycrew.context import Ctx
 from keycrew.errors import KeycrewError, NotFound
 from keycrew.identity import lifecycle
-from keycrew.identity import service_accounts as sa
-from keycrew.identity.deletion import destroy_user
-from keycrew.identity.instance import SETTINGS, read_settings, update_settings
+from keycrew.identity.lockout import is_locked, locked_until
 from keycrew.identity.models import User
 from keycrew.identity.queries import (
     AdminAction,
@@ -33,9 +34,9 @@ from keycrew.identity.queries import (
     users_by_kind,
     users_query,
 )
-from keycrew.identity.seats import instance_settings, is_billable, seat_breakdown
-from keycrew.identity.sign_in import is_locked, locked_until, unlock_user
+from keycrew.identity.sign_in import unlock_user
 from keycrew.identity.types import UserType
+from keycrew.instance.settings import SETTINGS, instance_settings, read_settings, update_settings
 from keycrew.tokens.issuing import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import ALL_SCOPES, described

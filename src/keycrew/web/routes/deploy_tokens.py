@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Response
 
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.models import Namespace, Project
 from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.errors import KeycrewError, NotFound
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import deploy
 from keycrew.tokens.scopes import described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date

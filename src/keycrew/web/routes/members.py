@@ -16,9 +16,9 @@ from keycrew.access import members as cases
 from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group, find_project
 from keycrew.access.members import MemberControls, Membership, Source
-from keycrew.access.models import Namespace, Project
 from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, KeycrewError, NotFound
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.templating import date

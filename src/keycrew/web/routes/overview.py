@@ -14,11 +14,11 @@ from typing import TypeVar
 from fastapi import APIRouter, Response
 
 from keycrew.access.groups import groups_query
-from keycrew.access.levels import Visibility
 from keycrew.access.lookup import find_group, find_project
 from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.access.projects import projects_query
 from keycrew.errors import NotFound
+from keycrew.namespaces.kinds import Visibility
 from keycrew.web.deps import Page, page_dep
 
 router = APIRouter()

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.models import Project
+from keycrew.actions import resource_tokens as rt
 from keycrew.errors import BadParameter, KeycrewError
-from keycrew.tokens import resource as rt
+from keycrew.namespaces.models import Project
 from keycrew.tokens.issuing import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described

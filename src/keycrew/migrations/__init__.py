@@ -1,4 +1,5 @@
-"""Running Alembic from code: upgrade to head, and the models-versus-migrations check."""
+"""The schema's migrations (Alembic, in this package) and running them from code: upgrade to head,
+the models-versus-migrations check, and the lock that serialises first boots."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, text
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+from keycrew.migrations import schema
+
+MIGRATIONS = Path(__file__).parent
 # PostgreSQL advisory lock key taken while a process migrates and seeds ("keycrew" in ASCII).
 STARTUP_LOCK = 0x6B6579637265_77
 
@@ -56,10 +59,8 @@ def startup_lock(engine: Engine) -> Iterator[None]:
 
 def diff(engine: Engine) -> list[Any]:
     """What autogenerate would change: must be empty when models and migrations agree."""
-    from keycrew.db.models import Base
-
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "render_as_batch": engine.dialect.name == "sqlite"}
         )
-        return list(compare_metadata(context, Base.metadata))
+        return list(compare_metadata(context, schema.Base.metadata))

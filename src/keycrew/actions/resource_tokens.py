@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from keycrew.access.levels import AccessLevel, SourceType
-from keycrew.access.models import Member, Namespace, Project
+from keycrew.access.levels import AccessLevel
+from keycrew.access.models import Member
 from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.actions.deletion import delete_bot
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
@@ -25,6 +26,9 @@ from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user
+from keycrew.instance.settings import instance_settings
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import lifecycle
 from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
@@ -261,11 +265,8 @@ def revoke_resource_token(ctx: Ctx, resource: Resource, token: PersonalAccessTok
         raise Unauthenticated("401 Unauthorized")
     if not lifecycle.revoke(ctx, token):
         raise Invalid(f"Token {token.name} has already been revoked")
-    from keycrew.identity.seats import instance_settings
 
     if instance_settings(ctx).inactive_resource_access_tokens_delete_after_days == 0:
-        from keycrew.tokens.bots import delete_bot
-
         bot = ctx.db.get(User, token.user_id)
         if bot is not None:
             delete_bot(ctx, bot, reason="token revoked")

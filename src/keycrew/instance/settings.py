@@ -1,16 +1,33 @@
-"""Instance settings an admin changes at run time (GitLab's application settings)."""
+"""The instance's settings row: settings an admin changes at run time (GitLab's application
+settings), and the license's plan and paid seats."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden
-from keycrew.identity.models import InstanceSettings
-from keycrew.identity.seats import instance_settings
+from keycrew.instance.models import InstanceSettings
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    PREMIUM = "premium"
+    ULTIMATE = "ultimate"
+
+
+def instance_settings(ctx: Ctx) -> InstanceSettings:
+    """The instance's settings row (id 1), created with the defaults on first need."""
+    row = ctx.db.get(InstanceSettings, 1)
+    if row is None:
+        row = InstanceSettings(id=1, updated_at=ctx.now())
+        ctx.db.add(row)
+        ctx.db.flush()
+    return row
 
 
 @dataclass(frozen=True)
@@ -75,3 +92,33 @@ def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
             previous=old,
         )
     return row
+
+
+def set_license(ctx: Ctx, plan: str, seats: int | None) -> InstanceSettings:
+    """Set the instance's plan and paid seats (None: unlimited). Returns the settings row.
+
+    For admins and the system (the ``keycrew license set`` command). Raises Forbidden for anyone
+    else, BadParameter for an unknown plan or a negative seat count.
+    """
+    if ctx.actor.via != "system" and not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    if plan not in {p.value for p in Plan}:
+        raise BadParameter("plan does not have a valid value")
+    if seats is not None and seats < 0:
+        raise BadParameter("seats does not have a valid value")
+    settings = instance_settings(ctx)
+    old = {"plan": settings.plan, "seats": settings.seats}
+    settings.plan = plan
+    settings.seats = seats
+    settings.updated_at = ctx.now()
+    ctx.db.flush()
+    record(
+        ctx,
+        Event.LICENSE_UPDATED,
+        Entity.instance(),
+        target_type="License",
+        target_id=1,
+        target_details=plan,
+        changes={"from": old, "to": {"plan": plan, "seats": seats}},
+    )
+    return settings

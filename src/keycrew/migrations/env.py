@@ -1,11 +1,11 @@
-"""Alembic environment: uses the connection handed over by keycrew.db.migrate when given."""
+"""Alembic environment: uses the connection handed over by keycrew.migrations when given."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from keycrew.db.models import Base
+from keycrew.migrations.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from keycrew.access.levels import SourceType
-from keycrew.access.models import Namespace, Project, Route
-from keycrew.access.policy import escape_like
+from keycrew.db.text import escape_like
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace, Project, Route
 
 
 def route_taken(db: Session, full_path: str, *, except_source: tuple[SourceType, int] | None = None) -> bool:

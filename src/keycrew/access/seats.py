@@ -1,42 +1,25 @@
-"""The license and its seats: the instance's plan, paid seats, and who is a billable user."""
+"""Seats: who is a billable user under the instance's plan, and the license as GitLab reports it."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 
-from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.access.levels import AccessLevel
+from keycrew.access.models import Member
 from keycrew.context import Ctx
-from keycrew.errors import BadParameter, Forbidden
-from keycrew.identity.models import InstanceSettings, User
+from keycrew.errors import Forbidden
+from keycrew.identity.models import User
 from keycrew.identity.types import UserState, UserType
+from keycrew.instance.models import InstanceSettings
+from keycrew.instance.settings import Plan, instance_settings
 
-# Guests (and Minimal Access) take no seat on Ultimate; every role above does.
-GUEST_LEVEL = 10
 # The only types that can ever hold a seat: bots, service accounts and internal users never do.
 BILLABLE_TYPES = frozenset({UserType.HUMAN, UserType.SERVICE_USER})
-
-
-class Plan(StrEnum):
-    FREE = "free"
-    PREMIUM = "premium"
-    ULTIMATE = "ultimate"
-
-
-def instance_settings(ctx: Ctx) -> InstanceSettings:
-    """The instance's settings row (id 1), created with the defaults on first need."""
-    row = ctx.db.get(InstanceSettings, 1)
-    if row is None:
-        row = InstanceSettings(id=1, updated_at=ctx.now())
-        ctx.db.add(row)
-        ctx.db.flush()
-    return row
 
 
 def _excludes_guests(settings: InstanceSettings) -> bool:
@@ -44,13 +27,10 @@ def _excludes_guests(settings: InstanceSettings) -> bool:
 
 
 def _has_role_above_guest(today: dt.date) -> ColumnElement[bool]:
-    # Imported here: the access package depends on identity for its models.
-    from keycrew.access.models import Member
-
     return exists(
         select(Member.id).where(
             Member.user_id == User.id,
-            Member.access_level > GUEST_LEVEL,
+            Member.access_level > AccessLevel.GUEST,
             or_(Member.expires_at.is_(None), Member.expires_at > today),
         )
     )
@@ -130,36 +110,6 @@ def current_license(ctx: Ctx) -> License:
         expired=False,
         licensee={"Name": "keycrew", "Email": None, "Company": ctx.instance.host},
     )
-
-
-def set_license(ctx: Ctx, plan: str, seats: int | None) -> InstanceSettings:
-    """Set the instance's plan and paid seats (None: unlimited). Returns the settings row.
-
-    For admins and the system (the ``keycrew license set`` command). Raises Forbidden for anyone
-    else, BadParameter for an unknown plan or a negative seat count.
-    """
-    if ctx.actor.via != "system" and not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
-    if plan not in {p.value for p in Plan}:
-        raise BadParameter("plan does not have a valid value")
-    if seats is not None and seats < 0:
-        raise BadParameter("seats does not have a valid value")
-    settings = instance_settings(ctx)
-    old = {"plan": settings.plan, "seats": settings.seats}
-    settings.plan = plan
-    settings.seats = seats
-    settings.updated_at = ctx.now()
-    ctx.db.flush()
-    record(
-        ctx,
-        Event.LICENSE_UPDATED,
-        Entity.instance(),
-        target_type="License",
-        target_id=1,
-        target_details=plan,
-        changes={"from": old, "to": {"plan": plan, "seats": seats}},
-    )
-    return settings
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from enum import Enum, StrEnum
 
 from sqlalchemy.orm import Session
 
-from keycrew.access.levels import AccessLevel, Visibility
-from keycrew.access.models import Namespace, Project
+from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import project_level, sees_internal
+from keycrew.namespaces.kinds import Visibility
+from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens.basic import Credential
 
 

@@ -17,22 +17,23 @@ from sqlalchemy.exc import IntegrityError
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.models import Namespace, Project
-from keycrew.access.paths import find_source, route_taken
 from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.actions.deletion import destroy_user
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Refused
 from keycrew.identity import validation
-from keycrew.identity.deletion import destroy_user
-from keycrew.identity.models import InstanceSettings, User
-from keycrew.identity.seats import Plan, instance_settings
+from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user, user_entity
+from keycrew.instance.settings import Plan, instance_settings
+from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.paths import find_source, route_taken
+from keycrew.namespaces.personal import follow_user
 from keycrew.tokens import lifecycle
-from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, issue_audited
+from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited, token_expiry
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ALL_SCOPES
 
@@ -340,9 +341,7 @@ def update_service_account(
             user.username_lower = user.username.lower()
             user.updated_at = ctx.now()
             if "username" in changes or "name" in changes:
-                from keycrew.access.namespaces import follow_user
-
-                follow_user(ctx, user, old_username, old_name)
+                follow_user(ctx, user.id, user.username, user.name, old_username, old_name)
             ctx.db.flush()
     except IntegrityError:
         raise Invalid(". ".join(_update_errors(ctx, user, changes)) or TAKEN) from None
@@ -398,22 +397,6 @@ def delete_service_account(ctx: Ctx, user: User, *, hard_delete: bool = False) -
 
 
 # -- their personal access tokens ---------------------------------------------------------------
-
-
-def _expiration_enforced(settings: InstanceSettings) -> bool:
-    # Free instances always enforce expiry on service-account tokens (newest GitLab).
-    return settings.service_access_tokens_expiration_enforced or settings.plan == Plan.FREE
-
-
-def token_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
-    """A service-account token's expiry: when omitted, none if the instance lets service-account
-    tokens live forever, else the maximum lifetime. Raises Invalid for a past or too-late date."""
-    settings = instance_settings(ctx)
-    if expires_at is None and not _expiration_enforced(settings):
-        return None
-    if expires_at is None:
-        return ctx.today() + dt.timedelta(days=settings.max_personal_access_token_lifetime)
-    return check_expiry(ctx, expires_at)
 
 
 def create_service_account_token(

@@ -1,4 +1,4 @@
-"""A positive cache for token authentication, invalidated on change on every node.
+"""A positive cache for authentication, invalidated on change on every node.
 
 Lookups by digest hit memory; a miss costs one indexed query. Entries live at most ``ttl`` seconds
 (the safety net). Any committed change to a token or a user invalidates the affected entries at
@@ -9,98 +9,41 @@ one host by nature, a generation file in the data directory that workers stat at
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
-
-from keycrew.identity.models import User
-from keycrew.tokens.models import PersonalAccessToken
 
 log = logging.getLogger("keycrew.auth.cache")
 CHANNEL = "keycrew_auth"
 
 
-@dataclass(frozen=True)
-class TokenSnapshot:
-    id: int
-    user_id: int
-    name: str
-    description: str | None
-    scopes: tuple[str, ...]
-    revoked: bool
-    expires_at: dt.date | None
-    impersonation: bool
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None
+class Cached(Protocol):
+    """What the cache keeps: anything that names the rows it was built from (by kind and id)."""
 
-    @classmethod
-    def of(cls, token: PersonalAccessToken) -> TokenSnapshot:
-        return cls(
-            token.id,
-            token.user_id,
-            token.name,
-            token.description,
-            tuple(token.scopes),
-            token.revoked,
-            token.expires_at,
-            token.impersonation,
-            token.created_at,
-            token.last_used_at,
-        )
-
-    def is_expired(self, today: dt.date) -> bool:
-        return self.expires_at is not None and self.expires_at <= today
-
-    def is_active(self, today: dt.date) -> bool:
-        return not self.revoked and not self.is_expired(today)
+    def depends_on(self) -> tuple[tuple[str, int], ...]: ...
 
 
-@dataclass(frozen=True)
-class UserSnapshot:
-    id: int
-    username: str
-    name: str
-    state: str
-    user_type: int
-    admin: bool
-    external: bool
-
-    @classmethod
-    def of(cls, user: User) -> UserSnapshot:
-        return cls(user.id, user.username, user.name, user.state, user.user_type, user.admin, user.external)
+V = TypeVar("V", bound=Cached)
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who a token value belongs to, as of when it was cached.
+class AuthCache(Generic[V]):
+    """Values by credential digest, each dropped when a row it ``depends_on`` changes."""
 
-    ``rendered`` lets an adapter keep what it renders from this principal (for instance a JSON
-    body per day); a changed token or user is a new Principal, so nothing stale survives.
-    """
-
-    token: TokenSnapshot
-    user: UserSnapshot
-    rendered: dict[object, bytes] = field(default_factory=dict, compare=False, repr=False)
-
-
-class AuthCache:
     def __init__(self, ttl: float = 10.0, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._entries: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
         self._generation_check: Callable[[], bool] | None = None
 
-    def get(self, digest: str) -> Principal | None:
+    def get(self, digest: str) -> V | None:
         if self._generation_check is not None and self._generation_check():
             self.clear()
         entry = self._entries.get(digest)
@@ -111,18 +54,18 @@ class AuthCache:
             return None
         return entry[1]
 
-    def put(self, digest: str, principal: Principal) -> None:
+    def put(self, digest: str, value: V) -> None:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.ttl, principal)
+            self._entries[digest] = (time.monotonic() + self.ttl, value)
 
-    def invalidate(self, token_ids: set[int], user_ids: set[int]) -> None:
-        if not token_ids and not user_ids:
+    def invalidate(self, changed: set[tuple[str, int]]) -> None:
+        if not changed:
             return
         with self._lock:
-            for digest, (_expiry, principal) in list(self._entries.items()):
-                if principal.token.id in token_ids or principal.user.id in user_ids:
+            for digest, (_expiry, value) in list(self._entries.items()):
+                if any(row in changed for row in value.depends_on()):
                     self._entries.pop(digest, None)
 
     def clear(self) -> None:
@@ -139,39 +82,45 @@ _PENDING = "keycrew_auth_changes"
 
 
 def _changes(session: Session) -> dict[str, Any]:
-    changes: dict[str, Any] = session.info.setdefault(
-        _PENDING, {"tokens": set(), "users": set(), "all": False}
-    )
+    changes: dict[str, Any] = session.info.setdefault(_PENDING, {"rows": set(), "all": False})
     return changes
+
+
+def _pending(changes: dict[str, Any] | None) -> bool:
+    return bool(changes and (changes["rows"] or changes["all"]))
 
 
 def _payload(changes: dict[str, Any]) -> str:
     if changes["all"]:
         return "*"
-    parts = [f"t{i}" for i in sorted(changes["tokens"])] + [f"u{i}" for i in sorted(changes["users"])]
-    text_payload = ",".join(parts)
+    text_payload = ",".join(f"{kind}{row_id}" for kind, row_id in sorted(changes["rows"]))
     # NOTIFY payloads are limited to 8000 bytes; a huge change just clears every cache.
     return text_payload if len(text_payload) < 7000 else "*"
 
 
-def parse_payload(payload: str) -> tuple[set[int], set[int], bool]:
+def parse_payload(payload: str) -> tuple[set[tuple[str, int]], bool]:
+    """The rows a notification names ("t12,u3": kind letter and id), or everything for "*"."""
     if payload == "*":
-        return set(), set(), True
-    tokens: set[int] = set()
-    users: set[int] = set()
+        return set(), True
+    rows: set[tuple[str, int]] = set()
     for part in payload.split(","):
-        if part[:1] == "t" and part[1:].isdigit():
-            tokens.add(int(part[1:]))
-        elif part[:1] == "u" and part[1:].isdigit():
-            users.add(int(part[1:]))
-    return tokens, users, False
+        if part[:1].isalpha() and part[1:].isdigit():
+            rows.add((part[:1], int(part[1:])))
+    return rows, False
 
 
 class Invalidation:
-    """Wires a sessionmaker so that committed token/user changes reach every node's cache."""
+    """Wires a sessionmaker so that committed changes to watched rows reach every node's cache.
 
-    def __init__(self, cache: AuthCache, engine: Engine, data_dir: Path) -> None:
+    ``watched`` maps each mapped class whose rows cached values depend on to its one-letter kind
+    (the kinds ``Cached.depends_on`` names).
+    """
+
+    def __init__(
+        self, cache: AuthCache[Any], engine: Engine, data_dir: Path, watched: dict[type[Any], str]
+    ) -> None:
         self.cache = cache
+        self.watched = watched
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self.generation_file = data_dir / "auth-generation"
@@ -196,20 +145,19 @@ class Invalidation:
     def _after_flush(self, session: Session, _context: Any) -> None:
         changes = _changes(session)
         for obj in list(session.dirty) + list(session.deleted):
-            if isinstance(obj, PersonalAccessToken):
-                changes["tokens"].add(obj.id)
-            elif isinstance(obj, User):
-                changes["users"].add(obj.id)
+            kind = self.watched.get(type(obj))
+            if kind is not None:
+                changes["rows"].add((kind, obj.id))
 
     def _on_execute(self, state: ORMExecuteState) -> None:
         bulk = state.is_update or state.is_delete
-        if bulk and state.bind_mapper is not None and state.bind_mapper.class_ in (PersonalAccessToken, User):
+        if bulk and state.bind_mapper is not None and state.bind_mapper.class_ in self.watched:
             # A bulk statement: we cannot tell which rows, so every cache starts over.
             _changes(state.session)["all"] = True
 
     def _before_commit(self, session: Session) -> None:
         changes = session.info.get(_PENDING)
-        if not changes or not (changes["tokens"] or changes["users"] or changes["all"]):
+        if changes is None or not _pending(changes):
             return
         if self.postgres:
             # Delivered to every listener when (and only if) this transaction commits.
@@ -220,12 +168,12 @@ class Invalidation:
 
     def _after_commit(self, session: Session) -> None:
         changes = session.info.pop(_PENDING, None)
-        if not changes or not (changes["tokens"] or changes["users"] or changes["all"]):
+        if changes is None or not _pending(changes):
             return
         if changes["all"]:
             self.cache.clear()
         else:
-            self.cache.invalidate(changes["tokens"], changes["users"])
+            self.cache.invalidate(changes["rows"])
         if not self.postgres:
             self._bump_generation()
 
@@ -276,11 +224,11 @@ class Invalidation:
                     self.cache.clear()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
-                            tokens, users, everything = parse_payload(note.payload)
+                            rows, everything = parse_payload(note.payload)
                             if everything:
                                 self.cache.clear()
                             else:
-                                self.cache.invalidate(tokens, users)
+                                self.cache.invalidate(rows)
             except Exception:
                 log.warning("auth cache listener lost its connection; clearing and reconnecting")
                 self.cache.clear()

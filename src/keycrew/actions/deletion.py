@@ -1,4 +1,6 @@
-"""Deleting a user, synchronously and in one transaction, as GitLab's Users::DestroyService does.
+"""Deletions that cascade: a user, a project, a group, a resource bot, in the caller's transaction.
+
+Deleting a user, synchronously and in one transaction, as GitLab's Users::DestroyService does.
 
 A soft delete (the default) moves what the user authored to the Ghost User; a hard delete
 removes it. Either way the user's tokens and memberships go, their personal namespace and its
@@ -10,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
+from keycrew.access import queries
+from keycrew.access.groups import group_entity
+from keycrew.access.models import Member
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
@@ -21,6 +26,13 @@ from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserType
 from keycrew.identity.users import user_entity
+from keycrew.infra.transactions import after_commit, forget
+from keycrew.namespaces import paths
+from keycrew.namespaces.kinds import SourceType
+from keycrew.namespaces.models import Namespace, Project
+from keycrew.packages import storage as package_files
+from keycrew.records.ghost import delete_records_of, move_records_to
+from keycrew.repos import storage as repos
 from keycrew.tokens.models import PersonalAccessToken
 
 SOLE_OWNER = "User cannot be removed while is the sole-owner of a group"
@@ -43,15 +55,12 @@ class Deletion:
 
 
 def _live_member(today: dt.date) -> object:
-    from keycrew.access.models import Member
 
     return or_(Member.expires_at.is_(None), Member.expires_at > today)
 
 
 def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
     """Ids of the groups ``user`` owns directly and nobody else owns (there or above, bots aside)."""
-    from keycrew.access.levels import SourceType
-    from keycrew.access.models import Member, Namespace
 
     today = ctx.today()
     owned = ctx.db.scalars(
@@ -127,9 +136,6 @@ def destroy_user(
         _purge_group_tree(ctx, group_id, done)
     done.projects += _purge_personal_namespace(ctx, user.id)
 
-    # Imported here: records sit beside identity and depend on its models.
-    from keycrew.records.ghost import delete_records_of, move_records_to
-
     if heir is not None:
         done.ghost_id = heir.id
         done.records = move_records_to(ctx, user.id, heir.id)
@@ -178,7 +184,6 @@ def _delete_tokens(ctx: Ctx, user_id: int) -> int:
 
 
 def _delete_memberships(ctx: Ctx, user_id: int) -> int:
-    from keycrew.access.models import Member
 
     members = ctx.db.scalars(select(Member).where(Member.user_id == user_id)).all()
     for member in members:
@@ -188,8 +193,6 @@ def _delete_memberships(ctx: Ctx, user_id: int) -> int:
 
 def _purge_projects(ctx: Ctx, namespace_ids: list[int]) -> list[str]:
     """Delete the projects of these namespaces (routes, memberships, issues, notes, their bots)."""
-    from keycrew.access.models import Project
-    from keycrew.access.projects import purge_projects
 
     if not namespace_ids:
         return []
@@ -211,9 +214,6 @@ def _purge_projects(ctx: Ctx, namespace_ids: list[int]) -> list[str]:
 
 
 def _purge_personal_namespace(ctx: Ctx, user_id: int) -> list[str]:
-    from keycrew.access import paths
-    from keycrew.access.levels import SourceType
-    from keycrew.access.models import Namespace
 
     namespaces = ctx.db.scalars(
         select(Namespace).where(Namespace.kind == "user", Namespace.owner_id == user_id)
@@ -229,8 +229,6 @@ def _purge_personal_namespace(ctx: Ctx, user_id: int) -> list[str]:
 
 def _purge_group_tree(ctx: Ctx, group_id: int, done: Deletion) -> None:
     """Delete a solely owned group with everything under it (the owner's deletion is authorized)."""
-    from keycrew.access.groups import purge_group
-    from keycrew.access.models import Namespace
 
     root = ctx.db.get(Namespace, group_id)
     if root is None:
@@ -238,3 +236,101 @@ def _purge_group_tree(ctx: Ctx, group_id: int, done: Deletion) -> None:
     groups, projects = purge_group(ctx, root, reason="sole owner deleted")
     done.groups += groups
     done.projects += projects
+
+
+def delete_bot(ctx: Ctx, bot: User, *, reason: str) -> None:
+    """Delete a project/group bot now; its records move to the Ghost User."""
+    destroy_user(ctx, bot, skip_authorization=True, reason=reason)
+
+
+def purge_projects(ctx: Ctx, project_ids: list[int]) -> None:
+    """Remove projects and what hangs off them; no permission check (callers have made it).
+
+    Their repositories and package files are removed once the transaction commits.
+    """
+    if not project_ids:
+        return
+    if ctx.instance.repositories_dir is not None:
+        repos.remove_after_commit(ctx.db, ctx.instance.repositories_dir, project_ids)
+    packages_dir = ctx.instance.packages_dir
+    if packages_dir is not None:
+        ids = list(project_ids)
+        after_commit(ctx.db, lambda: package_files.PackageStore(packages_dir).remove_projects(ids))
+    ctx.db.flush()
+    ctx.db.execute(
+        delete(Member)
+        .where(Member.source_type == SourceType.PROJECT.value, Member.source_id.in_(project_ids))
+        .execution_options(synchronize_session=False)
+    )
+    paths.release_many(ctx.db, SourceType.PROJECT, project_ids)
+    # Issues and notes (and anything else keyed on projects.id with ON DELETE CASCADE) go with it.
+    ctx.db.execute(
+        delete(Project).where(Project.id.in_(project_ids)).execution_options(synchronize_session=False)
+    )
+    forget(ctx.db, Project, project_ids)
+    delete_bots_of(ctx, SourceType.PROJECT, project_ids)
+
+
+def delete_bots_of(ctx: Ctx, source_type: SourceType, source_ids: list[int]) -> None:
+    """Delete the bot users of resource access tokens made for these projects or groups.
+
+    Called once the resources' memberships are gone, so that no bot counts as a group's Owner.
+    """
+    if not source_ids:
+        return
+
+    bots = ctx.db.scalars(
+        select(User).where(
+            User.user_type == int(UserType.PROJECT_BOT),
+            User.bot_resource_type == source_type.value,
+            User.bot_resource_id.in_(source_ids),
+        )
+    ).all()
+    for bot in bots:
+        delete_bot(ctx, bot, reason="Resource deleted")
+
+
+def purge_group(ctx: Ctx, group: Namespace, *, reason: str | None = None) -> tuple[list[str], list[str]]:
+    """Delete ``group`` and everything under it, and its bots, with one group.deleted event.
+
+    No permission check (callers have made theirs). Returns the full paths of the groups and of
+    the projects that went.
+    """
+    subtree = queries.namespace_subtree(group)
+    ns_rows = ctx.db.execute(select(Namespace.id, Namespace.full_path).where(subtree)).all()
+    ns_ids = [int(r[0]) for r in ns_rows]
+    project_rows = ctx.db.execute(
+        select(Project.id, Project.full_path).where(Project.namespace_id.in_(ns_ids))
+    ).all()
+    project_ids = [int(r[0]) for r in project_rows]
+    purge_projects(ctx, project_ids)
+    ctx.db.execute(
+        delete(Member)
+        .where(Member.source_type == SourceType.NAMESPACE.value, Member.source_id.in_(ns_ids))
+        .execution_options(synchronize_session=False)
+    )
+    paths.release_many(ctx.db, SourceType.NAMESPACE, ns_ids)
+    record(
+        ctx,
+        Event.GROUP_DELETED,
+        group_entity(group),
+        target_type="Group",
+        target_id=group.id,
+        target_details=group.full_path,
+        subgroups=sorted(str(r[1]) for r in ns_rows if r[0] != group.id) or None,
+        projects=sorted(str(r[1]) for r in project_rows) or None,
+        reason=reason,
+    )
+    # Deepest first, so that no row ever points at a parent already gone (whatever the backend's
+    # cascade order).
+    for ns_id, _ in sorted(ns_rows, key=lambda r: -str(r[1]).count("/")):
+        ctx.db.execute(
+            delete(Namespace).where(Namespace.id == ns_id).execution_options(synchronize_session=False)
+        )
+    forget(ctx.db, Namespace, ns_ids)
+    delete_bots_of(ctx, SourceType.NAMESPACE, ns_ids)
+    return [str(r[1]) for r in ns_rows], [str(r[1]) for r in project_rows]
+
+
+# Project and group purges delete their resource bots, and a user's deletion purges their projects
+# and solely owned groups: the cascade is one module because each step may call the others.

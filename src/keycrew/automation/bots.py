@@ -1,4 +1,4 @@
-"""Project and group bots: deleting one, and the cleanup of bots whose tokens are all inactive."""
+"""The cleanup job for project and group bots whose tokens are all inactive."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from keycrew.actions.deletion import delete_bot
 from keycrew.context import Actor, Ctx
-from keycrew.identity.deletion import destroy_user
 from keycrew.identity.internal import admin_bot
 from keycrew.identity.models import User
-from keycrew.identity.seats import instance_settings
 from keycrew.identity.types import UserType
+from keycrew.instance.settings import instance_settings
 from keycrew.tokens.models import PersonalAccessToken
-
-
-def delete_bot(ctx: Ctx, bot: User, *, reason: str) -> None:
-    """Delete a project/group bot now; its records move to the Ghost User."""
-    destroy_user(ctx, bot, skip_authorization=True, reason=reason)
 
 
 def _inactive_since(token: PersonalAccessToken) -> dt.datetime | None:

@@ -1,4 +1,5 @@
-"""The ASGI application: /api/v4, health endpoints, error mapping, raw-path routing."""
+"""The composition root: one ASGI application of every adapter (API, registry token service, git
+smart HTTP, web UI), health endpoints, error mapping by what the client asked for, raw-path routing."""
 
 from __future__ import annotations
 
@@ -9,19 +10,25 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from keycrew import __version__
-from keycrew.api import errors
+from keycrew import __version__, errors
+from keycrew.api import errors as api_errors
+from keycrew.api.params import BadRequestBody
 from keycrew.api.routes import ROUTERS
 from keycrew.bootstrap import Runtime
 from keycrew.git.http import GitHTTP
+from keycrew.registry import pypi
 from keycrew.registry.jwt_auth import router as registry_token_router
+from keycrew.web import errors as web_errors
 from keycrew.web.app import install as install_web
 
 API_PREFIX = "/api/v4"
+log = logging.getLogger("keycrew.api")
 
 
 class RawPathIds:
@@ -68,9 +75,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_log_redaction()
-    errors.install(app)
+    install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(pypi.router, prefix=API_PREFIX)  # /projects/:id/packages/pypi/...
     app.include_router(registry_token_router)  # /jwt/auth, at the root as GitLab's
 
     @app.get("/-/health", include_in_schema=False)
@@ -122,3 +130,41 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    # The web UI's pages get HTML error pages; everything else GitLab's JSON.
+    @app.exception_handler(errors.KeycrewError)
+    async def _domain(request: Request, exc: errors.KeycrewError) -> Response:
+        if web_errors.wants_html(request):
+            return web_errors.domain_error_page(request, exc)
+        return api_errors.to_response(exc)
+
+    @app.exception_handler(BadRequestBody)
+    async def _body(_request: Request, _exc: BadRequestBody) -> JSONResponse:
+        return api_errors.json_error(
+            400, {"error": "The provided content-type or the request body is not valid JSON"}
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        name = str(first.get("loc", ["", "parameter"])[-1])
+        return api_errors.json_error(400, {"error": f"{name} is invalid"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405) and web_errors.wants_html(request):
+            return web_errors.http_error_page(request, exc.status_code)
+        if exc.status_code == 404:
+            return api_errors.json_error(404, {"error": "404 Not Found"})
+        if exc.status_code == 405:
+            return api_errors.json_error(405, {"message": "405 Method Not Allowed"})
+        return api_errors.json_error(exc.status_code, {"message": f"{exc.status_code} {exc.detail}"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
+        if web_errors.wants_html(request):
+            return web_errors.error_page(request, 500, "Something went wrong", "Please try again later.")
+        return api_errors.json_error(500, {"message": "500 Internal Server Error"})

@@ -1,9 +1,13 @@
-"""Imports every model so that Base.metadata knows the whole schema (Alembic, tests)."""
+"""Every model of every package, so that ``Base.metadata`` knows the whole schema (Alembic, tests).
 
-from keycrew.access.models import Member, Namespace, Project, Route
+Only the migrations import this module: no package below needs the others' models."""
+
+from keycrew.access.models import Member
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
-from keycrew.identity.models import InstanceSettings, User, UserSession
+from keycrew.identity.models import User, UserSession
+from keycrew.instance.models import InstanceSettings
+from keycrew.namespaces.models import Namespace, Project, Route
 from keycrew.packages.models import Package, PackageFile
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import DeployToken, PersonalAccessToken

@@ -1,0 +1,1 @@
+"""Use cases that cross entity packages: one function, one transaction, its audit events."""

@@ -1,0 +1,35 @@
+"""Use cases on users that cross packages: rejecting a sign-up deletes the account."""
+
+from __future__ import annotations
+
+from keycrew.actions.deletion import destroy_user
+from keycrew.audit.events import Event
+from keycrew.audit.service import record
+from keycrew.context import Ctx
+from keycrew.errors import Conflict, Refused
+from keycrew.identity.models import User
+from keycrew.identity.queries import lock_user
+from keycrew.identity.types import UserState
+from keycrew.identity.users import user_entity
+
+
+def reject_user(ctx: Ctx, user: User) -> None:
+    """Reject a user pending approval: the account is deleted with everything it owns.
+
+    Callers render ``user`` before calling (it is gone afterwards). Raises Refused (not an admin),
+    Conflict (the user is not pending approval).
+    """
+    if not ctx.actor.is_admin:
+        raise Refused("You are not allowed to reject a user")
+    user = lock_user(ctx, user)
+    if user.state != UserState.BLOCKED_PENDING_APPROVAL:
+        raise Conflict("User does not have a pending request")
+    record(
+        ctx,
+        Event.USER_REJECTED,
+        user_entity(user),
+        target_type="User",
+        target_id=user.id,
+        target_details=user.username,
+    )
+    destroy_user(ctx, user, hard_delete=True, skip_authorization=True)

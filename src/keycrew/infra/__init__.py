@@ -1,0 +1,1 @@
+"""Infrastructure under the domain: transaction hooks, caches and their invalidation, background writers."""

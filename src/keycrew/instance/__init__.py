@@ -1,0 +1,1 @@
+"""The instance: its settings, plan and paid seats."""

@@ -1,0 +1,1 @@
+"""The namespace tree below identity and access: routes, groups' and users' namespaces, projects."""

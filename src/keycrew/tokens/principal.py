@@ -1,0 +1,80 @@
+"""What the authentication cache keeps for a token value: snapshots of the token and its owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from keycrew.identity.models import User
+from keycrew.tokens.models import PersonalAccessToken
+
+# The kinds of row a cached principal depends on, as the cache's invalidation names them.
+TOKEN_ROW = "t"
+USER_ROW = "u"
+WATCHED_ROWS: dict[type, str] = {PersonalAccessToken: TOKEN_ROW, User: USER_ROW}
+
+
+@dataclass(frozen=True)
+class TokenSnapshot:
+    id: int
+    user_id: int
+    name: str
+    description: str | None
+    scopes: tuple[str, ...]
+    revoked: bool
+    expires_at: dt.date | None
+    impersonation: bool
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, token: PersonalAccessToken) -> TokenSnapshot:
+        return cls(
+            token.id,
+            token.user_id,
+            token.name,
+            token.description,
+            tuple(token.scopes),
+            token.revoked,
+            token.expires_at,
+            token.impersonation,
+            token.created_at,
+            token.last_used_at,
+        )
+
+    def is_expired(self, today: dt.date) -> bool:
+        return self.expires_at is not None and self.expires_at <= today
+
+    def is_active(self, today: dt.date) -> bool:
+        return not self.revoked and not self.is_expired(today)
+
+
+@dataclass(frozen=True)
+class UserSnapshot:
+    id: int
+    username: str
+    name: str
+    state: str
+    user_type: int
+    admin: bool
+    external: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserSnapshot:
+        return cls(user.id, user.username, user.name, user.state, user.user_type, user.admin, user.external)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token value belongs to, as of when it was cached.
+
+    ``rendered`` lets an adapter keep what it renders from this principal (for instance a JSON
+    body per day); a changed token or user is a new Principal, so nothing stale survives.
+    """
+
+    token: TokenSnapshot
+    user: UserSnapshot
+    rendered: dict[object, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def depends_on(self) -> tuple[tuple[str, int], ...]:
+        return ((TOKEN_ROW, self.token.id), (USER_ROW, self.user.id))
