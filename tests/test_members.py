@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from keycrew.access.lookup import get_project
-from keycrew.access.members import Source, create_membership
+from keycrew.access.members import create_membership
+from keycrew.access.resources import Resource
 from keycrew.audit.models import AuditEvent
 from keycrew.context import Actor
 from keycrew.identity.internal import internal_user
@@ -327,7 +328,7 @@ def test_blocked_internal_and_bot_users(server: LiveServer, factory: Factory) ->
         )
         found = get_project(ctx, pid)
         assert found is not None
-        create_membership(ctx, Source(found), bot, 40)
+        create_membership(ctx, Resource(found), bot, 40)
         ghost_id, bot_id = ghost.id, bot.id
 
     refused = add(server, "projects", pid, user_id=blocked["id"], access_level=30)

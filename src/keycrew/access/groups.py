@@ -9,7 +9,7 @@ from sqlalchemy import Select, select
 from keycrew.access import queries
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
-from keycrew.access.policy import ADMIN_GROUP_LEVEL, can_read_group, effective_group_level
+from keycrew.access.policy import can_read_group, effective_group_level
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
@@ -162,7 +162,7 @@ def update_group(
     """
     if name is None and path is None and description is None and visibility is None:
         raise MissingParameter(f"{', '.join(UPDATABLE)} are missing, at least one parameter must be provided")
-    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < ADMIN_GROUP_LEVEL:
+    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden("403 Forbidden")
     parent = group.parent
     errors: dict[str, list[str]] = {}
@@ -268,7 +268,3 @@ def groups_query(
     ordered = column.desc() if sort == "desc" else column.asc()
     # Ties (same name) are broken by id so that pages never overlap.
     return query.order_by(ordered, Namespace.id.desc() if sort == "desc" else Namespace.id.asc())
-
-
-def subgroups_of(ctx: Ctx, group: Namespace) -> list[Namespace]:
-    return list(ctx.db.scalars(select(Namespace).where(Namespace.parent_id == group.id)).all())

@@ -24,15 +24,12 @@ from keycrew.access import queries
 from keycrew.access.levels import MEMBER_LEVELS, AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import (
-    ADMIN_GROUP_LEVEL,
-    ADMIN_PROJECT_LEVEL,
-    effective_group_level,
-    effective_project_level,
     live,
     namespace_chain,
 )
+from keycrew.access.resources import Resource
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import record
 from keycrew.context import Ctx
 from keycrew.db.text import contains
 from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
@@ -50,40 +47,6 @@ NOT_A_LEVEL = "is not included in the list"
 
 
 @dataclass(frozen=True)
-class Source:
-    """What a membership belongs to: a group or a project."""
-
-    obj: Namespace | Project
-
-    @property
-    def is_project(self) -> bool:
-        return isinstance(self.obj, Project)
-
-    @property
-    def type(self) -> SourceType:
-        return SourceType.PROJECT if self.is_project else SourceType.NAMESPACE
-
-    @property
-    def id(self) -> int:
-        return self.obj.id
-
-    @property
-    def full_path(self) -> str:
-        return self.obj.full_path
-
-    @property
-    def audit_entity(self) -> Entity:
-        return Entity("Project" if self.is_project else "Group", self.obj.id, self.obj.full_path)
-
-    def inherited_from(self) -> list[Namespace]:
-        """The groups whose members inherit into this source, nearest first."""
-        if isinstance(self.obj, Project):
-            ns = self.obj.namespace
-            return namespace_chain(ns) if ns.is_group else []
-        return self.obj.ancestors()
-
-
-@dataclass(frozen=True)
 class Membership:
     """A membership row with its user, and for inherited listings the source it comes from."""
 
@@ -96,23 +59,20 @@ class Membership:
 # -- permission helpers -------------------------------------------------------------------------
 
 
-def actor_level(ctx: Ctx, source: Source) -> int:
-    if isinstance(source.obj, Project):
-        return effective_project_level(ctx.db, ctx.actor, source.obj, ctx.today())
-    return effective_group_level(ctx.db, ctx.actor, source.obj, ctx.today())
+def actor_level(ctx: Ctx, source: Resource) -> int:
+    return source.level_of(ctx)
 
 
-def can_admin_members(ctx: Ctx, source: Source) -> bool:
-    needed = ADMIN_PROJECT_LEVEL if source.is_project else ADMIN_GROUP_LEVEL
-    return actor_level(ctx, source) >= needed
+def can_admin_members(ctx: Ctx, source: Resource) -> bool:
+    return actor_level(ctx, source) >= source.admin_level
 
 
-def _may_manage_owners(ctx: Ctx, source: Source) -> bool:
+def _may_manage_owners(ctx: Ctx, source: Resource) -> bool:
     """On projects only Owners (and admins) touch Owner memberships; on groups only Owners administer."""
     return actor_level(ctx, source) >= AccessLevel.OWNER
 
 
-def _is_personal_holder(source: Source, user_id: int) -> bool:
+def _is_personal_holder(source: Resource, user_id: int) -> bool:
     return isinstance(source.obj, Project) and source.obj.namespace.owner_id == user_id
 
 
@@ -123,11 +83,11 @@ def is_project_bot(user: User) -> bool:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _direct_query(source: Source, today: dt.date) -> Select[Any]:
+def _direct_query(source: Resource, today: dt.date) -> Select[Any]:
     query: Any = (
         select(Member, User)
         .join(User, User.id == Member.user_id)
-        .where(Member.source_type == source.type.value, Member.source_id == source.id, live(today))
+        .where(Member.source_type == source.source_type.value, Member.source_id == source.id, live(today))
     )
     return cast("Select[Any]", query)
 
@@ -143,18 +103,18 @@ def _filter(query: Select[Any], search: str | None, user_ids: list[int] | None) 
 
 
 def direct_members_query(
-    ctx: Ctx, source: Source, *, search: str | None = None, user_ids: list[int] | None = None
+    ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
 ) -> Select[Any]:
     """The live direct memberships of ``source``, oldest first."""
     return _filter(_direct_query(source, ctx.today()), search, user_ids).order_by(Member.id)
 
 
 def all_members(
-    ctx: Ctx, source: Source, *, search: str | None = None, user_ids: list[int] | None = None
+    ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
 ) -> list[Membership]:
     """Direct and inherited memberships, one per user: the highest level wins (the nearest on a tie)."""
     today = ctx.today()
-    chain: list[tuple[str, int]] = [(source.type.value, source.id)]
+    chain: list[tuple[str, int]] = [(source.source_type.value, source.id)]
     chain += [(SourceType.NAMESPACE.value, ns.id) for ns in source.inherited_from()]
     rank = {key: i for i, key in enumerate(chain)}
     query: Any = (
@@ -182,26 +142,28 @@ def all_members(
     return sorted(best.values(), key=lambda m: m.user.id)
 
 
-def get_member(ctx: Ctx, source: Source, user_id: int) -> Membership:
+def get_member(ctx: Ctx, source: Resource, user_id: int) -> Membership:
     """The live direct membership of ``user_id``; NotFound("Member") otherwise."""
     row = ctx.db.execute(_direct_query(source, ctx.today()).where(Member.user_id == user_id)).first()
     if row is None:
         raise NotFound("Member")
-    return Membership(row[0], row[1], source.type.value, source.id)
+    return Membership(row[0], row[1], source.source_type.value, source.id)
 
 
-def get_any_member(ctx: Ctx, source: Source, user_id: int) -> Membership:
+def get_any_member(ctx: Ctx, source: Resource, user_id: int) -> Membership:
     found = all_members(ctx, source, user_ids=[user_id])
     if not found:
         raise NotFound("Member")
     return found[0]
 
 
-def _row(db: Session, source: Source, user_id: int) -> Member | None:
+def _row(db: Session, source: Resource, user_id: int) -> Member | None:
     """The membership row of ``user_id``, live or expired."""
     return db.scalars(
         select(Member).where(
-            Member.source_type == source.type.value, Member.source_id == source.id, Member.user_id == user_id
+            Member.source_type == source.source_type.value,
+            Member.source_id == source.id,
+            Member.user_id == user_id,
         )
     ).first()
 
@@ -209,7 +171,7 @@ def _row(db: Session, source: Source, user_id: int) -> Member | None:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _inherited_level(ctx: Ctx, source: Source, user_id: int) -> tuple[int, Namespace | None]:
+def _inherited_level(ctx: Ctx, source: Resource, user_id: int) -> tuple[int, Namespace | None]:
     groups = source.inherited_from()
     if not groups:
         return 0, None
@@ -232,7 +194,7 @@ def _inherited_level(ctx: Ctx, source: Source, user_id: int) -> tuple[int, Names
 
 def _validate(
     ctx: Ctx,
-    source: Source,
+    source: Resource,
     user: User,
     level: int,
     expires_at: dt.date | None,
@@ -266,7 +228,7 @@ def _validate(
         raise Invalid("", errors)
 
 
-def _is_last_owner(ctx: Ctx, source: Source, member: Member) -> bool:
+def _is_last_owner(ctx: Ctx, source: Resource, member: Member) -> bool:
     """Whether removing or demoting ``member`` would leave a group without any Owner."""
     if source.is_project or member.access_level != AccessLevel.OWNER:
         return False
@@ -293,7 +255,7 @@ def _is_last_owner(ctx: Ctx, source: Source, member: Member) -> bool:
 
 def create_membership(
     ctx: Ctx,
-    source: Source,
+    source: Resource,
     user: User,
     level: int,
     expires_at: dt.date | None = None,
@@ -311,7 +273,7 @@ def create_membership(
         ctx.db.delete(existing)
         ctx.db.flush()
     member = Member(
-        source_type=source.type.value,
+        source_type=source.source_type.value,
         source_id=source.id,
         user_id=user.id,
         access_level=int(level),
@@ -325,7 +287,7 @@ def create_membership(
     record(
         ctx,
         Event.MEMBER_ADDED,
-        source.audit_entity,
+        source.entity,
         target_type="User",
         target_id=user.id,
         target_details=user.username,
@@ -335,13 +297,13 @@ def create_membership(
     return member
 
 
-def _check_owner_rule(ctx: Ctx, source: Source, *levels: int) -> None:
+def _check_owner_rule(ctx: Ctx, source: Resource, *levels: int) -> None:
     if source.is_project and AccessLevel.OWNER in levels and not _may_manage_owners(ctx, source):
         raise Forbidden("403 Forbidden")
 
 
 def add_member(
-    ctx: Ctx, source: Source, user: User, *, access_level: int, expires_at: dt.date | None = None
+    ctx: Ctx, source: Resource, user: User, *, access_level: int, expires_at: dt.date | None = None
 ) -> Membership:
     """Add ``user`` to ``source``. Raises Forbidden, Conflict ("Member already exists"), Invalid."""
     if not can_admin_members(ctx, source):
@@ -351,10 +313,10 @@ def add_member(
     _check_owner_rule(ctx, source, access_level)
     _validate(ctx, source, user, access_level, expires_at, new=True)
     member = create_membership(ctx, source, user, access_level, expires_at)
-    return Membership(member, user, source.type.value, source.id)
+    return Membership(member, user, source.source_type.value, source.id)
 
 
-def _live_row(ctx: Ctx, source: Source, user_id: int) -> Member | None:
+def _live_row(ctx: Ctx, source: Resource, user_id: int) -> Member | None:
     row = _row(ctx.db, source, user_id)
     if row is None or (row.expires_at is not None and row.expires_at <= ctx.today()):
         return None
@@ -380,7 +342,7 @@ def _sentence(messages: dict[str, list[str]]) -> str:
 
 
 def add_members(
-    ctx: Ctx, source: Source, user_ids: list[int], *, access_level: int, expires_at: dt.date | None = None
+    ctx: Ctx, source: Resource, user_ids: list[int], *, access_level: int, expires_at: dt.date | None = None
 ) -> BulkResult:
     """Add several users at once, as GitLab's comma-separated ``user_id``.
 
@@ -410,7 +372,7 @@ _UNSET: Any = object()
 
 def update_member(
     ctx: Ctx,
-    source: Source,
+    source: Resource,
     user_id: int,
     *,
     access_level: int,
@@ -434,7 +396,7 @@ def update_member(
     _validate(
         ctx, source, user, access_level, new_expiry if new_expiry != member.expires_at else None, new=False
     )
-    entity = source.audit_entity
+    entity = source.entity
     if access_level != member.access_level:
         record(
             ctx,
@@ -465,7 +427,7 @@ def update_member(
     return found
 
 
-def remove_member(ctx: Ctx, source: Source, user_id: int, *, skip_subresources: bool = False) -> None:
+def remove_member(ctx: Ctx, source: Resource, user_id: int, *, skip_subresources: bool = False) -> None:
     """Remove a membership: administrators of the source, or the member leaving on their own.
 
     Removing a group member also removes their direct memberships in its subgroups and projects
@@ -489,11 +451,11 @@ def remove_member(ctx: Ctx, source: Source, user_id: int, *, skip_subresources: 
         _remove_from_subresources(ctx, source.obj, user)
 
 
-def _delete(ctx: Ctx, source: Source, member: Member, user: User) -> None:
+def _delete(ctx: Ctx, source: Resource, member: Member, user: User) -> None:
     record(
         ctx,
         Event.MEMBER_REMOVED,
-        source.audit_entity,
+        source.entity,
         target_type="User",
         target_id=user.id,
         target_details=user.username,
@@ -507,9 +469,9 @@ def _delete(ctx: Ctx, source: Source, member: Member, user: User) -> None:
 def _remove_from_subresources(ctx: Ctx, group: Namespace, user: User) -> None:
     subgroups = ctx.db.scalars(select(Namespace).where(queries.descendants_of(group))).all()
     for sub in sorted(subgroups, key=lambda g: g.full_path.count("/")):
-        sub_member = _row(ctx.db, Source(sub), user.id)
-        if sub_member is not None and not _is_last_owner(ctx, Source(sub), sub_member):
-            _delete(ctx, Source(sub), sub_member, user)
+        sub_member = _row(ctx.db, Resource(sub), user.id)
+        if sub_member is not None and not _is_last_owner(ctx, Resource(sub), sub_member):
+            _delete(ctx, Resource(sub), sub_member, user)
     projects = ctx.db.scalars(
         select(Project).where(
             Project.namespace_id.in_(
@@ -518,9 +480,9 @@ def _remove_from_subresources(ctx: Ctx, group: Namespace, user: User) -> None:
         )
     ).all()
     for project in projects:
-        project_member = _row(ctx.db, Source(project), user.id)
+        project_member = _row(ctx.db, Resource(project), user.id)
         if project_member is not None:
-            _delete(ctx, Source(project), project_member, user)
+            _delete(ctx, Resource(project), project_member, user)
 
 
 # -- what a members page may offer --------------------------------------------------------------
@@ -550,12 +512,12 @@ class MemberControls:
         return bool(self.roles) or self.expiry
 
 
-def is_direct(source: Source, found: Membership) -> bool:
+def is_direct(source: Resource, found: Membership) -> bool:
     """Whether a listed membership belongs to ``source`` itself (not inherited from a group)."""
-    return found.source_type == source.type.value and found.source_id == source.id
+    return found.source_type == source.source_type.value and found.source_id == source.id
 
 
-def grantable_levels(ctx: Ctx, source: Source) -> list[AccessLevel]:
+def grantable_levels(ctx: Ctx, source: Resource) -> list[AccessLevel]:
     """The roles the actor may give on ``source``, lowest first; empty when they cannot add members.
 
     Nobody but an Owner (or admin) grants a level above their own, and only Owners grant Owner on a
@@ -573,7 +535,7 @@ def grantable_levels(ctx: Ctx, source: Source) -> list[AccessLevel]:
     ]
 
 
-def member_controls(ctx: Ctx, source: Source, found: Membership) -> MemberControls:
+def member_controls(ctx: Ctx, source: Resource, found: Membership) -> MemberControls:
     """What the actor may do to ``found`` (one row of ``all_members``) on ``source``'s Members page.
 
     Mirrors ``update_member`` and ``remove_member``: project bots are managed by their token only;
@@ -599,7 +561,7 @@ def member_controls(ctx: Ctx, source: Source, found: Membership) -> MemberContro
     return MemberControls(roles=roles, expiry=True, remove=True)
 
 
-def find_invitee(ctx: Ctx, source: Source, ref: str) -> User:
+def find_invitee(ctx: Ctx, source: Resource, ref: str) -> User:
     """The user an "Add members" form names by username (``@`` optional) or e-mail address.
 
     Only those who administer ``source``'s members may look users up this way (so that nobody

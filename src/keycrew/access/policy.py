@@ -22,10 +22,6 @@ from keycrew.identity.types import UserType
 from keycrew.namespaces.kinds import SourceType, Visibility
 from keycrew.namespaces.models import Namespace, Project
 
-# GitLab's administration thresholds: project settings and members need Maintainer, group ones Owner.
-ADMIN_PROJECT_LEVEL = AccessLevel.MAINTAINER
-ADMIN_GROUP_LEVEL = AccessLevel.OWNER
-
 
 def live(today: dt.date) -> ColumnElement[bool]:
     """Memberships that still give access today (an expiry date is the first day without it)."""

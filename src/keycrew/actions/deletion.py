@@ -9,14 +9,15 @@ projects go, and groups they solely own go too when allowed (always on a hard de
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 
 from keycrew.access import queries
 from keycrew.access.groups import group_entity
+from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
+from keycrew.access.policy import live
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
@@ -36,7 +37,6 @@ from keycrew.repos import storage as repos
 from keycrew.tokens.models import PersonalAccessToken
 
 SOLE_OWNER = "User cannot be removed while is the sole-owner of a group"
-OWNER_LEVEL = 50
 
 
 @dataclass
@@ -54,11 +54,6 @@ class Deletion:
     memberships: int = 0
 
 
-def _live_member(today: dt.date) -> object:
-
-    return or_(Member.expires_at.is_(None), Member.expires_at > today)
-
-
 def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
     """Ids of the groups ``user`` owns directly and nobody else owns (there or above, bots aside)."""
 
@@ -69,8 +64,8 @@ def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
         .where(
             Namespace.kind == "group",
             Member.user_id == user.id,
-            Member.access_level >= OWNER_LEVEL,
-            _live_member(today),  # type: ignore[arg-type]
+            Member.access_level >= AccessLevel.OWNER,
+            live(today),
         )
     ).all()
     solo: list[int] = []
@@ -83,9 +78,9 @@ def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
                 Member.source_type == SourceType.NAMESPACE.value,
                 Member.source_id.in_(chain),
                 Member.user_id != user.id,
-                Member.access_level >= OWNER_LEVEL,
+                Member.access_level >= AccessLevel.OWNER,
                 User.user_type != int(UserType.PROJECT_BOT),
-                _live_member(today),  # type: ignore[arg-type]
+                live(today),
             )
             .limit(1)
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from keycrew.access.policy import ADMIN_GROUP_LEVEL, effective_group_level
+from keycrew.access.levels import AccessLevel
+from keycrew.access.policy import effective_group_level
 from keycrew.actions.deletion import purge_group
 from keycrew.context import Ctx
 from keycrew.errors import Forbidden
@@ -14,6 +15,6 @@ def delete_group(ctx: Ctx, group: Namespace) -> None:
 
     Issues and notes go with their projects (foreign-key cascade). Raises Forbidden.
     """
-    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < ADMIN_GROUP_LEVEL:
+    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden("403 Forbidden")
     purge_group(ctx, group)

@@ -10,13 +10,13 @@ from sqlalchemy import select
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import (
-    ADMIN_PROJECT_LEVEL,
     can_read_group,
     effective_group_level,
     effective_project_level,
     group_level,
 )
 from keycrew.access.projects import personal_namespace, project_entity
+from keycrew.access.resources import Resource
 from keycrew.actions.deletion import purge_projects
 from keycrew.audit.events import Event
 from keycrew.audit.service import record
@@ -223,7 +223,7 @@ def update_project(
             f"{', '.join(PROJECT_UPDATABLE)} are missing, at least one parameter must be provided"
         )
     level = effective_project_level(ctx.db, ctx.actor, project, ctx.today())
-    if level < ADMIN_PROJECT_LEVEL:
+    if level < Resource(project).admin_level:
         raise Forbidden("403 Forbidden")
     namespace = project.namespace
     changing_visibility = visibility is not None and visibility.level != project.visibility_level

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets as pysecrets
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
-from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.access.resources import Resource
 from keycrew.actions.deletion import delete_bot
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
@@ -27,10 +26,9 @@ from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user
 from keycrew.instance.settings import instance_settings
-from keycrew.namespaces.kinds import SourceType
-from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import lifecycle
-from keycrew.tokens.issuing import IssuedToken, check_expiry, check_scopes, issue_audited
+from keycrew.tokens.expiry import check_expiry
+from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES
 
@@ -45,41 +43,6 @@ TOKEN_LEVELS = (
 DEFAULT_LEVEL = AccessLevel.MAINTAINER
 
 
-@dataclass(frozen=True)
-class Resource:
-    """A project or a group, as the owner of access tokens."""
-
-    source_type: SourceType
-    obj: Project | Namespace
-
-    @classmethod
-    def of(cls, obj: Project | Namespace) -> Resource:
-        return cls(SourceType.PROJECT if isinstance(obj, Project) else SourceType.NAMESPACE, obj)
-
-    @property
-    def id(self) -> int:
-        return self.obj.id
-
-    @property
-    def kind(self) -> str:
-        """ "project" or "group", as GitLab words its messages."""
-        return "project" if self.source_type is SourceType.PROJECT else "group"
-
-    @property
-    def manage_level(self) -> int:
-        """Project Maintainers manage project tokens; group tokens need an Owner."""
-        return AccessLevel.MAINTAINER if self.source_type is SourceType.PROJECT else AccessLevel.OWNER
-
-    @property
-    def entity(self) -> Entity:
-        return Entity("Project" if self.kind == "project" else "Group", self.obj.id, self.obj.full_path)
-
-    def level_of(self, ctx: Ctx) -> int:
-        if isinstance(self.obj, Project):
-            return effective_project_level(ctx.db, ctx.actor, self.obj, ctx.today())
-        return effective_group_level(ctx.db, ctx.actor, self.obj, ctx.today())
-
-
 def actor_is_bot(ctx: Ctx) -> bool:
     user = ctx.actor.user
     return user is not None and user.type is UserType.PROJECT_BOT
@@ -89,7 +52,7 @@ def can_manage(ctx: Ctx, resource: Resource) -> bool:
     """Who may read, create, rotate and revoke a resource's tokens (admins always)."""
     if ctx.actor.user is None:
         return False
-    return ctx.actor.is_admin or resource.level_of(ctx) >= resource.manage_level
+    return ctx.actor.is_admin or resource.level_of(ctx) >= resource.admin_level
 
 
 def grantable_levels(ctx: Ctx, resource: Resource) -> tuple[AccessLevel, ...]:

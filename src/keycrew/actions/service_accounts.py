@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.access.resources import Resource
 from keycrew.actions.deletion import destroy_user
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
@@ -33,7 +32,8 @@ from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.paths import find_source, route_taken
 from keycrew.namespaces.personal import follow_user
 from keycrew.tokens import lifecycle
-from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited, token_expiry
+from keycrew.tokens.expiry import service_account_token_expiry
+from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ALL_SCOPES
 
@@ -87,19 +87,23 @@ class Owner:
     """Where service accounts live: the instance, a group or a project, as a permission-checked
     lookup found it. Only the lookups below build one."""
 
-    group: Namespace | None = None
-    project: Project | None = None
+    # The group or project; None for the instance.
+    resource: Resource | None = None
+
+    @property
+    def group(self) -> Namespace | None:
+        return None if self.resource is None else self.resource.group
+
+    @property
+    def project(self) -> Project | None:
+        return None if self.resource is None else self.resource.project
 
     @property
     def kind(self) -> str:
-        return "group" if self.group is not None else "project" if self.project is not None else "instance"
+        return "instance" if self.resource is None else self.resource.kind
 
     def audit_entity(self) -> Entity:
-        if self.group is not None:
-            return Entity("Group", self.group.id, self.group.full_path)
-        if self.project is not None:
-            return Entity("Project", self.project.id, self.project.full_path)
-        return Entity.instance()
+        return Entity.instance() if self.resource is None else self.resource.entity
 
 
 def instance_owner(ctx: Ctx) -> Owner:
@@ -114,10 +118,10 @@ def group_owner(ctx: Ctx, ref: str | int) -> Owner:
 
     Raises NotFound("Group") when the actor may not see the group, Forbidden below Owner.
     """
-    group = find_group(ctx, ref)
-    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
+    group = Resource(find_group(ctx, ref))
+    if group.level_of(ctx) < group.admin_level:
         raise Forbidden("403 Forbidden")
-    return Owner(group=group)
+    return Owner(group)
 
 
 def project_owner(ctx: Ctx, ref: str | int) -> Owner:
@@ -125,10 +129,10 @@ def project_owner(ctx: Ctx, ref: str | int) -> Owner:
 
     Raises NotFound("Project") when the actor may not see the project, Forbidden below Maintainer.
     """
-    project = find_project(ctx, ref)
-    if effective_project_level(ctx.db, ctx.actor, project, ctx.today()) < AccessLevel.MAINTAINER:
+    project = Resource(find_project(ctx, ref))
+    if project.level_of(ctx) < project.admin_level:
         raise Forbidden("403 Forbidden")
-    return Owner(project=project)
+    return Owner(project)
 
 
 def find_service_account(ctx: Ctx, owner: Owner, user_id: int) -> User:
@@ -417,7 +421,7 @@ def create_service_account_token(
     if user.is_blocked:
         raise Refused("Not permitted to create")
     scopes = check_scopes(scopes, ALL_SCOPES)
-    expiry = token_expiry(ctx, expires_at)
+    expiry = service_account_token_expiry(ctx, expires_at)
     return issue_audited(
         ctx,
         user,

@@ -7,27 +7,23 @@ revokes its live descendants: reuse detection); internal, blocked or deactivated
 
 from __future__ import annotations
 
-import re
-
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor
-from keycrew.errors import InvalidToken, Unauthenticated
+from keycrew.errors import Unauthenticated
 from keycrew.identity.models import User
 from keycrew.tokens import lifecycle, secrets
 from keycrew.tokens.authentication import (
-    EXPIRED,
     MAX_TOKEN_LENGTH,
-    REVOKED,
+    check_token_usable,
     check_user_may_use_api,
     find_by_digest,
+    reuse_detected,
 )
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.principal import Principal, TokenSnapshot, UserSnapshot
-
-ROTATE_PATH = re.compile(r"access_tokens/(\d+|self)/rotate/?$")
 
 
 def presented_token(request: Request) -> str | None:
@@ -68,8 +64,12 @@ def _revoke_family(runtime: Runtime, token_id: int, ip: str | None) -> None:
         lifecycle.revoke_family(ctx, token)
 
 
-async def resolve_principal(request: Request) -> Principal | None:
-    """The authenticated principal, or None when no credential was presented."""
+async def resolve_principal(request: Request, *, rotation: bool = False) -> Principal | None:
+    """The authenticated principal, or None when no credential was presented.
+
+    ``rotation``: the route rotates a token, so a revoked token presented to it triggers reuse
+    detection (the rule is the domain's ``reuse_detected``).
+    """
     value = presented_token(request)
     if value is None:
         return None
@@ -84,13 +84,23 @@ async def resolve_principal(request: Request) -> Principal | None:
             raise Unauthenticated("401 Unauthorized")
         runtime.auth_cache.put(digest, principal)
     today = runtime.clock.now().date()
-    if principal.token.is_expired(today):
-        raise InvalidToken(EXPIRED)
-    if principal.token.revoked:
-        if ROTATE_PATH.search(request.url.path):
-            await run_in_threadpool(_revoke_family, runtime, principal.token.id, client_ip(request))
-        raise InvalidToken(REVOKED)
+    if reuse_detected(principal.token, today, rotating=rotation):
+        await run_in_threadpool(_revoke_family, runtime, principal.token.id, client_ip(request))
+    check_token_usable(principal.token, today)
     check_user_may_use_api(principal.user, runtime.instance.external_url)
     if runtime.usage is not None:
         runtime.usage.note(principal.token.id, client_ip(request))
     return principal
+
+
+async def _principal(request: Request) -> Principal | None:
+    return await resolve_principal(request)
+
+
+async def _rotation_principal(request: Request) -> Principal | None:
+    return await resolve_principal(request, rotation=True)
+
+
+# The two dependencies routes resolve their caller with: an ordinary request, or a rotation.
+PRINCIPAL = _principal
+ROTATION_PRINCIPAL = _rotation_principal

@@ -12,18 +12,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 
-from keycrew.api.auth import client_ip, resolve_principal
-from keycrew.api.params import Params, read_params, record_id
+from keycrew.api.auth import PRINCIPAL, ROTATION_PRINCIPAL, client_ip, resolve_principal
+from keycrew.api.params import Params, read_params
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
-from keycrew.errors import Forbidden, InsufficientScope, NotFound, Unauthenticated
+from keycrew.errors import Forbidden, InsufficientScope, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
 from keycrew.tokens.principal import Principal
-
-READ_METHODS = frozenset({"GET", "HEAD"})
+from keycrew.tokens.scopes import READ_METHODS, api_scopes
+from keycrew.tokens.sudo import sudo_actor
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -31,18 +30,12 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def _required_scopes(method: str, read_user: bool) -> list[str]:
-    if method in READ_METHODS:
-        return ["api", "read_api", "read_user"] if read_user else ["api", "read_api"]
-    return ["api"]
-
-
 def check_scopes(
     request: Request, principal: Principal, *, read_user: bool, any_scope: bool, accept: tuple[str, ...]
 ) -> None:
     if any_scope:
         return
-    needed = list(accept) if accept else _required_scopes(request.method, read_user)
+    needed = list(accept) if accept else api_scopes(request.method, read_user=read_user)
     if set(principal.token.scopes).isdisjoint(needed):
         raise InsufficientScope(needed)
 
@@ -50,25 +43,6 @@ def check_scopes(
 def _sudo_target(request: Request) -> str | None:
     value = request.headers.get("sudo") or request.query_params.get("sudo")
     return value.strip() if value else None
-
-
-def _apply_sudo(ctx: Ctx, target: str, scopes: frozenset[str]) -> Actor:
-    actor = ctx.actor
-    if not actor.is_admin:
-        raise Forbidden("403 Forbidden - Must be admin to use sudo")
-    if "sudo" not in scopes:
-        raise InsufficientScope(["sudo"])
-    query = select(User)
-    query = (
-        query.where(User.id == record_id(int(target)))
-        if target.isascii() and target.isdigit()
-        else query.where(User.username_lower == target.lower())
-    )
-    user = ctx.db.scalars(query).first()
-    if user is None:
-        raise NotFound(f"User with ID or username '{target}'")
-    check_user_may_use_api(user, ctx.instance.external_url)
-    return Actor(user=user, token_id=actor.token_id, ip=actor.ip, scopes=scopes, impersonator=actor.user)
 
 
 def _actor(ctx: Ctx, request: Request, principal: Principal | None) -> Actor:
@@ -84,22 +58,29 @@ def _actor(ctx: Ctx, request: Request, principal: Principal | None) -> Actor:
     actor = Actor(user=user, token_id=principal.token.id, ip=ip, scopes=scopes)
     target = _sudo_target(request)
     if target is not None:
-        actor = _apply_sudo(ctx.as_actor(actor), target, scopes)
+        actor = sudo_actor(ctx.as_actor(actor), target)
     return actor
 
 
 def api_ctx(
-    *, auth: bool = True, read_user: bool = False, any_scope: bool = False, accept: tuple[str, ...] = ()
+    *,
+    auth: bool = True,
+    read_user: bool = False,
+    any_scope: bool = False,
+    accept: tuple[str, ...] = (),
+    rotation: bool = False,
 ) -> Any:
     """The dependency giving a route its Ctx.
 
     ``auth=False`` lets anonymous callers through; ``read_user`` also accepts read_user tokens on
     reads; ``any_scope`` accepts every scope; ``accept`` names the scopes that suffice instead of
-    the method's default (api, or api/read_api for GET and HEAD).
+    the method's default (api, or api/read_api for GET and HEAD); ``rotation`` marks a route that
+    rotates a token (a revoked token presented there triggers reuse detection).
     """
 
     def dependency(
-        request: Request, principal: Principal | None = Depends(resolve_principal)
+        request: Request,
+        principal: Principal | None = Depends(ROTATION_PRINCIPAL if rotation else PRINCIPAL),
     ) -> Iterator[Ctx]:
         if principal is None and auth:
             raise Unauthenticated("401 Unauthorized")

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import QueryParams
 
-from keycrew.db.base import MAX_ID
+from keycrew.db.base import record_id
 from keycrew.errors import BadParameter, MissingParameter
 
 _TRUE = {"true", "1", "yes", "t", "on"}
@@ -26,12 +26,6 @@ _FALSE = {"false", "0", "no", "f", "off"}
 
 class BadRequestBody(Exception):
     """The body is not valid JSON (or not an object)."""
-
-
-def record_id(value: int) -> int:
-    """``value`` as a look-up key: an id outside the id columns' range becomes 0, which no record
-    has, so that the caller answers exactly as for any unknown id (404, 401, an empty list)."""
-    return value if 0 < value <= MAX_ID else 0
 
 
 def _integer_text(text: str) -> bool:

@@ -15,6 +15,13 @@ from sqlalchemy.orm import DeclarativeBase
 MAX_INT = 2**31 - 1
 MAX_ID = MAX_INT
 
+
+def record_id(value: int) -> int:
+    """``value`` as a look-up key: an id outside the id columns' range becomes 0, which no record
+    has, so that the caller answers exactly as for any unknown id (404, 401, an empty list)."""
+    return value if 0 < value <= MAX_ID else 0
+
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -41,10 +41,3 @@ def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=True)
-
-
-def read_engine(engine: Engine) -> Engine:
-    """A view of the engine whose SQLite transactions start DEFERRED (readers never queue)."""
-    if engine.dialect.name == "sqlite":
-        return engine.execution_options(sqlite_begin="DEFERRED")
-    return engine

@@ -79,10 +79,6 @@ class UserFilters:
     kind: str | None = None
 
 
-def get_user(ctx: Ctx, user_id: int) -> User | None:
-    return ctx.db.get(User, user_id)
-
-
 def find_user(ctx: Ctx, user_id: int) -> User:
     """The user with ``user_id``. Raises NotFound("User")."""
     user = ctx.db.get(User, user_id) if 0 < user_id <= MAX_ID else None
@@ -103,12 +99,6 @@ def lock_user(ctx: Ctx, user: User) -> User:
     if fresh is None:
         raise NotFound("User")
     return fresh
-
-
-def find_user_by_id_or_username(ctx: Ctx, ref: str) -> User | None:
-    if ref.isdigit():
-        return ctx.db.get(User, int(ref)) if int(ref) <= MAX_ID else None
-    return ctx.db.scalars(select(User).where(User.username_lower == ref.lower())).first()
 
 
 def _like(value: str) -> str:

@@ -117,10 +117,6 @@ def create_user(
     return user
 
 
-def get_user(ctx: Ctx, user_id: int) -> User | None:
-    return ctx.db.get(User, user_id)
-
-
 def user_entity(user: User) -> Entity:
     return Entity("User", user.id, user.username)
 

@@ -23,8 +23,9 @@ from keycrew.namespaces.models import Project
 from keycrew.packages import names
 from keycrew.packages.models import Package, PackageFile
 from keycrew.packages.storage import PackageStore, Placement, StagedFile
-from keycrew.tokens.abilities import Ability, Decision, decide
+from keycrew.tokens.abilities import Decision, decide
 from keycrew.tokens.basic import Credential
+from keycrew.tokens.scopes import Ability
 
 PYPI = "pypi"
 # GitLab truncates these metadata fields to its column sizes rather than refusing the upload.

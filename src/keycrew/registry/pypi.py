@@ -43,8 +43,8 @@ from keycrew.errors import (
 from keycrew.namespaces.models import Project
 from keycrew.packages import pypi
 from keycrew.packages.storage import PackageStore, StagedFile
-from keycrew.tokens.abilities import Ability
 from keycrew.tokens.basic import ANONYMOUS, Credential, authenticate_basic, decode_basic
+from keycrew.tokens.scopes import Ability
 
 REALM = 'Basic realm="keycrew"'
 BASE = "/projects/{project_ref}/packages/pypi"

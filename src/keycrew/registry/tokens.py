@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Project, Route
-from keycrew.tokens.abilities import Ability, Decision, decide, scope_allows
+from keycrew.tokens.abilities import Decision, decide, scope_allows
 from keycrew.tokens.basic import Credential
+from keycrew.tokens.scopes import Ability
 
 log = logging.getLogger("keycrew.registry")
 

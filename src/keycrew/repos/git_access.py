@@ -26,9 +26,10 @@ from keycrew.namespaces import paths
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Project
 from keycrew.repos import storage
-from keycrew.tokens.abilities import Ability, Decision, decide, scope_allows
+from keycrew.tokens.abilities import Decision, decide, scope_allows
 from keycrew.tokens.basic import Credential, authenticate_basic
 from keycrew.tokens.models import DeployToken
+from keycrew.tokens.scopes import Ability
 
 # A deploy token's last use is written at most this often (GitLab's last_used_at rule for tokens).
 DEPLOY_TOKEN_USE_EVERY = dt.timedelta(minutes=10)

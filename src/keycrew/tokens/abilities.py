@@ -8,7 +8,7 @@ project or on every project under their group.
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum, StrEnum
+from enum import Enum
 
 from sqlalchemy.orm import Session
 
@@ -17,41 +17,8 @@ from keycrew.access.policy import project_level, sees_internal
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens.basic import Credential
+from keycrew.tokens.scopes import READS, Ability, scopes_allow
 
-
-class Ability(StrEnum):
-    DOWNLOAD_CODE = "download_code"
-    PUSH_CODE = "push_code"
-    READ_CONTAINER_IMAGE = "read_container_image"
-    CREATE_CONTAINER_IMAGE = "create_container_image"
-    # Deleting images and tags (the registry's delete and * actions): Maintainer, api scope only.
-    ADMIN_CONTAINER_IMAGE = "admin_container_image"
-    READ_PACKAGE = "read_package"
-    CREATE_PACKAGE = "create_package"
-
-
-READS = frozenset({Ability.DOWNLOAD_CODE, Ability.READ_CONTAINER_IMAGE, Ability.READ_PACKAGE})
-
-SCOPE_ABILITIES: dict[str, frozenset[Ability]] = {
-    "api": frozenset(Ability),
-    "read_api": READS,
-    "read_repository": frozenset({Ability.DOWNLOAD_CODE}),
-    "write_repository": frozenset({Ability.DOWNLOAD_CODE, Ability.PUSH_CODE}),
-    "read_registry": frozenset({Ability.READ_CONTAINER_IMAGE}),
-    # Push only: GitLab's docs say "You need both read and write access to push images".
-    "write_registry": frozenset({Ability.CREATE_CONTAINER_IMAGE}),
-    "read_package_registry": frozenset({Ability.READ_PACKAGE}),
-    "write_package_registry": frozenset({Ability.READ_PACKAGE, Ability.CREATE_PACKAGE}),
-}
-# Deploy tokens: write_registry does not imply pull, but write_package_registry does imply
-# read_package (GitLab's ProjectPolicy/GroupPolicy deploy token rules).
-DEPLOY_SCOPE_ABILITIES: dict[str, frozenset[Ability]] = {
-    "read_repository": frozenset({Ability.DOWNLOAD_CODE}),
-    "read_registry": frozenset({Ability.READ_CONTAINER_IMAGE}),
-    "write_registry": frozenset({Ability.CREATE_CONTAINER_IMAGE}),
-    "read_package_registry": frozenset({Ability.READ_PACKAGE}),
-    "write_package_registry": frozenset({Ability.READ_PACKAGE, Ability.CREATE_PACKAGE}),
-}
 # The access level each ability needs when it is not granted by the project's visibility.
 LEVEL_NEEDED: dict[Ability, int] = {
     Ability.DOWNLOAD_CODE: AccessLevel.REPORTER,
@@ -87,8 +54,7 @@ def _deploy_token_reaches(credential: Credential, project: Project) -> bool:
 def scope_allows(credential: Credential, ability: Ability) -> bool:
     if credential.scopes is None:
         return True
-    table = DEPLOY_SCOPE_ABILITIES if credential.deploy_token is not None else SCOPE_ABILITIES
-    return any(ability in table.get(scope, frozenset()) for scope in credential.scopes)
+    return scopes_allow(credential.scopes, ability, deploy_token=credential.deploy_token is not None)
 
 
 def decide(

@@ -87,3 +87,28 @@ def authenticate(db: Session, secret_key: bytes, value: str, today: dt.date) -> 
     if user is None:
         raise Unauthenticated("401 Unauthorized")
     return Authenticated(token, user)
+
+
+class TokenState(Protocol):
+    """What the check order needs of a token (its row, or the authentication cache's snapshot)."""
+
+    @property
+    def revoked(self) -> bool: ...
+
+    def is_expired(self, today: dt.date) -> bool: ...
+
+
+def reuse_detected(token: TokenState, today: dt.date, *, rotating: bool) -> bool:
+    """Reuse detection: a revoked (not expired) token presented to a rotation means its value leaked
+    or an old copy is still in use, so the caller revokes the token's live family
+    (``lifecycle.revoke_family``) before refusing it. The adapter says whether the request is a
+    rotation; the rule is here."""
+    return rotating and token.revoked and not token.is_expired(today)
+
+
+def check_token_usable(token: TokenState, today: dt.date) -> None:
+    """GitLab's order for a known token: expired, then revoked (401 invalid_token, each its words)."""
+    if token.is_expired(today):
+        raise InvalidToken(EXPIRED)
+    if token.revoked:
+        raise InvalidToken(REVOKED)

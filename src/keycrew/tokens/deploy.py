@@ -17,26 +17,18 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access.levels import AccessLevel
-from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.access.resources import Resource
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, MissingParameter, NotFound
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import secrets
+from keycrew.tokens.expiry import deploy_token_expiry
 from keycrew.tokens.models import DeployToken
+from keycrew.tokens.scopes import DEPLOY_SCOPES
 
-# GitLab's DeployToken::AVAILABLE_SCOPES, in its order (the API lists a token's scopes in this order).
-DEPLOY_SCOPES: tuple[str, ...] = (
-    "read_repository",
-    "read_registry",
-    "write_registry",
-    "read_package_registry",
-    "write_package_registry",
-    "read_virtual_registry",
-    "write_virtual_registry",
-)
 NAME_MAX = 255
 USERNAME_MAX = 255
 USERNAME_RE = re.compile(r"[a-zA-Z0-9.+_-]+")
@@ -64,56 +56,23 @@ class DeployTokenFilter:
     scopes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class _Holder:
-    """The project or group a deploy token belongs to, with GitLab's thresholds for each."""
+# Reading a project's or group's deploy tokens takes a Maintainer (GitLab's read_deploy_token).
+READ_LEVEL = AccessLevel.MAINTAINER
 
-    project: Project | None
-    group: Namespace | None
 
-    @classmethod
-    def of(cls, project: Project | None, group: Namespace | None) -> _Holder:
-        if (project is None) == (group is None):
-            raise ValueError("a deploy token belongs to exactly one project or one group")
-        return cls(project, group)
+def _require(ctx: Ctx, holder: Resource, level: int) -> None:
+    """Forbidden unless the actor holds ``level`` on the token's project or group (admins count as
+    Owners). The system itself (CLI, jobs) may act on any deploy token."""
+    if ctx.actor.via == "system":
+        return
+    if ctx.actor.user is None or holder.level_of(ctx) < level:
+        raise Forbidden("403 Forbidden")
 
-    @property
-    def entity(self) -> Entity:
-        if self.project is not None:
-            return Entity("Project", self.project.id, self.project.full_path)
-        assert self.group is not None
-        return Entity("Group", self.group.id, self.group.full_path)
 
-    def level(self, ctx: Ctx) -> int:
-        if self.project is not None:
-            return effective_project_level(ctx.db, ctx.actor, self.project, ctx.today())
-        assert self.group is not None
-        return effective_group_level(ctx.db, ctx.actor, self.group, ctx.today())
-
-    @property
-    def read_level(self) -> int:
-        return AccessLevel.MAINTAINER
-
-    @property
-    def manage_level(self) -> int:
-        """Project Maintainers create and delete project deploy tokens; groups need an Owner."""
-        return AccessLevel.MAINTAINER if self.project is not None else AccessLevel.OWNER
-
-    def require(self, ctx: Ctx, level: int) -> None:
-        """Forbidden unless the actor holds ``level`` here (admins count as Owners).
-
-        The system itself (CLI, jobs) may act on any deploy token.
-        """
-        if ctx.actor.via == "system":
-            return
-        if ctx.actor.user is None or self.level(ctx) < level:
-            raise Forbidden("403 Forbidden")
-
-    def where(self) -> Any:
-        if self.project is not None:
-            return DeployToken.project_id == self.project.id
-        assert self.group is not None
-        return DeployToken.group_id == self.group.id
+def _where(holder: Resource) -> Any:
+    if isinstance(holder.obj, Project):
+        return DeployToken.project_id == holder.obj.id
+    return DeployToken.group_id == holder.obj.id
 
 
 def check_deploy_scopes(scopes: list[str]) -> list[str]:
@@ -133,9 +92,9 @@ def can_manage_deploy_tokens(
 ) -> bool:
     """Whether the actor may create and revoke deploy tokens of ``project`` or ``group``: a project
     Maintainer / group Owner (or admin). Seeing them needs only Maintainer, for groups too."""
-    holder = _Holder.of(project, group)
+    holder = Resource.either(project, group)
     try:
-        holder.require(ctx, holder.manage_level)
+        _require(ctx, holder, holder.admin_level)
     except Forbidden:
         return False
     return True
@@ -162,14 +121,6 @@ def _check_username(username: str) -> str:
     return username
 
 
-def _check_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
-    # Deploy tokens never expire unless asked to. Today is accepted (the token is born expired,
-    # as python-gitlab's own functional test does on GitLab); earlier dates are a mistake.
-    if expires_at is not None and expires_at < ctx.today():
-        raise Invalid.field("expires_at", "can't be before today")
-    return expires_at
-
-
 def create_deploy_token(
     ctx: Ctx,
     *,
@@ -186,12 +137,12 @@ def create_deploy_token(
     MissingParameter/BadParameter for absent or unknown scopes, Forbidden unless the actor is a
     project Maintainer / group Owner (or admin), Invalid for a bad name, username or past expiry.
     """
-    holder = _Holder.of(project, group)
+    holder = Resource.either(project, group)
     scopes = check_deploy_scopes(scopes)
-    holder.require(ctx, holder.manage_level)
+    _require(ctx, holder, holder.admin_level)
     name = _check_name(name)
     username = _check_username(username) if username else None
-    expires_at = _check_expiry(ctx, expires_at)
+    expires_at = deploy_token_expiry(ctx, expires_at)
     value = secrets.generate(secrets.DEPLOY_PREFIX, ctx.instance.token_prefix)
     now = ctx.now()
     token = DeployToken(
@@ -247,9 +198,9 @@ def deploy_tokens_query(
         if not ctx.actor.is_admin:
             raise Forbidden("403 Forbidden")
     else:
-        holder = _Holder.of(project, group)
-        holder.require(ctx, holder.read_level)
-        query = query.where(holder.where())
+        holder = Resource.either(project, group)
+        _require(ctx, holder, READ_LEVEL)
+        query = query.where(_where(holder))
     if filters.active:
         query = query.where(_live(ctx.today()))
     return query.order_by(DeployToken.id)
@@ -280,12 +231,12 @@ def find_deploy_token(
 
     Raises Forbidden below Maintainer, NotFound("Deploy Token") when it is not this holder's.
     """
-    holder = _Holder.of(project, group)
-    holder.require(ctx, holder.read_level)
+    holder = Resource.either(project, group)
+    _require(ctx, holder, READ_LEVEL)
     return _get(ctx, holder, token_id)
 
 
-def _get(ctx: Ctx, holder: _Holder, token_id: int) -> DeployToken:
+def _get(ctx: Ctx, holder: Resource, token_id: int) -> DeployToken:
     token = ctx.db.get(DeployToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or (
         token.project_id != (None if holder.project is None else holder.project.id)
@@ -295,10 +246,10 @@ def _get(ctx: Ctx, holder: _Holder, token_id: int) -> DeployToken:
     return token
 
 
-def _holder_of(ctx: Ctx, token: DeployToken) -> _Holder:
+def _holder_of(ctx: Ctx, token: DeployToken) -> Resource:
     if token.project_id is not None:
-        return _Holder(ctx.db.get(Project, token.project_id), None)
-    return _Holder(None, ctx.db.get(Namespace, token.group_id))
+        return Resource.either(ctx.db.get(Project, token.project_id), None)
+    return Resource.either(None, ctx.db.get(Namespace, token.group_id))
 
 
 def revoke_deploy_token(ctx: Ctx, token: DeployToken) -> bool:
@@ -307,7 +258,7 @@ def revoke_deploy_token(ctx: Ctx, token: DeployToken) -> bool:
     Raises Forbidden unless the actor may manage the holder's deploy tokens.
     """
     holder = _holder_of(ctx, token)
-    holder.require(ctx, holder.manage_level)
+    _require(ctx, holder, holder.admin_level)
     if token.revoked:
         return False
     now = ctx.now()
@@ -335,8 +286,8 @@ def delete_deploy_token(
     Raises Forbidden unless the actor is a project Maintainer / group Owner (or admin),
     NotFound("Deploy Token") when it is not this holder's.
     """
-    holder = _Holder.of(project, group)
-    holder.require(ctx, holder.manage_level)
+    holder = Resource.either(project, group)
+    _require(ctx, holder, holder.admin_level)
     token = _get(ctx, holder, token_id)
     record(
         ctx,

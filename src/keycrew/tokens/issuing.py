@@ -11,8 +11,6 @@ from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Invalid, MissingParameter
 from keycrew.identity.models import User
-from keycrew.instance.models import InstanceSettings
-from keycrew.instance.settings import Plan, instance_settings
 from keycrew.tokens import secrets
 from keycrew.tokens.models import PersonalAccessToken
 
@@ -38,66 +36,6 @@ def check_scopes(scopes: list[str], allowed: tuple[str, ...]) -> list[str]:
         raise BadParameter("scopes does not have a valid value")
     # Keep order, drop duplicates.
     return list(dict.fromkeys(scopes))
-
-
-# The expiry a token form proposes, as GitLab's UI has it since 15.3 (never beyond the maximum).
-FORM_DEFAULT_DAYS = 30
-
-
-@dataclass(frozen=True)
-class ExpiryPolicy:
-    """The expiration dates a new token may have today (what ``check_expiry`` accepts)."""
-
-    earliest: dt.date
-    latest: dt.date
-    default: dt.date
-    required: bool
-
-
-def expiry_policy(ctx: Ctx) -> ExpiryPolicy:
-    """Tomorrow at the earliest, today + the instance's maximum lifetime at the latest, 30 days
-    ahead by default; ``required`` unless the instance allows tokens that never expire."""
-    settings = instance_settings(ctx)
-    today = ctx.today()
-    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
-    return ExpiryPolicy(
-        earliest=today + dt.timedelta(days=1),
-        latest=latest,
-        default=min(today + dt.timedelta(days=FORM_DEFAULT_DAYS), latest),
-        required=settings.require_personal_access_token_expiry,
-    )
-
-
-def check_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
-    """GitLab's expiry rules: not in the past, at most the maximum lifetime ahead, default the max."""
-    settings = instance_settings(ctx)
-    today = ctx.today()
-    latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
-    if expires_at is None:
-        return latest if settings.require_personal_access_token_expiry else None
-    if expires_at <= today:
-        raise Invalid.field(
-            "expires_at", "can't be before today" if expires_at < today else "must be in the future"
-        )
-    if expires_at > latest:
-        raise Invalid.field("expires_at", f"must be before {latest.isoformat()}")
-    return expires_at
-
-
-def _expiration_enforced(settings: InstanceSettings) -> bool:
-    # Free instances always enforce expiry on service-account tokens (newest GitLab).
-    return settings.service_access_tokens_expiration_enforced or settings.plan == Plan.FREE
-
-
-def token_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
-    """A service-account token's expiry: when omitted, none if the instance lets service-account
-    tokens live forever, else the maximum lifetime. Raises Invalid for a past or too-late date."""
-    settings = instance_settings(ctx)
-    if expires_at is None and not _expiration_enforced(settings):
-        return None
-    if expires_at is None:
-        return ctx.today() + dt.timedelta(days=settings.max_personal_access_token_lifetime)
-    return check_expiry(ctx, expires_at)
 
 
 def issue_token(

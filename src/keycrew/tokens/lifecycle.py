@@ -13,11 +13,9 @@ from keycrew.audit.service import Entity, record
 from keycrew.context import Ctx
 from keycrew.errors import Invalid
 from keycrew.identity.models import User
-from keycrew.instance.settings import instance_settings
+from keycrew.tokens.expiry import rotation_expiry
 from keycrew.tokens.issuing import IssuedToken, issue_token
 from keycrew.tokens.models import PersonalAccessToken
-
-ROTATION_DEFAULT_DAYS = 7
 
 SORTS: dict[str, Any] = {
     "created_asc": PersonalAccessToken.created_at.asc(),
@@ -136,21 +134,7 @@ def rotate(ctx: Ctx, token: PersonalAccessToken, *, expires_at: dt.date | None =
     """
     if token.revoked:
         raise Invalid("Token already revoked")
-    settings = instance_settings(ctx)
-    today = ctx.today()
-    if expires_at is None:
-        new_expiry = (
-            today + dt.timedelta(days=ROTATION_DEFAULT_DAYS)
-            if (settings.require_personal_access_token_expiry or token.expires_at is not None)
-            else None
-        )
-    else:
-        latest = today + dt.timedelta(days=settings.max_personal_access_token_lifetime)
-        if expires_at <= today:
-            raise Invalid.field("expires_at", "must be in the future")
-        if expires_at > latest:
-            raise Invalid(f"Expiration date must be before {latest.isoformat()}")
-        new_expiry = expires_at
+    new_expiry = rotation_expiry(ctx, expires_at, had_expiry=token.expires_at is not None)
     now = ctx.now()
     result = ctx.db.execute(
         update(PersonalAccessToken)

@@ -14,14 +14,8 @@ from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import user_entity
 from keycrew.tokens import lifecycle
-from keycrew.tokens.issuing import (
-    IssuedToken,
-    check_expiry,
-    check_scopes,
-    expiry_policy,
-    issue_audited,
-    token_expiry,
-)
+from keycrew.tokens.expiry import check_expiry, expiry_policy, service_account_token_expiry
+from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
 
@@ -53,7 +47,7 @@ def create_personal_access_token(
     if user.type is UserType.SERVICE_ACCOUNT:
         # Service-account tokens may live forever when the instance allows it.
 
-        expires_at = token_expiry(ctx, expires_at)
+        expires_at = service_account_token_expiry(ctx, expires_at)
     else:
         expires_at = check_expiry(ctx, expires_at)
     return issue_audited(

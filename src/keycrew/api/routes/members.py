@@ -11,15 +11,17 @@ from sqlalchemy import select
 
 from keycrew.access import members as cases
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.members import Membership, Source
+from keycrew.access.members import Membership
 from keycrew.access.models import Member
+from keycrew.access.resources import Resource
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.members import member as member_entity
 from keycrew.api.pagination import paginate_list
-from keycrew.api.params import path_id, record_id
+from keycrew.api.params import path_id
 from keycrew.api.routes.projects import paginate_rows
 from keycrew.context import Ctx
+from keycrew.db.base import record_id
 from keycrew.errors import BadParameter, MissingParameter, NotFound
 from keycrew.identity.models import User
 
@@ -83,8 +85,8 @@ def _find_user(ctx: Ctx, params: Params) -> tuple[User | None, list[int] | None]
 def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
     prefix = f"/{kind}/{{source_id}}/members"
 
-    def source_of(ctx: Ctx, source_id: str) -> Source:
-        return Source(finder(ctx, source_id))
+    def source_of(ctx: Ctx, source_id: str) -> Resource:
+        return Resource(finder(ctx, source_id))
 
     @router.get(prefix, name=f"list_{kind}_members")
     def list_members(
@@ -99,7 +101,7 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
         )
 
         def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
-            found = [Membership(m, u, source.type.value, source.id) for m, u in rows]
+            found = [Membership(m, u, source.source_type.value, source.id) for m, u in rows]
             return _render(request, ctx, found)
 
         return paginate_rows(request, ctx, params, query, render_page, tuples=True)

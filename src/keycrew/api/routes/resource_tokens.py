@@ -69,7 +69,9 @@ def _register(kind: str) -> None:
 
     @router.post(base + "/self/rotate", name=f"rotate_self_{kind}_access_token")
     def rotate_self(
-        resource_id: str, ctx: Ctx = api_ctx(accept=("api", "self_rotate")), params: Params = params_dep()
+        resource_id: str,
+        ctx: Ctx = api_ctx(accept=("api", "self_rotate"), rotation=True),
+        params: Params = params_dep(),
     ) -> dict[str, Any]:
         resource = _resource(ctx, kind, resource_id)
         token = rt.find_resource_token(ctx, resource, "self")
@@ -78,7 +80,7 @@ def _register(kind: str) -> None:
 
     @router.post(base + "/{token_id}/rotate", name=f"rotate_{kind}_access_token")
     def rotate_token(
-        resource_id: str, token_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+        resource_id: str, token_id: str, ctx: Ctx = api_ctx(rotation=True), params: Params = params_dep()
     ) -> dict[str, Any]:
         resource = _resource(ctx, kind, resource_id)
         token = rt.find_resource_token(ctx, resource, path_id(token_id, "token_id"))

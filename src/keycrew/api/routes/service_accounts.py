@@ -122,7 +122,11 @@ def _register(kind: str) -> None:
 
     @router.post(tokens + "/{token_id}/rotate", name=f"rotate_{kind}_service_account_token")
     def rotate_token(
-        source_id: str, user_id: int, token_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()
+        source_id: str,
+        user_id: int,
+        token_id: int,
+        ctx: Ctx = api_ctx(rotation=True),
+        params: Params = params_dep(),
     ) -> dict[str, Any]:
         user = sa.find_service_account(ctx, _owner(ctx, kind, source_id), user_id)
         token = sa.find_service_account_token(ctx, user, token_id)

@@ -73,7 +73,7 @@ def get_personal_access_token(token_id: str, ctx: Ctx = api_ctx()) -> dict[str, 
 
 @router.post("/personal_access_tokens/self/rotate")
 def rotate_self_token(
-    ctx: Ctx = api_ctx(accept=("api", "self_rotate")), params: Params = params_dep()
+    ctx: Ctx = api_ctx(accept=("api", "self_rotate"), rotation=True), params: Params = params_dep()
 ) -> dict[str, Any]:
     issued = personal.rotate_personal_token(
         ctx, personal.current_token(ctx), expires_at=params.date("expires_at")
@@ -83,7 +83,7 @@ def rotate_self_token(
 
 @router.post("/personal_access_tokens/{token_id}/rotate")
 def rotate_personal_access_token(
-    token_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    token_id: str, ctx: Ctx = api_ctx(rotation=True), params: Params = params_dep()
 ) -> dict[str, Any]:
     token = personal.find_personal_token(ctx, _token_id(token_id))
     issued = personal.rotate_personal_token(ctx, token, expires_at=params.date("expires_at"))

@@ -37,7 +37,7 @@ from keycrew.identity.queries import (
 from keycrew.identity.sign_in import unlock_user
 from keycrew.identity.types import UserType
 from keycrew.instance.settings import SETTINGS, instance_settings, read_settings, update_settings
-from keycrew.tokens.issuing import expiry_policy
+from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import ALL_SCOPES, described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, Response
 
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.policy import effective_group_level, effective_project_level
+from keycrew.access.resources import Resource
 from keycrew.errors import KeycrewError, NotFound
-from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens import deploy
-from keycrew.tokens.scopes import described
+from keycrew.tokens.scopes import DEPLOY_SCOPES, described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
@@ -21,33 +20,17 @@ router = APIRouter()
 SETTINGS = "/-/settings/deploy_tokens"
 
 
-@dataclass
-class _Holder:
-    """The project or the group whose deploy tokens a page shows."""
+def _url(holder: Resource) -> str:
+    """The deploy tokens page of the project or group."""
+    if holder.project is not None:
+        return f"/{holder.project.full_path}{SETTINGS}"
+    return f"/groups/{holder.full_path}{SETTINGS}"
 
-    project: Project | None = None
-    group: Namespace | None = None
 
-    @property
-    def url(self) -> str:
-        if self.project is not None:
-            return f"/{self.project.full_path}{SETTINGS}"
-        assert self.group is not None
-        return f"/groups/{self.group.full_path}{SETTINGS}"
-
-    @property
-    def title(self) -> str:
-        if self.project is not None:
-            return self.project.name
-        assert self.group is not None
-        return self.group.full_name
-
-    def level(self, page: Page) -> int:
-        ctx = page.ctx
-        if self.project is not None:
-            return effective_project_level(ctx.db, ctx.actor, self.project, ctx.today())
-        assert self.group is not None
-        return effective_group_level(ctx.db, ctx.actor, self.group, ctx.today())
+def _title(holder: Resource) -> str:
+    if holder.group is not None:
+        return holder.group.full_name
+    return holder.obj.name
 
 
 @dataclass
@@ -60,18 +43,18 @@ class _Draft:
     scopes: list[str] = field(default_factory=list)
 
 
-def _project(page: Page, full_path: str) -> _Holder:
+def _project(page: Page, full_path: str) -> Resource:
     page.require_user()
-    return _Holder(project=find_project(page.ctx, full_path.strip("/")))
+    return Resource(find_project(page.ctx, full_path.strip("/")))
 
 
-def _group(page: Page, full_path: str) -> _Holder:
+def _group(page: Page, full_path: str) -> Resource:
     page.require_user()
-    return _Holder(group=find_group(page.ctx, full_path.strip("/")))
+    return Resource(find_group(page.ctx, full_path.strip("/")))
 
 
 def _render(
-    page: Page, holder: _Holder, *, draft: _Draft | None = None, error: str | None = None, status: int = 200
+    page: Page, holder: Resource, *, draft: _Draft | None = None, error: str | None = None, status: int = 200
 ) -> Response:
     ctx = page.ctx
     # Below the level that may see them, this raises Forbidden: the UI answers with its 403 page.
@@ -80,21 +63,21 @@ def _render(
     return page.render(
         "tokens/deploy_tokens.html",
         status=status,
-        title=f"Deploy tokens · {holder.title}",
+        title=f"Deploy tokens · {_title(holder)}",
         project=holder.project,
         group=holder.group,
-        level=holder.level(page),
-        action=holder.url,
+        level=holder.level_of(page.ctx),
+        action=_url(holder),
         can_manage=deploy.can_manage_deploy_tokens(ctx, project=holder.project, group=holder.group),
         active=[t for t in reversed(tokens) if t.is_active(today)],
         inactive=[t for t in reversed(tokens) if not t.is_active(today)],
-        scope_choices=described(deploy.DEPLOY_SCOPES),
+        scope_choices=described(DEPLOY_SCOPES),
         draft=draft or _Draft(),
         error=error,
     )
 
 
-def _create(page: Page, holder: _Holder, form: FormData) -> Response:
+def _create(page: Page, holder: Resource, form: FormData) -> Response:
     draft = _Draft(
         name=form.text("name"),
         username=form.text("username"),
@@ -115,7 +98,7 @@ def _create(page: Page, holder: _Holder, form: FormData) -> Response:
     except KeycrewError as exc:
         return _render(page, holder, draft=draft, error=describe(exc), status=status_of(exc))
     return page.redirect(
-        holder.url,
+        _url(holder),
         Flash(
             "notice",
             "Your new deploy token has been created.",
@@ -125,13 +108,13 @@ def _create(page: Page, holder: _Holder, form: FormData) -> Response:
     )
 
 
-def _revoke(page: Page, holder: _Holder, token_id: str) -> Response:
+def _revoke(page: Page, holder: Resource, token_id: str) -> Response:
     if not token_id.isascii() or not token_id.isdigit():
         raise NotFound("Deploy Token")
     token = deploy.find_deploy_token(page.ctx, int(token_id), project=holder.project, group=holder.group)
     if not deploy.revoke_deploy_token(page.ctx, token):
-        return page.notice(holder.url, f"The deploy token {token.name} was already revoked.")
-    return page.notice(holder.url, f"Revoked the deploy token {token.name}.")
+        return page.notice(_url(holder), f"The deploy token {token.name} was already revoked.")
+    return page.notice(_url(holder), f"Revoked the deploy token {token.name}.")
 
 
 @router.get("/groups/{full_path:path}" + SETTINGS)

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Response
 from keycrew.access import members as cases
 from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group, find_project
-from keycrew.access.members import MemberControls, Membership, Source
+from keycrew.access.members import MemberControls, Membership
+from keycrew.access.resources import Resource
 from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.namespaces.models import Namespace, Project
@@ -44,16 +45,16 @@ class Row:
     inherited_from: Namespace | None
 
 
-def _source(page: Page, kind: str, full_path: str) -> Source:
+def _source(page: Page, kind: str, full_path: str) -> Resource:
     page.require_user()
     path = full_path.strip("/")
     thing = "Project" if kind == "project" else "Group"
     if not path or "/-/" in f"/{path}/":
         raise NotFound(thing)
-    return Source(find_project(page.ctx, path) if kind == "project" else find_group(page.ctx, path))
+    return Resource(find_project(page.ctx, path) if kind == "project" else find_group(page.ctx, path))
 
 
-def _base_url(source: Source) -> str:
+def _base_url(source: Resource) -> str:
     if isinstance(source.obj, Project):
         return f"/{source.obj.full_path}/-/project_members"
     return f"/groups/{source.obj.full_path}/-/group_members"
@@ -90,7 +91,7 @@ def _message(exc: KeycrewError, who: str | None = None) -> str:
 
 def _show(
     page: Page,
-    source: Source,
+    source: Resource,
     *,
     status: int = 200,
     error: str | None = None,
@@ -131,7 +132,7 @@ def _show(
     )
 
 
-def _refusal(page: Page, source: Source, user_id: int, exc: KeycrewError) -> str:
+def _refusal(page: Page, source: Resource, user_id: int, exc: KeycrewError) -> str:
     """A refused change, with the row's own reason when it has one (e.g. the last Owner)."""
     message = _message(exc)
     if isinstance(exc, Forbidden):

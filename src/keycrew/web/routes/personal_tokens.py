@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from keycrew.errors import Invalid, KeycrewError, NotFound
 from keycrew.tokens import personal
-from keycrew.tokens.issuing import expiry_policy
+from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import RECENTLY_INACTIVE_DAYS, TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date

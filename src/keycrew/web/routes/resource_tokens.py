@@ -10,7 +10,7 @@ from keycrew.access.lookup import find_group, find_project
 from keycrew.actions import resource_tokens as rt
 from keycrew.errors import BadParameter, KeycrewError
 from keycrew.namespaces.models import Project
-from keycrew.tokens.issuing import expiry_policy
+from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
