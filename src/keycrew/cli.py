@@ -425,34 +425,29 @@ def license_set(
     print(f"license set: plan {plan.strip().lower()}, paid seats {seats_text}")
 
 
-JOBS = {
-    "delete-inactive-bots": (
-        "Delete project/group bots whose tokens have all been inactive for "
-        "inactive_resource_access_tokens_delete_after_days (default 30); their records go to the Ghost User."
-    ),
-}
-
-
 @jobs_app.command("list")
 def jobs_list() -> None:
     """List the jobs `keycrew jobs run` knows."""
-    for name, description in JOBS.items():
-        print(f"{name}\n    {description}")
+    from keycrew.automation.jobs import JOBS
+
+    for job in JOBS.values():
+        print(f"{job.name}\n    {job.description}")
 
 
 @jobs_app.command("run")
 def jobs_run(name: Annotated[str, typer.Argument(help="The job to run; see `keycrew jobs list`.")]) -> None:
     """Run one background job now, in one transaction, and report what it did."""
+    from keycrew.automation.jobs import JOBS
+
     if name not in JOBS:
         _fail(f"no job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
-    from keycrew.automation.bots import delete_inactive_bots
     from keycrew.context import Actor
 
     settings = _settings()
     runtime = _runtime(settings, banner=sys.stderr)
     with _operator_errors(settings), runtime.sessions() as db, db.begin():
-        result = delete_inactive_bots(runtime.ctx(db, Actor.system()))
-    print(f"{name}: deleted {len(result.deleted_bot_ids)} bot(s), kept {len(result.kept_bot_ids)}")
+        summary = JOBS[name].run(runtime.ctx(db, Actor.system()))
+    print(f"{name}: {summary}")
 
 
 def _yaml_string(value: str) -> str:

@@ -11,7 +11,7 @@ from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import can_read_group, effective_group_level
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.db.text import contains
@@ -134,9 +134,7 @@ def create_group(
         ctx,
         Event.GROUP_CREATED,
         group_entity(group),
-        target_type="Group",
-        target_id=group.id,
-        target_details=full_path,
+        target=Target("Group", group.id, full_path),
         visibility=visibility.value,
     )
     ctx.db.flush()
@@ -211,9 +209,7 @@ def update_group(
             ctx,
             Event.GROUP_UPDATED,
             group_entity(group),
-            target_type="Group",
-            target_id=group.id,
-            target_details=group.full_path,
+            target=Target("Group", group.id, group.full_path),
             changes=changes,
         )
         ctx.db.flush()

@@ -29,7 +29,7 @@ from keycrew.access.policy import (
 )
 from keycrew.access.resources import Resource
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.text import contains
 from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
@@ -288,9 +288,7 @@ def create_membership(
         ctx,
         Event.MEMBER_ADDED,
         source.entity,
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         access_level=int(level),
         expires_at=None if expires_at is None else expires_at.isoformat(),
     )
@@ -402,9 +400,7 @@ def update_member(
             ctx,
             Event.MEMBER_ACCESS_LEVEL_CHANGED,
             entity,
-            target_type="User",
-            target_id=user.id,
-            target_details=user.username,
+            target=Target("User", user.id, user.username),
             access_level={"from": member.access_level, "to": access_level},
         )
         member.access_level = access_level
@@ -413,9 +409,7 @@ def update_member(
             ctx,
             Event.MEMBER_EXPIRY_CHANGED,
             entity,
-            target_type="User",
-            target_id=user.id,
-            target_details=user.username,
+            target=Target("User", user.id, user.username),
             expires_at={
                 "from": None if member.expires_at is None else member.expires_at.isoformat(),
                 "to": None if new_expiry is None else new_expiry.isoformat(),
@@ -456,9 +450,7 @@ def _delete(ctx: Ctx, source: Resource, member: Member, user: User) -> None:
         ctx,
         Event.MEMBER_REMOVED,
         source.entity,
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         access_level=member.access_level,
         expires_at=None if member.expires_at is None else member.expires_at.isoformat(),
     )

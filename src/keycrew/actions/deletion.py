@@ -19,7 +19,7 @@ from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import live
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Conflict, Forbidden
 from keycrew.identity.internal import ghost
@@ -138,9 +138,7 @@ def destroy_user(
             ctx,
             Event.USER_RECORDS_GHOSTED,
             entity,
-            target_type="User",
-            target_id=target_id,
-            target_details=target_details,
+            target=Target("User", target_id, target_details),
             ghost_user_id=heir.id,
             moved=done.records,
         )
@@ -153,9 +151,7 @@ def destroy_user(
         ctx,
         Event.USER_DELETED,
         entity,
-        target_type="User",
-        target_id=target_id,
-        target_details=target_details,
+        target=Target("User", target_id, target_details),
         hard_delete=hard_delete,
         reason=reason,
         user_type=user.user_type,
@@ -199,9 +195,7 @@ def _purge_projects(ctx: Ctx, namespace_ids: list[int]) -> list[str]:
             ctx,
             Event.PROJECT_DELETED,
             Entity("Project", project_id, full_path),
-            target_type="Project",
-            target_id=project_id,
-            target_details=full_path,
+            target=Target("Project", project_id, full_path),
             reason="owner deleted",
         )
     purge_projects(ctx, [int(r[0]) for r in rows])
@@ -309,9 +303,7 @@ def purge_group(ctx: Ctx, group: Namespace, *, reason: str | None = None) -> tup
         ctx,
         Event.GROUP_DELETED,
         group_entity(group),
-        target_type="Group",
-        target_id=group.id,
-        target_details=group.full_path,
+        target=Target("Group", group.id, group.full_path),
         subgroups=sorted(str(r[1]) for r in ns_rows if r[0] != group.id) or None,
         projects=sorted(str(r[1]) for r in project_rows) or None,
         reason=reason,

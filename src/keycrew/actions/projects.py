@@ -19,7 +19,7 @@ from keycrew.access.projects import personal_namespace, project_entity
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import purge_projects
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, MissingParameter, NotFound, Unauthenticated
@@ -137,9 +137,7 @@ def create_project(
         ctx,
         Event.PROJECT_CREATED,
         project_entity(project),
-        target_type="Project",
-        target_id=project.id,
-        target_details=full_path,
+        target=Target("Project", project.id, full_path),
         visibility=visibility.value,
         for_user_id=None if for_user is None else for_user.id,
     )
@@ -288,9 +286,7 @@ def update_project(
             ctx,
             Event.PROJECT_UPDATED,
             project_entity(project),
-            target_type="Project",
-            target_id=project.id,
-            target_details=project.full_path,
+            target=Target("Project", project.id, project.full_path),
             changes=changes,
         )
         ctx.db.flush()
@@ -323,9 +319,7 @@ def delete_project(ctx: Ctx, project: Project) -> None:
         ctx,
         Event.PROJECT_DELETED,
         project_entity(project),
-        target_type="Project",
-        target_id=project.id,
-        target_details=project.full_path,
+        target=Target("Project", project.id, project.full_path),
         name=project.name,
         visibility=Visibility.from_level(project.visibility_level).value,
     )

@@ -18,7 +18,7 @@ from keycrew.access.models import Member
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import delete_bot
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
@@ -146,9 +146,7 @@ def create_resource_token(
         ctx,
         Event.MEMBER_ADDED,
         resource.entity,
-        target_type="User",
-        target_id=bot.id,
-        target_details=bot.username,
+        target=Target("User", bot.id, bot.username),
         access_level=int(level),
     )
     issued = issue_audited(

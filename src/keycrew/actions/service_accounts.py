@@ -19,7 +19,7 @@ from keycrew.access.lookup import find_group, find_project
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import destroy_user
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Refused
@@ -300,9 +300,7 @@ def create_service_account(
         ctx,
         Event.SERVICE_ACCOUNT_CREATED,
         owner.audit_entity(),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         provisioned_by=owner.kind,
     )
     return user
@@ -353,9 +351,7 @@ def update_service_account(
         ctx,
         Event.SERVICE_ACCOUNT_UPDATED,
         Entity("User", user.id, user.username),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         changes=diff,
     )
     return user

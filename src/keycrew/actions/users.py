@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keycrew.actions.deletion import destroy_user
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Conflict, Refused
 from keycrew.identity.models import User
@@ -28,8 +28,6 @@ def reject_user(ctx: Ctx, user: User) -> None:
         ctx,
         Event.USER_REJECTED,
         user_entity(user),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
     )
     destroy_user(ctx, user, hard_delete=True, skip_authorization=True)

@@ -24,15 +24,25 @@ class Entity:
     def instance(cls) -> Entity:
         return cls(INSTANCE_ENTITY, 1, None)
 
+    def as_target(self) -> Target:
+        """The entity itself as an event's target (a group updated, a user blocked)."""
+        return Target(self.type, self.id, self.path)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an event is about: its type (GitLab's class name), id and a readable name."""
+
+    type: str
+    id: int | None
+    details: str | None = None
+
 
 def record(
     ctx: Ctx,
     event: Event,
     entity: Entity,
-    *,
-    target_type: str | None = None,
-    target_id: int | None = None,
-    target_details: str | None = None,
+    target: Target | None = None,
     **details: Any,
 ) -> AuditEvent:
     """Add one audit event to the current transaction (it commits or rolls back with the change)."""
@@ -47,9 +57,9 @@ def record(
         entity_type=entity.type,
         entity_id=entity.id,
         entity_path=entity.path,
-        target_type=target_type,
-        target_id=target_id,
-        target_details=target_details,
+        target_type=None if target is None else target.type,
+        target_id=None if target is None else target.id,
+        target_details=None if target is None else target.details,
         ip_address=actor.ip,
         impersonated_by_id=None if actor.impersonator is None else actor.impersonator.id,
         details={k: v for k, v in details.items() if v is not None},

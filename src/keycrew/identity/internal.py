@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Actor, Ctx
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
@@ -139,9 +139,7 @@ def internal_user(ctx: Ctx, user_type: UserType) -> User:
                     ctx.as_actor(Actor(user=user, ip=ctx.actor.ip, via="system")),
                     Event.INTERNAL_USER_CREATED,
                     Entity("User", user.id, user.username),
-                    target_type="User",
-                    target_id=user.id,
-                    target_details=user.username,
+                    target=Target("User", user.id, user.username),
                     user_type=int(user_type),
                 )
                 ctx.db.flush()

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Conflict, Forbidden, Refused
 from keycrew.identity.models import User
@@ -41,9 +41,7 @@ def _change_state(ctx: Ctx, user: User, state: UserState, event: Event) -> None:
         ctx,
         event,
         user_entity(user),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         **{"from": old, "to": state.value},
     )
 

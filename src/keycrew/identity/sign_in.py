@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Actor, Ctx
 from keycrew.crypto import digest
 from keycrew.errors import Forbidden
@@ -87,9 +87,7 @@ def _audit(ctx: Ctx, event: Event, user: User, **details: object) -> None:
         ctx,
         event,
         user_entity(user),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         **details,
     )
 

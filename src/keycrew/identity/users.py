@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_INT
 from keycrew.errors import Conflict, Forbidden, Invalid, MissingParameter
@@ -108,9 +108,7 @@ def create_user(
         ctx,
         Event.USER_CREATED,
         Entity("User", user.id, user.username),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         user_type=int(user_type),
         admin=admin or None,
     )
@@ -305,9 +303,7 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
         ctx,
         Event.USER_UPDATED,
         user_entity(user),
-        target_type="User",
-        target_id=user.id,
-        target_details=user.username,
+        target=Target("User", user.id, user.username),
         changes=diff,
     )
     return user

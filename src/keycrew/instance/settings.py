@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden
 from keycrew.instance.models import InstanceSettings
@@ -85,9 +85,7 @@ def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
             ctx,
             Event.SETTINGS_UPDATED,
             Entity.instance(),
-            target_type="ApplicationSetting",
-            target_id=row.id,
-            target_details="application settings",
+            target=Target("ApplicationSetting", row.id, "application settings"),
             changes=new,
             previous=old,
         )
@@ -116,9 +114,7 @@ def set_license(ctx: Ctx, plan: str, seats: int | None) -> InstanceSettings:
         ctx,
         Event.LICENSE_UPDATED,
         Entity.instance(),
-        target_type="License",
-        target_id=1,
-        target_details=plan,
+        target=Target("License", 1, plan),
         changes={"from": old, "to": {"plan": plan, "seats": seats}},
     )
     return settings

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from keycrew.access.lookup import get_project
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Actor, Ctx
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.namespaces.models import Project
@@ -212,9 +212,7 @@ def upload_pypi_file(
         ctx,
         Event.PACKAGE_UPLOADED,
         Entity("Project", project.id, project.full_path),
-        target_type="Packages::PackageFile",
-        target_id=package_file.id,
-        target_details=package_file.file_name,
+        target=Target("Packages::PackageFile", package_file.id, package_file.file_name),
         package_type=PYPI,
         package_id=package.id,
         package_name=package.name,

@@ -20,7 +20,7 @@ from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_project
 from keycrew.access.policy import effective_project_level
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
@@ -311,9 +311,7 @@ def create_issue(
         ctx,
         Event.ISSUE_CREATED,
         _entity(project),
-        target_type="Issue",
-        target_id=issue.id,
-        target_details=reference(project, issue),
+        target=Target("Issue", issue.id, reference(project, issue)),
         custom_message=f"Created {kind} {reference(project, issue)}",
         iid=issue.iid,
         issue_type=kind,
@@ -392,9 +390,7 @@ def update_issue(ctx: Ctx, project: Project, issue: Issue, changes: IssueChanges
             ctx,
             Event.ISSUE_UPDATED,
             _entity(project),
-            target_type="Issue",
-            target_id=issue.id,
-            target_details=reference(project, issue),
+            target=Target("Issue", issue.id, reference(project, issue)),
             change=name,
             **({"from": old, "to": new} if name != "description" else {}),
         )
@@ -417,9 +413,7 @@ def delete_issue(ctx: Ctx, project: Project, issue: Issue) -> None:
         ctx,
         Event.ISSUE_DELETED,
         _entity(project),
-        target_type="Issue",
-        target_id=issue_id,
-        target_details=ref,
+        target=Target("Issue", issue_id, ref),
         custom_message=f"Deleted issue {ref}",
         title=title,
         notes_deleted=getattr(notes, "rowcount", None),

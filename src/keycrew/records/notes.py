@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, false, select
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
@@ -112,9 +112,7 @@ def create_note(
         ctx,
         Event.NOTE_CREATED,
         _entity(project),
-        target_type="Note",
-        target_id=note.id,
-        target_details=_note_ref(project, issue, note.id),
+        target=Target("Note", note.id, _note_ref(project, issue, note.id)),
         custom_message=f"Commented on issue {reference(project, issue)}",
         issue_iid=issue.iid,
         internal=internal,
@@ -145,9 +143,7 @@ def update_note(ctx: Ctx, project: Project, issue: Issue, note: Note, *, body: s
         ctx,
         Event.NOTE_UPDATED,
         _entity(project),
-        target_type="Note",
-        target_id=note.id,
-        target_details=_note_ref(project, issue, note.id),
+        target=Target("Note", note.id, _note_ref(project, issue, note.id)),
         custom_message=f"Edited a comment on issue {reference(project, issue)}",
         change="body",
         issue_iid=issue.iid,
@@ -167,9 +163,7 @@ def delete_note(ctx: Ctx, project: Project, issue: Issue, note: Note) -> None:
         ctx,
         Event.NOTE_DELETED,
         _entity(project),
-        target_type="Note",
-        target_id=note_id,
-        target_details=_note_ref(project, issue, note_id),
+        target=Target("Note", note_id, _note_ref(project, issue, note_id)),
         custom_message=f"Deleted a comment on issue {reference(project, issue)}",
         issue_iid=issue.iid,
     )

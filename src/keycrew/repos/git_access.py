@@ -18,7 +18,7 @@ from pathlib import Path
 from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import project_level
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Actor, Ctx
 from keycrew.errors import Forbidden, NotFound, Unauthenticated
 from keycrew.instance.settings import instance_settings
@@ -206,9 +206,7 @@ def record_push(ctx: Ctx, project_id: int, updates: list[RefUpdate]) -> None:
         ctx,
         Event.GIT_PUSH,
         Entity("Project", project.id, project.full_path),
-        target_type="Project",
-        target_id=project.id,
-        target_details=project.full_path,
+        target=Target("Project", project.id, project.full_path),
         protocol="http",
         refs=[{"ref": u.ref, "before": u.before, "after": u.after, "change": u.change} for u in updates],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Forbidden, NotFound, Unprocessable
 from keycrew.tokens import lifecycle, secrets
@@ -58,8 +58,6 @@ def revoke_by_value(ctx: Ctx, value: str) -> None:
             ctx,
             Event.TOKEN_REVOKED,
             entity,
-            target_type="DeployToken",
-            target_id=found.id,
-            target_details=found.name,
+            target=Target("DeployToken", found.id, found.name),
             reason="revoked by value through the admin token API",
         )

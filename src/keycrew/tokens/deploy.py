@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from keycrew.access.levels import AccessLevel
 from keycrew.access.resources import Resource
 from keycrew.audit.events import Event
-from keycrew.audit.service import record
+from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, MissingParameter, NotFound
@@ -168,9 +168,7 @@ def create_deploy_token(
         ctx,
         Event.DEPLOY_TOKEN_CREATED,
         holder.entity,
-        target_type="DeployToken",
-        target_id=token.id,
-        target_details=name,
+        target=Target("DeployToken", token.id, name),
         username=token.username,
         scopes=scopes,
         expires_at=None if expires_at is None else expires_at.isoformat(),
@@ -269,9 +267,7 @@ def revoke_deploy_token(ctx: Ctx, token: DeployToken) -> bool:
         ctx,
         Event.DEPLOY_TOKEN_REVOKED,
         holder.entity,
-        target_type="DeployToken",
-        target_id=token.id,
-        target_details=token.name,
+        target=Target("DeployToken", token.id, token.name),
         username=token.username,
     )
     ctx.db.flush()
@@ -293,9 +289,7 @@ def delete_deploy_token(
         ctx,
         Event.DEPLOY_TOKEN_DELETED,
         holder.entity,
-        target_type="DeployToken",
-        target_id=token.id,
-        target_details=token.name,
+        target=Target("DeployToken", token.id, token.name),
         username=token.username,
     )
     ctx.db.delete(token)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Invalid, MissingParameter
 from keycrew.identity.models import User
@@ -106,9 +106,7 @@ def issue_audited(
         ctx,
         Event.TOKEN_CREATED,
         entity,
-        target_type="PersonalAccessToken",
-        target_id=issued.token.id,
-        target_details=name,
+        target=Target("PersonalAccessToken", issued.token.id, name),
         scopes=scopes,
         expires_at=None if expires_at is None else expires_at.isoformat(),
         impersonation=impersonation or None,

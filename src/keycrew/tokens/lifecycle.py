@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Select, or_, select, update
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, record
+from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Invalid
 from keycrew.identity.models import User
@@ -110,9 +110,7 @@ def revoke(ctx: Ctx, token: PersonalAccessToken, *, reason: str | None = None) -
         ctx,
         Event.TOKEN_REVOKED,
         _entity(user),
-        target_type="PersonalAccessToken",
-        target_id=token.id,
-        target_details=token.name,
+        target=Target("PersonalAccessToken", token.id, token.name),
         reason=reason,
     )
     ctx.db.flush()
@@ -160,9 +158,7 @@ def rotate(ctx: Ctx, token: PersonalAccessToken, *, expires_at: dt.date | None =
         ctx,
         Event.TOKEN_ROTATED,
         _entity(user),
-        target_type="PersonalAccessToken",
-        target_id=issued.token.id,
-        target_details=token.name,
+        target=Target("PersonalAccessToken", issued.token.id, token.name),
         previous_token_id=token.id,
         expires_at=None if new_expiry is None else new_expiry.isoformat(),
     )

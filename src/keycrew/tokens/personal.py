@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from keycrew.context import Ctx
-from keycrew.db.base import MAX_ID
+from keycrew.db.base import MAX_ID, record_id
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
@@ -162,6 +162,31 @@ def create_impersonation_token(
 
 
 # -- the signed-in person's own tokens (the web UI's Personal access tokens page) ----------------
+
+
+def impersonated_user(ctx: Ctx, user_id: int) -> User:
+    """The user whose impersonation tokens an admin manages. Raises Forbidden for non-admins,
+    NotFound("User") for an unknown id."""
+    if not ctx.actor.is_admin:
+        raise Forbidden("403 Forbidden")
+    user = ctx.db.get(User, record_id(user_id))
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
+def impersonation_tokens_query(user: User) -> Select[Any]:
+    return select(PersonalAccessToken).where(
+        PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(True)
+    )
+
+
+def find_impersonation_token(ctx: Ctx, user: User, token_id: int) -> PersonalAccessToken:
+    """One of ``user``'s impersonation tokens; NotFound("Impersonation Token") otherwise."""
+    token = ctx.db.get(PersonalAccessToken, record_id(token_id))
+    if token is None or token.user_id != user.id or not token.impersonation:
+        raise NotFound("Impersonation Token")
+    return token
 
 
 def own_token_scopes(user: User) -> tuple[str, ...]:

@@ -12,8 +12,6 @@ from keycrew.api.entities.tokens import impersonation_token, personal_access_tok
 from keycrew.api.pagination import paginate_query
 from keycrew.api.params import path_id
 from keycrew.context import Ctx
-from keycrew.errors import Forbidden, NotFound
-from keycrew.identity.models import User
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
 from keycrew.tokens.models import PersonalAccessToken
@@ -117,26 +115,13 @@ def create_own_token(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dic
 # -- impersonation tokens (admins) ---------------------------------------------------------------
 
 
-def _user_for_admin(ctx: Ctx, user_id: int) -> User:
-    if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
-    user = ctx.db.get(User, user_id)
-    if user is None:
-        raise NotFound("User")
-    return user
-
-
 @router.get("/users/{user_id}/impersonation_tokens")
 def list_impersonation_tokens(
     user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
-    from sqlalchemy import select
-
-    user = _user_for_admin(ctx, path_id(user_id, "user_id"))
+    user = personal.impersonated_user(ctx, path_id(user_id, "user_id"))
     state = params.choice("state", ("all", *STATES), default="all")
-    query = select(PersonalAccessToken).where(
-        PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(True)
-    )
+    query = personal.impersonation_tokens_query(user)
     query = filtered(query, TokenFilters(state=None if state == "all" else state), ctx.today())
     return paginate_query(request, ctx.db, params, query, lambda t: impersonation_token(t, ctx.today()))
 
@@ -145,7 +130,7 @@ def list_impersonation_tokens(
 def create_impersonation_token(
     user_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> dict[str, Any]:
-    user = _user_for_admin(ctx, path_id(user_id, "user_id"))
+    user = personal.impersonated_user(ctx, path_id(user_id, "user_id"))
     issued = personal.create_impersonation_token(
         ctx,
         user,
@@ -156,13 +141,9 @@ def create_impersonation_token(
     return impersonation_token(issued.token, ctx.today(), token_value=issued.value)
 
 
-def _impersonation_token(ctx: Ctx, user_id: str, token_id: str) -> Any:
-
-    user = _user_for_admin(ctx, path_id(user_id, "user_id"))
-    token = ctx.db.get(PersonalAccessToken, path_id(token_id, "impersonation_token_id"))
-    if token is None or token.user_id != user.id or not token.impersonation:
-        raise NotFound("Impersonation Token")
-    return token
+def _impersonation_token(ctx: Ctx, user_id: str, token_id: str) -> PersonalAccessToken:
+    user = personal.impersonated_user(ctx, path_id(user_id, "user_id"))
+    return personal.find_impersonation_token(ctx, user, path_id(token_id, "impersonation_token_id"))
 
 
 @router.get("/users/{user_id}/impersonation_tokens/{token_id}")
