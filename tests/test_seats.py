@@ -8,16 +8,16 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from keycrew.actions.service_accounts import (
-    may_create_service_account,
-    service_account_limit,
-    service_accounts_count,
-)
 from keycrew.audit.models import AuditEvent
 from keycrew.context import Actor
 from keycrew.errors import BadParameter, Forbidden
 from keycrew.identity.internal import admin_bot, ghost
 from keycrew.identity.models import User
+from keycrew.identity.service_accounts import (
+    may_create_service_account,
+    service_account_limit,
+    service_accounts_count,
+)
 from keycrew.instance.settings import instance_settings, set_license
 from tests.conftest import Factory, LiveServer, uid
 

@@ -8,7 +8,6 @@ rolls all three back, so no orphan bot is ever left.
 from __future__ import annotations
 
 import datetime as dt
-import secrets as pysecrets
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -22,6 +21,7 @@ from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
+from keycrew.identity.bots import bot_email, bot_username
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user
@@ -74,14 +74,6 @@ def bot_level(ctx: Ctx, resource: Resource, bot_id: int) -> int:
     return int(level or 0)
 
 
-def _bot_username(ctx: Ctx, resource: Resource) -> str:
-    prefix = "project" if resource.kind == "project" else "group"
-    while True:
-        candidate = f"{prefix}_{resource.id}_bot_{pysecrets.token_hex(16)}"
-        if not ctx.db.scalar(select(User.id).where(User.username_lower == candidate)):
-            return candidate
-
-
 def create_resource_token(
     ctx: Ctx,
     resource: Resource,
@@ -115,11 +107,11 @@ def create_resource_token(
     expiry = check_expiry(ctx, expires_at)
     if not name or not name.strip():
         raise BadParameter("name is empty")
-    username = _bot_username(ctx, resource)
+    username = bot_username(ctx, resource.kind, resource.id)
     bot = create_user(
         ctx,
         username=username,
-        email=f"{username}@noreply.{ctx.instance.host}",
+        email=bot_email(ctx, username),
         name=name,
         password=None,
         user_type=UserType.PROJECT_BOT,

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from keycrew.access.lookup import find_group, find_project
@@ -25,9 +25,9 @@ from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Refused
 from keycrew.identity import validation
 from keycrew.identity.models import User
+from keycrew.identity.service_accounts import check_service_account_seat
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user, user_entity
-from keycrew.instance.settings import Plan, instance_settings
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.paths import find_source, route_taken
 from keycrew.namespaces.personal import follow_user
@@ -39,44 +39,10 @@ from keycrew.tokens.scopes import ALL_SCOPES
 
 USERNAME_PREFIX = "service_account"
 DEFAULT_NAME = "Service account user"
-NO_SEATS = "No more seats are available to create Service Account User"
 NOT_A_SERVICE_ACCOUNT = "User is not of type Service Account"
 TAKEN = "Username has already been taken"
 ORDER_BY = ("id", "username")
 SORT = ("asc", "desc")
-
-
-# -- the license and its limit ------------------------------------------------------------------
-
-
-def service_account_limit(plan: str, seats: int | None) -> int | None:
-    """How many service accounts a license allows; None means no limit.
-
-    Free: none. Premium: one per paid seat (a license without a seat count has unlimited seats,
-    hence unlimited accounts). Ultimate: unlimited.
-    """
-    if plan == Plan.ULTIMATE:
-        return None
-    if plan == Plan.PREMIUM:
-        return seats
-    return 0
-
-
-def may_create_service_account(plan: str, seats: int | None, existing: int) -> bool:
-    """Whether one more service account fits the license, with ``existing`` ones on the instance."""
-    limit = service_account_limit(plan, seats)
-    return limit is None or existing < limit
-
-
-def service_accounts_count(ctx: Ctx) -> int:
-    query = select(func.count(User.id)).where(User.user_type == int(UserType.SERVICE_ACCOUNT))
-    return int(ctx.db.scalar(query) or 0)
-
-
-def _check_seats(ctx: Ctx) -> None:
-    settings = instance_settings(ctx)
-    if not may_create_service_account(settings.plan, settings.seats, service_accounts_count(ctx)):
-        raise Forbidden(NO_SEATS)
 
 
 # -- who administers which accounts -------------------------------------------------------------
@@ -267,7 +233,7 @@ def create_service_account(
     """
     if owner.group is not None and owner.group.parent_id is not None:
         raise Invalid("User does not have permission to create a service account in this group.")
-    _check_seats(ctx)
+    check_service_account_seat(ctx)
     name = _present(name) or DEFAULT_NAME
     username, email = _present(username), _present(email)
     if username is None:

@@ -34,6 +34,7 @@ from keycrew.identity.queries import (
     users_by_kind,
     users_query,
 )
+from keycrew.identity.service_accounts import service_account_limit, service_accounts_count
 from keycrew.identity.sign_in import unlock_user
 from keycrew.identity.types import UserType
 from keycrew.instance.settings import SETTINGS, instance_settings, read_settings, update_settings
@@ -273,8 +274,8 @@ def _show_accounts(
         title="Service accounts",
         listing=listing,
         plan=settings.plan,
-        limit=sa.service_account_limit(settings.plan, settings.seats),
-        existing=sa.service_accounts_count(ctx),
+        limit=service_account_limit(settings.plan, settings.seats),
+        existing=service_accounts_count(ctx),
         form={"name": "", "username": "", "email": ""} | (values or {}),
         error=error,
     )
