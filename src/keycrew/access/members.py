@@ -228,26 +228,35 @@ def _validate(
         raise Invalid("", errors)
 
 
-def _is_last_owner(ctx: Ctx, source: Resource, member: Member) -> bool:
-    """Whether removing or demoting ``member`` would leave a group without any Owner."""
-    if source.is_project or member.access_level != AccessLevel.OWNER:
-        return False
-    assert isinstance(source.obj, Namespace)
-    ids = [ns.id for ns in namespace_chain(source.obj)]
-    other = ctx.db.scalar(
+def has_other_owner(
+    ctx: Ctx, group: Namespace, *, except_member_id: int | None = None, except_user_id: int | None = None
+) -> bool:
+    """Whether ``group`` keeps an Owner, there or in a group above (bots never count), without the
+    given membership row or without the given user altogether. GitLab's last-Owner rule."""
+    ids = [ns.id for ns in namespace_chain(group)]
+    query = (
         select(Member.id)
         .join(User, User.id == Member.user_id)
         .where(
             Member.source_type == SourceType.NAMESPACE.value,
             Member.source_id.in_(ids),
-            Member.access_level == int(AccessLevel.OWNER),
-            Member.id != member.id,
+            Member.access_level >= int(AccessLevel.OWNER),
             User.user_type != int(UserType.PROJECT_BOT),
             live(ctx.today()),
         )
-        .limit(1)
     )
-    return other is None
+    if except_member_id is not None:
+        query = query.where(Member.id != except_member_id)
+    if except_user_id is not None:
+        query = query.where(Member.user_id != except_user_id)
+    return ctx.db.scalar(query.limit(1)) is not None
+
+
+def _is_last_owner(ctx: Ctx, source: Resource, member: Member) -> bool:
+    """Whether removing or demoting ``member`` would leave a group without any Owner."""
+    if source.group is None or member.access_level != AccessLevel.OWNER:
+        return False
+    return not has_other_owner(ctx, source.group, except_member_id=member.id)
 
 
 # -- changing -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from keycrew.access import queries
 from keycrew.access.groups import group_entity
 from keycrew.access.levels import AccessLevel
+from keycrew.access.members import has_other_owner
 from keycrew.access.models import Member
 from keycrew.access.policy import live
 from keycrew.audit.events import Event
@@ -68,25 +69,7 @@ def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
             live(today),
         )
     ).all()
-    solo: list[int] = []
-    for group in owned:
-        chain = [group.id, *(ns.id for ns in group.ancestors())]
-        other_owner = ctx.db.scalar(
-            select(Member.id)
-            .join(User, User.id == Member.user_id)
-            .where(
-                Member.source_type == SourceType.NAMESPACE.value,
-                Member.source_id.in_(chain),
-                Member.user_id != user.id,
-                Member.access_level >= AccessLevel.OWNER,
-                User.user_type != int(UserType.PROJECT_BOT),
-                live(today),
-            )
-            .limit(1)
-        )
-        if other_owner is None:
-            solo.append(group.id)
-    return solo
+    return [group.id for group in owned if not has_other_owner(ctx, group, except_user_id=user.id)]
 
 
 def can_be_removed(ctx: Ctx, user: User) -> bool:
