@@ -11,7 +11,7 @@ from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import can_read_group, effective_group_level
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, Target, record
+from keycrew.audit.service import Changes, Entity, Target, record, record_update
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.db.text import contains
@@ -179,39 +179,29 @@ def update_group(
         _check_visibility_fits_parent(visibility, parent)
         _check_visibility_fits_children(ctx, group, visibility)
 
-    changes: dict[str, dict[str, Any]] = {}
+    changes = Changes()
     new_name = group.name if name is None else name
     new_path = group.path if path is None else path
     if new_name != group.name or new_path != group.path:
         full_path = new_path if parent is None else f"{parent.full_path}/{new_path}"
         full_name = new_name if parent is None else f"{parent.full_name} / {new_name}"
-        if new_name != group.name:
-            changes["name"] = {"from": group.name, "to": new_name}
+        changes.note("name", group.name, new_name)
         if new_path != group.path:
-            changes["path"] = {"from": group.full_path, "to": full_path}
+            changes.note("path", group.full_path, full_path)
         paths.move_prefix(ctx.db, group.full_path, full_path, group.full_name, full_name)
         group.name, group.path, group.full_path, group.full_name = new_name, new_path, full_path, full_name
         route = paths.route_of(ctx.db, SourceType.NAMESPACE, group.id)
         if route is not None:
             route.path, route.path_lower, route.name = full_path, full_path.lower(), full_name
-    if description is not None and description != group.description:
-        changes["description"] = {"from": group.description, "to": description}
+    if changes.note("description", group.description, description):
+        assert description is not None
         group.description = description
     if visibility is not None and visibility.level != group.visibility_level:
-        changes["visibility"] = {
-            "from": Visibility.from_level(group.visibility_level).value,
-            "to": visibility.value,
-        }
+        changes.note("visibility", Visibility.from_level(group.visibility_level).value, visibility.value)
         group.visibility_level = visibility.level
     if changes:
         group.updated_at = ctx.now()
-        record(
-            ctx,
-            Event.GROUP_UPDATED,
-            group_entity(group),
-            target=Target("Group", group.id, group.full_path),
-            changes=changes,
-        )
+        record_update(ctx, Event.GROUP_UPDATED, group_entity(group), changes)
         ctx.db.flush()
     return group
 

@@ -3,8 +3,6 @@ packages, memberships and resource bots)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from keycrew.access.levels import AccessLevel
@@ -19,7 +17,7 @@ from keycrew.access.projects import personal_namespace, project_entity
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import purge_projects
 from keycrew.audit.events import Event
-from keycrew.audit.service import Target, record
+from keycrew.audit.service import Changes, Target, record, record_update
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, Invalid, MissingParameter, NotFound, Unauthenticated
@@ -251,14 +249,8 @@ def update_project(
         assert visibility is not None
         _visibility_fits(visibility, namespace)
 
-    changes: dict[str, dict[str, Any]] = {}
-
-    def change(field: str, old: Any, new: Any) -> bool:
-        if new is None or new == old:
-            return False
-        changes[field] = {"from": old, "to": new}
-        return True
-
+    changes = Changes()
+    change = changes.note
     if change("name", project.name, name):
         assert name is not None
         project.name = name
@@ -282,13 +274,7 @@ def update_project(
         project.default_branch = default_branch
     if changes:
         project.updated_at = ctx.now()
-        record(
-            ctx,
-            Event.PROJECT_UPDATED,
-            project_entity(project),
-            target=Target("Project", project.id, project.full_path),
-            changes=changes,
-        )
+        record_update(ctx, Event.PROJECT_UPDATED, project_entity(project), changes)
         ctx.db.flush()
     return project
 

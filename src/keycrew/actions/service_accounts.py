@@ -19,7 +19,7 @@ from keycrew.access.lookup import find_group, find_project
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import destroy_user
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, Target, record
+from keycrew.audit.service import Changes, Entity, Target, record, record_update
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Refused
@@ -298,7 +298,8 @@ def update_service_account(
         return user
     if messages := _update_errors(ctx, user, changes):
         raise Invalid(". ".join(messages))
-    diff = {key: {"from": getattr(user, key), "to": value} for key, value in changes.items()}
+    # Every given field, changed or not (what GitLab's service-account update reports).
+    diff = Changes({key: {"from": getattr(user, key), "to": value} for key, value in changes.items()})
     old_username, old_name = user.username, user.name
     try:
         # A savepoint: a concurrent request that took the same username or e-mail makes this a
@@ -313,13 +314,7 @@ def update_service_account(
             ctx.db.flush()
     except IntegrityError:
         raise Invalid(". ".join(_update_errors(ctx, user, changes)) or TAKEN) from None
-    record(
-        ctx,
-        Event.SERVICE_ACCOUNT_UPDATED,
-        Entity("User", user.id, user.username),
-        target=Target("User", user.id, user.username),
-        changes=diff,
-    )
+    record_update(ctx, Event.SERVICE_ACCOUNT_UPDATED, user_entity(user), diff)
     return user
 
 

@@ -66,3 +66,20 @@ def record(
     )
     ctx.db.add(row)
     return row
+
+
+class Changes(dict[str, Any]):
+    """What an update changed, as its audit event records it: field -> {"from": old, "to": new}."""
+
+    def note(self, field: str, old: Any, new: Any) -> bool:
+        """Record ``field`` going from ``old`` to ``new``; False (nothing noted) when ``new`` is None
+        (not given) or equal to ``old``."""
+        if new is None or new == old:
+            return False
+        self[field] = {"from": old, "to": new}
+        return True
+
+
+def record_update(ctx: Ctx, event: Event, entity: Entity, changes: Changes, **details: Any) -> AuditEvent:
+    """The event of an update to ``entity`` itself, with what changed."""
+    return record(ctx, event, entity, entity.as_target(), changes=dict(changes), **details)

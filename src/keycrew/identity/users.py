@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from keycrew.audit.events import Event
-from keycrew.audit.service import Entity, Target, record
+from keycrew.audit.service import Changes, Entity, Target, record, record_update
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_INT
 from keycrew.errors import Conflict, Forbidden, Invalid, MissingParameter
@@ -270,7 +270,7 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
     if errors:
         raise Invalid("", errors)
     old_username, old_name = user.username, user.name
-    diff: dict[str, Any] = {}
+    diff = Changes()
     for key, value in changes.items():
         if key == "password":
             user.password_digest = hash_password(value)
@@ -278,9 +278,7 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
             continue
         if key == "email":
             value = value.lower()
-        current = getattr(user, key)
-        if current != value:
-            diff[key] = {"from": current, "to": value}
+        if diff.note(key, getattr(user, key), value):
             setattr(user, key, value)
     if "username" in diff:
         user.username_lower = user.username.lower()
@@ -299,13 +297,7 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
         if username is not None and _username_taken(ctx, username, except_id=user.id):
             raise Conflict("Username has already been taken") from None
         raise Invalid("", {"username": ["has already been taken"]}) from None
-    record(
-        ctx,
-        Event.USER_UPDATED,
-        user_entity(user),
-        target=Target("User", user.id, user.username),
-        changes=diff,
-    )
+    record_update(ctx, Event.USER_UPDATED, user_entity(user), diff)
     return user
 
 
