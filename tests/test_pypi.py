@@ -18,8 +18,8 @@ import requests
 from sqlalchemy import func, select
 
 from keycrew.audit.models import AuditEvent
+from keycrew.infra.ratelimit import FailedAuthThrottle
 from keycrew.packages.models import Package, PackageFile
-from keycrew.ratelimit import FailedAuthThrottle
 from tests.conftest import Factory, LiveServer, uid
 
 REPORTER, DEVELOPER, GUEST = 20, 30, 10

@@ -18,8 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import update
 
+from keycrew.infra.ratelimit import FailedAuthThrottle
 from keycrew.namespaces.models import Project
-from keycrew.ratelimit import FailedAuthThrottle
 from tests.conftest import Factory, LiveServer, uid
 
 SERVICE = "container_registry"

@@ -15,10 +15,10 @@ from keycrew.db.engine import make_engine, make_sessionmaker
 from keycrew.identity.models import User
 from keycrew.identity.users import create_user
 from keycrew.infra.auth_cache import AuthCache, Invalidation
+from keycrew.infra.ratelimit import FailedAuthThrottle
 from keycrew.infra.usage import UsageRecorder
 from keycrew.instance.settings import instance_settings
 from keycrew.migrations import upgrade
-from keycrew.ratelimit import FailedAuthThrottle
 from keycrew.tokens.personal import create_personal_access_token
 from keycrew.tokens.principal import WATCHED_ROWS, Principal
 from keycrew.tokens.scopes import ROOT_TOKEN_SCOPES
