@@ -73,7 +73,13 @@ def _describe(exc: KeycrewError) -> str:
     errors = getattr(exc, "errors", None)
     if errors:
         return "; ".join(f"{field} {' and '.join(msgs)}" for field, msgs in errors.items())
-    return exc.message or type(exc).__name__
+    # The domain's plain message; without one, the kind of error ("forbidden", "not found").
+    return exc.message or exc.code.replace("_", " ")
+
+
+def _fail_domain(exc: KeycrewError) -> NoReturn:
+    """A use case's error, of any kind: its reason on stderr and exit code 1 (in this one place)."""
+    _fail(_describe(exc), EXIT_FAILURE)
 
 
 def _describe_settings(exc: ValidationError) -> str:
@@ -298,7 +304,7 @@ def users_create(
                 admin=admin,
             )
         except KeycrewError as exc:
-            _fail(_describe(exc))
+            _fail_domain(exc)
         print(f"created user {user.username} (id {user.id})")
 
 
@@ -375,7 +381,7 @@ def tokens_create(
                 description=description,
             )
         except KeycrewError as exc:
-            _fail(_describe(exc))
+            _fail_domain(exc)
         expiry_text = issued.token.expires_at.isoformat() if issued.token.expires_at else "never"
         summary = (
             f"token id {issued.token.id} for {owner.username}, scopes {','.join(issued.token.scopes)}, "
@@ -420,7 +426,7 @@ def license_set(
         try:
             row = set_license(runtime.ctx(db, Actor.system()), plan.strip().lower(), seats)
         except KeycrewError as exc:
-            _fail(_describe(exc))
+            _fail_domain(exc)
         seats_text = "unlimited" if row.seats is None else str(row.seats)
     print(f"license set: plan {plan.strip().lower()}, paid seats {seats_text}")
 

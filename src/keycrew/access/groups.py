@@ -86,9 +86,9 @@ def create_group(
         ):
             raise NotFound("Parent Group")
         if effective_group_level(ctx.db, ctx.actor, parent, ctx.today()) < AccessLevel.MAINTAINER:
-            raise Forbidden("403 Forbidden")
+            raise Forbidden()
     elif not (user.can_create_group or ctx.actor.is_admin):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     visibility = visibility or Visibility.PRIVATE
     errors: dict[str, list[str]] = {}
     if e := validation.name_errors(name):
@@ -161,7 +161,7 @@ def update_group(
     if name is None and path is None and description is None and visibility is None:
         raise MissingParameter(f"{', '.join(UPDATABLE)} are missing, at least one parameter must be provided")
     if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     parent = group.parent
     errors: dict[str, list[str]] = {}
     if name is not None and (e := validation.name_errors(name)):

@@ -72,7 +72,7 @@ def find_project(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> P
     if project is None or not can_read_project(ctx.db, ctx.actor, project, ctx.today()):
         raise NotFound("Project")
     if min_level is not None and effective_project_level(ctx.db, ctx.actor, project, ctx.today()) < min_level:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return project
 
 
@@ -82,7 +82,7 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
     if group is None or not can_read_group(ctx.db, ctx.actor, group, ctx.today()):
         raise NotFound("Group")
     if min_level is not None and effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < min_level:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return group
 
 

@@ -14,6 +14,7 @@ resource-token use cases create that membership with ``create_membership``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -306,7 +307,7 @@ def create_membership(
 
 def _check_owner_rule(ctx: Ctx, source: Resource, *levels: int) -> None:
     if source.is_project and AccessLevel.OWNER in levels and not _may_manage_owners(ctx, source):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
 
 
 def add_member(
@@ -314,7 +315,7 @@ def add_member(
 ) -> Membership:
     """Add ``user`` to ``source``. Raises Forbidden, Conflict ("Member already exists"), Invalid."""
     if not can_admin_members(ctx, source):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if _live_row(ctx, source, user.id) is not None:
         raise Conflict("Member already exists")
     _check_owner_rule(ctx, source, access_level)
@@ -332,12 +333,16 @@ def _live_row(ctx: Ctx, source: Resource, user_id: int) -> Member | None:
 
 @dataclass(frozen=True)
 class BulkResult:
-    errors: list[str]
+    # Each refused user's username and the refusal, which the adapter words (``reason``).
+    errors: list[tuple[str, KeycrewError]]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, reason: Callable[[KeycrewError], str]) -> dict[str, Any]:
         if not self.errors:
             return {"status": "success"}
-        return {"status": "error", "message": ", ".join(self.errors)}
+        return {
+            "status": "error",
+            "message": ", ".join(f"{name}: {reason(exc)}" for name, exc in self.errors),
+        }
 
 
 def _sentence(messages: dict[str, list[str]]) -> str:
@@ -357,9 +362,9 @@ def add_members(
     refusal is reported as ``username: reason`` while the others are still added.
     """
     if not can_admin_members(ctx, source):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     _check_owner_rule(ctx, source, access_level)
-    errors: list[str] = []
+    errors: list[tuple[str, KeycrewError]] = []
     users = ctx.db.scalars(select(User).where(User.id.in_(sorted(set(user_ids))))).all()
     for user in users:
         try:
@@ -368,9 +373,9 @@ def add_members(
             else:
                 add_member(ctx, source, user, access_level=access_level, expires_at=expires_at)
         except Invalid as exc:
-            errors.append(f"{user.username}: {_sentence(exc.errors) or exc.message}")
+            errors.append((user.username, Invalid(_sentence(exc.errors) or exc.message)))
         except KeycrewError as exc:
-            errors.append(f"{user.username}: {exc.message}")
+            errors.append((user.username, exc))
     return BulkResult(errors)
 
 
@@ -391,14 +396,14 @@ def update_member(
     last Owner of a group), Invalid.
     """
     if not can_admin_members(ctx, source):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     found = get_member(ctx, source, user_id)
     member, user = found.member, found.user
     if is_project_bot(user) or _is_personal_holder(source, user_id):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     _check_owner_rule(ctx, source, member.access_level, access_level)
     if access_level != member.access_level and _is_last_owner(ctx, source, member):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     new_expiry = member.expires_at if expires_at is _UNSET else expires_at
     _validate(
         ctx, source, user, access_level, new_expiry if new_expiry != member.expires_at else None, new=False
@@ -441,13 +446,13 @@ def remove_member(ctx: Ctx, source: Resource, user_id: int, *, skip_subresources
     member, user = found.member, found.user
     leaving = ctx.actor.user_id == user_id
     if is_project_bot(user) or _is_personal_holder(source, user_id):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if not (can_admin_members(ctx, source) or leaving):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if not leaving:
         _check_owner_rule(ctx, source, member.access_level)
     if _is_last_owner(ctx, source, member):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     _delete(ctx, source, member, user)
     if not source.is_project and not skip_subresources:
         assert isinstance(source.obj, Namespace)
@@ -569,7 +574,7 @@ def find_invitee(ctx: Ctx, source: Resource, ref: str) -> User:
     else learns which addresses have accounts). Raises Forbidden, NotFound("User").
     """
     if not can_admin_members(ctx, source):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     text = ref.strip()
     if not text:
         raise Invalid.field("username", "can't be blank")

@@ -88,7 +88,7 @@ class License:
 def current_license(ctx: Ctx) -> License:
     """The instance's license as GitLab's License API shows it. Raises Forbidden for non-admins."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     settings = instance_settings(ctx)
     active = billable_users_count(ctx)
     # No usage history is kept: the high-water mark is today's count.
@@ -160,7 +160,7 @@ def seat_breakdown(ctx: Ctx) -> SeatBreakdown:
     """Billable and non-billable users by reason, under the instance's license (the same rule as
     ``billable_condition`` and GET /license). Raises Forbidden for non-admins."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     settings = instance_settings(ctx)
     per_type: dict[int, int] = dict(
         ctx.db.execute(select(User.user_type, func.count(User.id)).group_by(User.user_type)).all()

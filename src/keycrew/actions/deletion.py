@@ -95,9 +95,9 @@ def destroy_user(
     Conflict when the user solely owns a group that may not be deleted.
     """
     if user.is_internal:
-        raise Forbidden("403 Forbidden - Internal users cannot be deleted")
+        raise Forbidden("Internal users cannot be deleted")
     if not skip_authorization and not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     # Two deletions of one user queue up here; the second finds nobody (NotFound).
     user = lock_user(ctx, user)
     if delete_solo_owned_groups is None:

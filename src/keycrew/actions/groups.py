@@ -16,5 +16,5 @@ def delete_group(ctx: Ctx, group: Namespace) -> None:
     Issues and notes go with their projects (foreign-key cascade). Raises Forbidden.
     """
     if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     purge_group(ctx, group)

@@ -44,7 +44,7 @@ def _target_namespace(ctx: Ctx, creator: User, namespace_id: int | None) -> Name
     if not can_read_group(ctx.db, ctx.actor, found, ctx.today()):
         raise NotFound("Namespace")
     if effective_group_level(ctx.db, ctx.actor, found, ctx.today()) < AccessLevel.DEVELOPER:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return found
 
 
@@ -89,7 +89,7 @@ def create_project(
     if user is None:
         raise Unauthenticated()
     if for_user is not None and not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     creator = for_user or user
     if not name and not path:
         raise MissingParameter("name, path are missing, at least one parameter must be provided")
@@ -220,11 +220,11 @@ def update_project(
         )
     level = effective_project_level(ctx.db, ctx.actor, project, ctx.today())
     if level < Resource(project).admin_level:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     namespace = project.namespace
     changing_visibility = visibility is not None and visibility.level != project.visibility_level
     if changing_visibility and level < AccessLevel.OWNER:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     errors: dict[str, list[str]] = {}
     if name is not None:
         if e := validation.name_errors(name, project=True):
@@ -300,7 +300,7 @@ def delete_project(ctx: Ctx, project: Project) -> None:
     Raises Forbidden.
     """
     if effective_project_level(ctx.db, ctx.actor, project, ctx.today()) < AccessLevel.OWNER:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     record(
         ctx,
         Event.PROJECT_DELETED,

@@ -95,7 +95,7 @@ def create_resource_token(
     """
     creator = ctx.actor.user
     if creator is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if actor_is_bot(ctx) or not can_manage(ctx, resource):
         raise Invalid(f"User does not have permission to create {resource.kind} access token")
     level = DEFAULT_LEVEL if access_level is None else access_level
@@ -166,7 +166,7 @@ def bots_of(resource: Resource) -> Select[Any]:
 def tokens_query(ctx: Ctx, resource: Resource) -> Select[Any]:
     """The resource's tokens, for callers who may manage them (others: Unauthenticated, as GitLab)."""
     if not can_manage(ctx, resource):
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return select(PersonalAccessToken).where(
         PersonalAccessToken.user_id.in_(bots_of(resource)), PersonalAccessToken.impersonation.is_(False)
     )
@@ -196,7 +196,7 @@ def find_resource_token(ctx: Ctx, resource: Resource, token_ref: int | str) -> P
         if ctx.actor.is_admin:
             raise NotFound(label)
         if not can_manage(ctx, resource):
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         raise NotFound(label)
     return token
 
@@ -215,7 +215,7 @@ def revoke_resource_token(ctx: Ctx, resource: Resource, token: PersonalAccessTok
     """Revoke the token; the bot stays (history keeps its author) until the cleanup job, unless the
     instance deletes bots on revoke (inactive_resource_access_tokens_delete_after_days = 0)."""
     if not can_manage(ctx, resource) and ctx.actor.token_id != token.id:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if not lifecycle.revoke(ctx, token):
         raise Invalid(f"Token {token.name} has already been revoked")
 
@@ -234,7 +234,7 @@ def rotate_resource_token(
     rotating_self = ctx.actor.token_id == token.id
     if not rotating_self:
         if actor_is_bot(ctx) or not can_manage(ctx, resource):
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         if not ctx.actor.is_admin and level > resource.level_of(ctx):
             raise Invalid("Not eligible to rotate token with access level higher than the user")
     issued = lifecycle.rotate(ctx, token, expires_at=expires_at)

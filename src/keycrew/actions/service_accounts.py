@@ -75,7 +75,7 @@ class Owner:
 def instance_owner(ctx: Ctx) -> Owner:
     """The instance's service accounts, for admins. Raises Forbidden for everyone else."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return Owner()
 
 
@@ -86,7 +86,7 @@ def group_owner(ctx: Ctx, ref: str | int) -> Owner:
     """
     group = Resource(find_group(ctx, ref))
     if group.level_of(ctx) < group.admin_level:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return Owner(group)
 
 
@@ -97,7 +97,7 @@ def project_owner(ctx: Ctx, ref: str | int) -> Owner:
     """
     project = Resource(find_project(ctx, ref))
     if project.level_of(ctx) < project.admin_level:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return Owner(project)
 
 

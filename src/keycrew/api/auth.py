@@ -75,13 +75,13 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
         return None
     runtime: Runtime = request.app.state.runtime
     if not value or len(value) > MAX_TOKEN_LENGTH:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     digest = secrets.digest(runtime.instance.secret_key, value)
     principal = runtime.auth_cache.get(digest)
     if principal is None:
         principal = await run_in_threadpool(_load, runtime, digest)
         if principal is None:
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         runtime.auth_cache.put(digest, principal)
     today = runtime.clock.now().date()
     if reuse_detected(principal.token, today, rotating=rotation):

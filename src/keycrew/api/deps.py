@@ -51,7 +51,7 @@ def _actor(ctx: Ctx, request: Request, principal: Principal | None) -> Actor:
         return Actor(user=None, ip=ip)
     user = ctx.db.get(User, principal.user.id)
     if user is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     # The principal may be a few seconds old: check the fresh row too.
     check_user_may_use_api(user, ctx.instance.external_url)
     scopes = frozenset(principal.token.scopes)
@@ -83,7 +83,7 @@ def api_ctx(
         principal: Principal | None = Depends(ROTATION_PRINCIPAL if rotation else PRINCIPAL),
     ) -> Iterator[Ctx]:
         if principal is None and auth:
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         if principal is not None:
             check_scopes(request, principal, read_user=read_user, any_scope=any_scope, accept=accept)
         runtime = runtime_of(request)
@@ -114,10 +114,10 @@ async def authenticated_principal(
     """
     principal = await resolve_principal(request)
     if principal is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     check_scopes(request, principal, read_user=read_user, any_scope=any_scope, accept=accept)
     if request.headers.get("sudo") or request.query_params.get("sudo"):
-        raise Forbidden("403 Forbidden - Sudo is not supported on this endpoint")
+        raise Forbidden("Sudo is not supported on this endpoint")
     return principal
 
 

@@ -68,7 +68,7 @@ def _filtered(query: Select[Any], flt: EventFilter) -> Select[Any]:
 
 def _require_admin(ctx: Ctx) -> None:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
 
 
 def instance_events(ctx: Ctx, flt: EventFilter) -> Select[Any]:
@@ -95,7 +95,7 @@ def _scoped(
     elif level >= DEVELOPER and ctx.actor.user_id is not None:
         query = select(AuditEvent).where(AuditEvent.author_id == ctx.actor.user_id)
     else:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     query = query.where(AuditEvent.entity_type == entity_type, AuditEvent.entity_id == entity_id)
     return _filtered(query, EventFilter(flt.created_after, flt.created_before))
 
@@ -115,7 +115,7 @@ def _scoped_event(
     ctx: Ctx, entity_type: str, entity_id: int, level: int, needed: int, event_id: int
 ) -> AuditEvent:
     if not ctx.actor.is_admin and level < needed:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     event = ctx.db.get(AuditEvent, event_id) if 0 < event_id <= MAX_ID else None
     if event is None or event.entity_type != entity_type or event.entity_id != entity_id:
         raise NotFound("Audit Event")

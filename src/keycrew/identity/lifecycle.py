@@ -28,7 +28,7 @@ def _require_admin(ctx: Ctx, user: User) -> User:
     """Admins only; returns ``user`` re-read under a row lock, so that two requests never both
     change the same state."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return lock_user(ctx, user)
 
 
@@ -53,7 +53,7 @@ def block_user(ctx: Ctx, user: User) -> bool | None:
     """
     user = _require_admin(ctx, user)
     if user.id == ctx.actor.user_id:
-        raise Forbidden("403 Forbidden - The API initiating user cannot be blocked by the API")
+        raise Forbidden("The API initiating user cannot be blocked by the API")
     if user.is_blocked:
         return None
     if user.is_internal:
@@ -69,7 +69,7 @@ def unblock_user(ctx: Ctx, user: User) -> bool:
     """
     user = _require_admin(ctx, user)
     if user.state == UserState.DEACTIVATED:
-        raise Forbidden("403 Forbidden - Deactivated users cannot be unblocked by the API")
+        raise Forbidden("Deactivated users cannot be unblocked by the API")
     if user.state == UserState.ACTIVE:
         return False
     _change_state(ctx, user, UserState.ACTIVE, Event.USER_UNBLOCKED)

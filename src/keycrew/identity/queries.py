@@ -139,7 +139,7 @@ def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
     actor = ctx.actor
     admin = actor.is_admin
     if actor.is_anonymous and not filters.username:
-        raise Forbidden("403 Forbidden - Not authorized to access /api/v4/users")
+        raise Forbidden("Not authorized to access /api/v4/users")
     query = select(User)
     if not admin:
         query = query.where(User.state.not_in(HIDDEN_STATES))

@@ -220,7 +220,7 @@ def unlock_user(ctx: Ctx, user: User) -> bool:
     Raises Forbidden for non-admins.
     """
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     user = lock_user(ctx, user)
     if user.locked_at is None:
         return False

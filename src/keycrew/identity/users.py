@@ -121,7 +121,7 @@ def user_entity(user: User) -> Entity:
 
 def _require_admin(ctx: Ctx) -> None:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
 
 
 def _email_taken(ctx: Ctx, email: str, except_id: int | None = None) -> bool:
@@ -256,7 +256,7 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
     """
     _require_admin(ctx)
     if user.is_internal:
-        raise Forbidden("403 Forbidden - Internal users cannot be modified")
+        raise Forbidden("Internal users cannot be modified")
     user = lock_user(ctx, user)
     unknown = set(changes) - set(UPDATABLE)
     if unknown:

@@ -55,7 +55,7 @@ SETTINGS: dict[str, Setting] = {
 
 def read_settings(ctx: Ctx) -> InstanceSettings:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return instance_settings(ctx)
 
 
@@ -99,7 +99,7 @@ def set_license(ctx: Ctx, plan: str, seats: int | None) -> InstanceSettings:
     else, BadParameter for an unknown plan or a negative seat count.
     """
     if ctx.actor.via != "system" and not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if plan not in {p.value for p in Plan}:
         raise BadParameter("plan does not have a valid value")
     if seats is not None and seats < 0:

@@ -94,10 +94,10 @@ def authorized_project(ctx: Ctx, credential: Credential, ref: str | int, ability
     if decision is Decision.ALLOWED and project is not None:
         return project
     if credential.is_anonymous or decision is Decision.UNAUTHENTICATED:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if decision is Decision.NOT_FOUND:
         raise NotFound("Project")
-    raise Forbidden("403 Forbidden")
+    raise Forbidden()
 
 
 def _checked(upload: PypiUpload, staged: StagedFile) -> PypiUpload:

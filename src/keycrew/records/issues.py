@@ -87,13 +87,13 @@ def may_set_iid_and_dates(ctx: Ctx, project: Project) -> bool:
 def _require_user(ctx: Ctx) -> User:
     user = ctx.actor.user
     if user is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return user
 
 
 def _check_writable(project: Project) -> None:
     if project.archived:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
 
 
 def check_text(name: str, value: str | None) -> None:
@@ -341,7 +341,7 @@ def update_issue(ctx: Ctx, project: Project, issue: Issue, changes: IssueChanges
     """
     user = _require_user(ctx)
     if not can_update_issue(ctx, project, issue):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     _check_writable(project)
     check_text("title", changes.title)
     check_text("description", changes.description)
@@ -401,7 +401,7 @@ def delete_issue(ctx: Ctx, project: Project, issue: Issue) -> None:
     """Delete the issue and its notes (project Owners, Planners and admins). Raises Forbidden."""
     _require_user(ctx)
     if not can_delete_issue(ctx, project):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     ref = reference(project, issue)
     issue_id, title = issue.id, issue.title
     notes = ctx.db.execute(

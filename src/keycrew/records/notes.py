@@ -32,7 +32,7 @@ def _entity(project: Project) -> Entity:
 def _require_user(ctx: Ctx) -> User:
     user = ctx.actor.user
     if user is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return user
 
 
@@ -87,12 +87,12 @@ def create_note(
     """
     user = _require_user(ctx)
     if project.archived:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     check_text("body", body)
     if e := _body_errors(body):
         raise Invalid("", {"note": e})
     if internal and not can_triage(ctx, project):
-        raise Forbidden("403 Forbidden - Internal notes can only be created by Planners and above")
+        raise Forbidden("Internal notes can only be created by Planners and above")
     now = ctx.now()
     when = created_at if created_at is not None and may_set_iid_and_dates(ctx, project) else now
     note = Note(
@@ -128,9 +128,9 @@ def update_note(ctx: Ctx, project: Project, issue: Issue, note: Note, *, body: s
     """Change the note's body (its author or an admin). Raises Forbidden, Invalid."""
     _require_user(ctx)
     if not _may_admin_note(ctx, note):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if project.archived:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if body is None or body == note.body:
         return note
     check_text("body", body)
@@ -155,7 +155,7 @@ def delete_note(ctx: Ctx, project: Project, issue: Issue, note: Note) -> None:
     """Delete the note (its author or an admin). Raises Forbidden."""
     _require_user(ctx)
     if not _may_admin_note(ctx, note):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     note_id = note.id
     ctx.db.delete(note)
     ctx.db.flush()

@@ -33,11 +33,8 @@ from keycrew.bootstrap import Runtime
 from keycrew.context import Ctx
 from keycrew.errors import (
     BadParameter,
-    Forbidden,
     Invalid,
-    KeycrewError,
     MissingParameter,
-    NotFound,
     Unauthenticated,
 )
 from keycrew.namespaces.models import Project
@@ -73,8 +70,8 @@ class TooManyFailures(Exception):
         self.retry_after = retry_after
 
 
-def error_response(exc: KeycrewError | TooManyFailures) -> JSONResponse:
-    """Domain errors → GitLab's status codes and bodies for the package API (in this one place)."""
+def error_response(exc: Unauthenticated | TooManyFailures) -> JSONResponse:
+    """The PyPI routes' own answers: a 401 that asks pip and twine for credentials, and a banned IP."""
     match exc:
         case TooManyFailures():
             # 429 with Retry-After, as the git and container registry adapters answer a banned IP.
@@ -83,30 +80,13 @@ def error_response(exc: KeycrewError | TooManyFailures) -> JSONResponse:
                 status_code=429,
                 headers={"Retry-After": str(exc.retry_after)},
             )
-        case Unauthenticated():
-            return JSONResponse(
-                {"message": "401 Unauthorized"}, status_code=401, headers={"WWW-Authenticate": REALM}
-            )
-        case NotFound():
-            return JSONResponse({"message": f"404 {exc.thing} Not Found"}, status_code=404)
-        case Forbidden():
-            message = exc.message or "403 Forbidden"
-            return JSONResponse(
-                {"message": message if message.startswith("403") else f"403 Forbidden - {message}"},
-                status_code=403,
-            )
-        case MissingParameter() | BadParameter():
-            return JSONResponse({"error": exc.message}, status_code=400)
-        case Invalid() if exc.errors:
-            return JSONResponse({"message": exc.errors}, status_code=400)
-    message = exc.message if isinstance(exc, KeycrewError) else ""
-    return JSONResponse(
-        {"message": f"400 Bad request - {message}" if message else "400 Bad request"}, status_code=400
-    )
+    return JSONResponse({"message": "401 Unauthorized"}, status_code=401, headers={"WWW-Authenticate": REALM})
 
 
 class PypiRoute(APIRoute):
-    """Maps domain errors raised anywhere in a PyPI route (dependencies included) to responses."""
+    """Answers a missing credential and a banned IP in a PyPI route (dependencies included) as
+    pip and twine expect; every other domain error goes on to the application's handler, which
+    gives GitLab's status and body (api/errors.py), as for the rest of the API."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -114,7 +94,7 @@ class PypiRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (KeycrewError, TooManyFailures) as exc:
+            except (Unauthenticated, TooManyFailures) as exc:
                 return error_response(exc)
 
         return guarded

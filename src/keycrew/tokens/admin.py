@@ -25,9 +25,9 @@ def identify(ctx: Ctx, value: str) -> PersonalAccessToken | DeployToken:
     """The token a value belongs to (admins only). Raises Forbidden, Unprocessable (a value of no
     kind keycrew issues) or NotFound."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if not value or len(value) > MAX_TOKEN_LENGTH or not _supported(ctx, value):
-        raise Unprocessable("422 Unprocessable Entity - Unsupported token type")
+        raise Unprocessable("Unsupported token type")
     digest = secrets.digest(ctx.instance.secret_key, value)
     pat = find_by_digest(ctx.db, digest)
     if pat is not None:

@@ -55,7 +55,7 @@ def find_by_digest(db: Session, digest: str) -> PersonalAccessToken | None:
 def check_token(token: PersonalAccessToken | None, today: dt.date) -> PersonalAccessToken:
     """Unknown → Unauthenticated; expired, then revoked → InvalidToken (GitLab's order)."""
     if token is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if token.is_expired(today):
         raise InvalidToken(EXPIRED)
     if token.revoked:
@@ -73,19 +73,19 @@ class _UserLike(Protocol):
 def check_user_may_use_api(user: _UserLike, external_url: str = "") -> None:
     """Internal, blocked and deactivated users are refused (403 with the reason)."""
     if UserType(user.user_type).is_internal:
-        raise Forbidden(f"403 Forbidden - {INTERNAL}")
+        raise Forbidden(INTERNAL)
     reason = _STATE_REASONS.get(UserState(user.state))
     if reason is not None:
         if user.state == UserState.DEACTIVATED:
             reason = reason + external_url
-        raise Forbidden(f"403 Forbidden - {reason}")
+        raise Forbidden(reason)
 
 
 def authenticate(db: Session, secret_key: bytes, value: str, today: dt.date) -> Authenticated:
     token = check_token(find_token(db, secret_key, value), today)
     user = db.get(User, token.user_id)
     if user is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return Authenticated(token, user)
 
 

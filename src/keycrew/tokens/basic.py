@@ -71,10 +71,10 @@ def decode_basic(authorization: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Unauthenticated("401 Unauthorized") from None
+        raise Unauthenticated() from None
     username, separator, password = decoded.partition(":")
     if not separator:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return username, password
 
 
@@ -113,36 +113,36 @@ def authenticate_basic(
     if not username and not password:
         return ANONYMOUS
     if not username or not password or len(password) > MAX_TOKEN_LENGTH or len(username) > 255:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if "\x00" in username:
         # No name holds a NUL byte, and PostgreSQL refuses one in a query parameter (a 500).
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     digest = secrets.digest(secret_key, password)
     token = find_by_digest(db, digest)
     if token is not None:
         if not token.is_active(today):
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         owner = db.get(User, token.user_id)
         if owner is None:
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         check_user_may_use_git(owner)
         return Credential(user=owner, token=token, scopes=frozenset(token.scopes))
     deploy = db.scalars(select(DeployToken).where(DeployToken.token_digest == digest)).first()
     if deploy is not None:
         if deploy.username != username or not deploy.is_active(today):
-            raise Unauthenticated("401 Unauthorized")
+            raise Unauthenticated()
         return Credential(deploy_token=deploy, scopes=frozenset(deploy.scopes))
     if not password_auth_enabled or _looks_like_token(password, instance_prefix):
         # Still spend the time of a password check, so timing does not tell which case this was.
         verify_password(None, password)
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     user = db.scalars(
         select(User).where(or_(User.username_lower == username.lower(), User.email == username.lower()))
     ).first()
     if user is None or not verify_password(user.password_digest, password):
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if user.type is not UserType.HUMAN:
         # Bots and service accounts have no password sign-in; internal users none at all.
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     check_user_may_use_git(user)
     return Credential(user=user)

@@ -66,7 +66,7 @@ def _require(ctx: Ctx, holder: Resource, level: int) -> None:
     if ctx.actor.via == "system":
         return
     if ctx.actor.user is None or holder.level_of(ctx) < level:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
 
 
 def _where(holder: Resource) -> Any:
@@ -194,7 +194,7 @@ def deploy_tokens_query(
     query = select(DeployToken)
     if project is None and group is None:
         if not ctx.actor.is_admin:
-            raise Forbidden("403 Forbidden")
+            raise Forbidden()
     else:
         holder = Resource.either(project, group)
         _require(ctx, holder, READ_LEVEL)

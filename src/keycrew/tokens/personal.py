@@ -36,11 +36,11 @@ def create_personal_access_token(
     """
     actor = ctx.actor
     if actor.via != "system" and not actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if user.is_internal:
-        raise Forbidden("403 Forbidden - This action cannot be performed by internal users")
+        raise Forbidden("This action cannot be performed by internal users")
     if user.is_blocked:
-        raise Forbidden("403 Forbidden - The user is blocked")
+        raise Forbidden("The user is blocked")
     scopes = check_scopes(scopes, ALL_SCOPES)
     if not user.admin and any(s in ADMIN_SCOPES for s in scopes):
         raise BadParameter("scopes does not have a valid value")
@@ -86,7 +86,7 @@ def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
             query = query.where(PersonalAccessToken.user_id == user_id)
         return query
     if user_id is not None and user_id != actor.user.id:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return query.where(
         PersonalAccessToken.user_id == actor.user.id, PersonalAccessToken.impersonation.is_(False)
     )
@@ -101,16 +101,16 @@ def find_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
     if token is None or (not actor.is_admin and token.user_id != actor.user.id):
         if actor.is_admin:
             raise NotFound("Personal Access Token")
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return token
 
 
 def current_token(ctx: Ctx) -> PersonalAccessToken:
     if ctx.actor.token_id is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     token = ctx.db.get(PersonalAccessToken, ctx.actor.token_id)
     if token is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     return token
 
 
@@ -132,9 +132,9 @@ def create_own_personal_access_token(
     """POST /user/personal_access_tokens: users issue themselves tokens of limited scopes only."""
     user = ctx.actor.user
     if user is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if _is_bot_actor(ctx):
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     scopes = check_scopes(scopes, SELF_SERVICE_SCOPES)
     expires_at = check_expiry(ctx, expires_at)
     return issue_audited(
@@ -147,11 +147,11 @@ def create_impersonation_token(
 ) -> IssuedToken:
     """An admin issues a token that acts as ``user`` (impersonation=True)."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if user.is_internal:
-        raise Forbidden("403 Forbidden - This action cannot be performed by internal users")
+        raise Forbidden("This action cannot be performed by internal users")
     if user.is_blocked:
-        raise Forbidden("403 Forbidden - The user is blocked")
+        raise Forbidden("The user is blocked")
     scopes = check_scopes(scopes, ALL_SCOPES)
     if not user.admin and any(s in ADMIN_SCOPES for s in scopes):
         raise BadParameter("scopes does not have a valid value")
@@ -168,7 +168,7 @@ def impersonated_user(ctx: Ctx, user_id: int) -> User:
     """The user whose impersonation tokens an admin manages. Raises Forbidden for non-admins,
     NotFound("User") for an unknown id."""
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     user = ctx.db.get(User, record_id(user_id))
     if user is None:
         raise NotFound("User")
@@ -203,15 +203,15 @@ def _signed_in_person(ctx: Ctx) -> User:
     """
     user = ctx.actor.user
     if user is None:
-        raise Unauthenticated("401 Unauthorized")
+        raise Unauthenticated()
     if ctx.actor.token_id is not None:
-        raise Forbidden("403 Forbidden - Tokens can only be managed this way from a signed-in session")
+        raise Forbidden("Tokens can only be managed this way from a signed-in session")
     if user.is_internal:
-        raise Forbidden("403 Forbidden - This action cannot be performed by internal users")
+        raise Forbidden("This action cannot be performed by internal users")
     if user.is_bot:
-        raise Forbidden("403 Forbidden - Bots and service accounts cannot create tokens for themselves")
+        raise Forbidden("Bots and service accounts cannot create tokens for themselves")
     if user.is_blocked:
-        raise Forbidden("403 Forbidden - The user is blocked")
+        raise Forbidden("The user is blocked")
     return user
 
 

@@ -26,7 +26,7 @@ def sudo_actor(ctx: Ctx, target: str) -> Actor:
     actor = ctx.actor
     scopes = actor.scopes or frozenset()
     if not actor.is_admin:
-        raise Forbidden("403 Forbidden - Must be admin to use sudo")
+        raise Forbidden("Must be admin to use sudo")
     if Scope.SUDO not in scopes:
         raise InsufficientScope([Scope.SUDO])
     query = select(User)

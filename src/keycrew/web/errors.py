@@ -35,9 +35,6 @@ def describe(exc: errors.KeycrewError) -> str:
     if isinstance(exc, errors.NotFound):
         return f"{exc.thing} not found."
     message = exc.message
-    for prefix in ("403 Forbidden - ", "400 Bad request - ", "403 Forbidden", "401 Unauthorized"):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
     if isinstance(exc, errors.MissingParameter | errors.BadParameter):
         # Grape's wording ("scopes is missing") reads as a form's.
         message = message.replace("does not have a valid value", "is not valid").replace(
@@ -45,6 +42,7 @@ def describe(exc: errors.KeycrewError) -> str:
         )
         message = _humanize(message)
     if not message:
+        # The domain gave no reason: the kind of error says it.
         return (
             "You are not allowed to do that." if isinstance(exc, errors.Forbidden) else "That cannot be done."
         )

@@ -14,6 +14,7 @@ from keycrew.access.lookup import find_group, find_project
 from keycrew.access.members import Membership
 from keycrew.access.models import Member
 from keycrew.access.resources import Resource
+from keycrew.api import errors as api_errors
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.members import member as member_entity
@@ -149,7 +150,9 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
         source = source_of(ctx, source_id)
         user, many = _find_user(ctx, params)
         if many is not None:
-            return cases.add_members(ctx, source, many, access_level=level, expires_at=expires_at).as_json()
+            return cases.add_members(ctx, source, many, access_level=level, expires_at=expires_at).as_json(
+                api_errors.reason
+            )
         assert user is not None
         found = cases.add_member(ctx, source, user, access_level=level, expires_at=expires_at)
         return _one(request, ctx, found)

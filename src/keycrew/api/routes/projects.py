@@ -137,7 +137,7 @@ def post_project_for_user(
     user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> dict[str, Any]:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     if not (user_id.isascii() and user_id.isdigit()):
         raise BadParameter("user_id is invalid")
     user = ctx.db.get(User, int(user_id)) if len(user_id) < 10 else None

@@ -136,14 +136,14 @@ def list_users(
 @router.get("/users/{user_id}")
 def get_user_route(user_id: int, request: Request, ctx: Ctx = api_ctx(auth=False, read_user=True)) -> Any:
     if ctx.actor.is_anonymous:
-        raise Forbidden("403 Forbidden - Not authorized!")
+        raise Forbidden("Not authorized!")
     return _render_one(ctx, request, find_user(ctx, user_id))
 
 
 @router.post("/users", status_code=201)
 def post_user(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     user = admin_create_user(
         ctx,
         NewUser(
@@ -187,7 +187,7 @@ def put_user(
     user_id: int, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> dict[str, Any]:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     user = update_user(ctx, find_user(ctx, user_id), _changes(params))
     return _render_one(ctx, request, user)
 
@@ -195,7 +195,7 @@ def put_user(
 @router.delete("/users/{user_id}", status_code=204)
 def delete_user(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Response:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     destroy_user(ctx, find_user(ctx, user_id), hard_delete=params.flag("hard_delete"))
     return Response(status_code=204)
 
@@ -205,7 +205,7 @@ def delete_user(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep(
 
 def _action(ctx: Ctx, user_id: int, action: Callable[[Ctx, User], Any]) -> JSONResponse:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     return JSONResponse(action(ctx, find_user(ctx, user_id)), status_code=201)
 
 
@@ -256,7 +256,7 @@ def reject(user_id: int, request: Request, ctx: Ctx = api_ctx()) -> JSONResponse
 @router.post("/users/{user_id}/personal_access_tokens", status_code=201)
 def post_user_token(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
     if not ctx.actor.is_admin:
-        raise Forbidden("403 Forbidden")
+        raise Forbidden()
     user = find_user(ctx, user_id)
     issued = create_personal_access_token(
         ctx,
