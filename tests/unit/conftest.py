@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from keycrew.bootstrap import Runtime, build, migrate, seed
 from keycrew.clock import FixedClock
 from keycrew.config import Settings
 from keycrew.context import Actor, Ctx
+from keycrew.identity import passwords
 from keycrew.identity.models import User
 
 # Noon UTC on a fixed day: the template is seeded then, and every test starts there.
@@ -140,3 +142,12 @@ def world(runtime: Runtime) -> Iterator[World]:
             yield World(runtime, runtime.clock, db, root)
         finally:
             db.rollback()
+
+
+@pytest.fixture
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id at its cheapest for this test, for tests that hash and check many passwords: the
+    rules under test (counting, locking) do not depend on the hash's cost."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheap)
+    monkeypatch.setattr(passwords, "_dummy", lambda: cheap.hash("keycrew-dummy-password"))
