@@ -109,6 +109,10 @@ class World:
     def today(self) -> dt.date:
         return self.clock.now().date()
 
+    def days(self, n: int) -> dt.date:
+        """The date ``n`` days from today (negative: before today)."""
+        return self.today() + dt.timedelta(days=n)
+
     def events(self, event: Event, **where: Any) -> list[AuditEvent]:
         """The audit events named ``event`` in this session, oldest first, filtered by columns."""
         query = select(AuditEvent).where(AuditEvent.event_name == event.value)
