@@ -93,13 +93,21 @@ def test_the_seeded_root_token_authenticates_root(world: World) -> None:
 
 
 def test_a_token_stops_at_00_00_utc_on_its_expiry_date(world: World) -> None:
-    tomorrow = world.today() + dt.timedelta(days=1)
-    issued = factories.personal_token(world.as_root(), world.root, expires_at=tomorrow)
+    issued = factories.personal_token(world.as_root(), world.root, expires_at=world.days(1))
     world.clock.set(dt.datetime(2030, 1, 15, 23, 59, 59, tzinfo=dt.UTC))
     assert authenticate(world.db, KEY, issued.value, world.today()).token.id == issued.token.id
     world.clock.advance(seconds=1)
     with pytest.raises(InvalidToken, match="expired"):
         authenticate(world.db, KEY, issued.value, world.today())
+
+
+def test_a_revoked_and_expired_token_is_refused_as_expired(world: World) -> None:
+    issued = factories.personal_token(world.as_root(), world.root, expires_at=world.days(1))
+    revoke(world.as_root(), issued.token)
+    world.clock.advance(days=1)
+    with pytest.raises(InvalidToken) as refused:
+        authenticate(world.db, KEY, issued.value, world.today())
+    assert refused.value.message == EXPIRED
 
 
 def test_a_revoked_token_is_refused_as_revoked(world: World) -> None:
