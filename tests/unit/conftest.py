@@ -47,7 +47,7 @@ def _settings(data_dir: Path, **extra: Any) -> Settings:
         data_dir=data_dir,
         database_url=f"sqlite:///{data_dir / DATABASE}",
         external_url=f"https://{HOST}",
-        secret_key=SECRET_KEY,  # type: ignore[arg-type]
+        secret_key=SECRET_KEY,
         db_pool_size=2,
         **extra,
     )

@@ -20,13 +20,11 @@ def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
-def _imports_keycrew(node: ast.AST) -> bool:
+def _imports_keycrew(node: ast.Import | ast.ImportFrom) -> bool:
     if isinstance(node, ast.ImportFrom):
         # A relative import stays inside keycrew by definition.
         return node.level > 0 or (node.module or "").split(".")[0] == "keycrew"
-    if isinstance(node, ast.Import):
-        return any(alias.name.split(".")[0] == "keycrew" for alias in node.names)
-    return False
+    return any(alias.name.split(".")[0] == "keycrew" for alias in node.names)
 
 
 def function_body_imports(source: str) -> list[tuple[int, str]]:
@@ -37,7 +35,7 @@ def function_body_imports(source: str) -> list[tuple[int, str]]:
         if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
             for statement in function.body:
                 for node in ast.walk(statement):
-                    if _imports_keycrew(node):
+                    if isinstance(node, ast.Import | ast.ImportFrom) and _imports_keycrew(node):
                         found[node.lineno] = function.name
     return sorted(found.items())
 

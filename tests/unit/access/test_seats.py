@@ -4,6 +4,8 @@ on Ultimate only those with a live role above Guest; the breakdown counts everyo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select
 
@@ -25,7 +27,7 @@ def _plan(world: World, plan: Plan, seats: int | None = None) -> None:
     set_license(world.as_root(), plan.value, seats)
 
 
-def _person(world: World, project: Project, level: int | None, **attrs: object) -> User:
+def _person(world: World, project: Project, level: int | None, **attrs: Any) -> User:
     user = factories.user(world.as_root(), **attrs)
     if level is not None:
         factories.membership(world.as_root(), project, user, level)

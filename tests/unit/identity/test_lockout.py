@@ -5,6 +5,7 @@ sign in gets the same neutral refusal as a wrong password (keycrew/identity/lock
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ WRONG = "wrong-password-123"
 pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
 
-def _person(world: World, **attrs: object) -> User:
+def _person(world: World, **attrs: Any) -> User:
     return factories.user(world.as_root(), password=PASSWORD, **attrs)
 
 
