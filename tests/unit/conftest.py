@@ -1,10 +1,13 @@
 """Fixtures of the unit layer: domain use cases called directly on a real SQLite database.
 
-The schema is made once per session by the real Alembic migrations, and root is seeded by
-``keycrew.bootstrap.seed``, into a template file; every test gets its own copy of that file (a file
-copy, not a migration), its own Runtime from ``keycrew.bootstrap.build``, its own session and a
-``FixedClock`` it may move. No server, no HTTP, no subprocess: projects are made without a
-repositories directory, so no git process runs.
+The schema is made once per session by the real Alembic migrations (``keycrew.bootstrap.migrate``)
+and root is seeded by ``keycrew.bootstrap.seed``, into a template file. Every test gets its own
+copy of that file (a file copy, not a migration), a Runtime (``keycrew.bootstrap.build``, one
+engine for the session so that compiled statements are cached, its pool emptied between tests),
+its own session, and a ``FixedClock`` at T0 that it may move. No server, no HTTP, no subprocess:
+projects are made without a repositories directory, so no git process runs.
+
+Factories live in tests/unit/factories.py; ``World`` bundles what a test needs.
 """
 
 from __future__ import annotations
