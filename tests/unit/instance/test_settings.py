@@ -1,0 +1,143 @@
+"""Rule: the instance's settings row: GitLab's defaults, created on first need; what an admin may
+change and within which bounds; the license's plan and seats (keycrew/instance/settings.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from keycrew.audit.events import Event
+from keycrew.errors import BadParameter, Forbidden
+from keycrew.instance.models import InstanceSettings
+from keycrew.instance.settings import (
+    SETTINGS,
+    Plan,
+    instance_settings,
+    read_settings,
+    set_license,
+    update_settings,
+)
+from tests.unit import factories
+from tests.unit.conftest import T0, World
+
+DEFAULTS = {
+    "plan": "ultimate",
+    "seats": None,
+    "max_personal_access_token_lifetime": 365,
+    "require_personal_access_token_expiry": True,
+    "inactive_resource_access_tokens_delete_after_days": 30,
+    "password_authentication_enabled_for_git": True,
+    "max_login_attempts": 10,
+    "failed_login_attempts_unlock_period_in_minutes": 10,
+    "service_access_tokens_expiration_enforced": True,
+}
+BOUNDS = {
+    "max_personal_access_token_lifetime": (1, 400),
+    "inactive_resource_access_tokens_delete_after_days": (0, 3650),
+    "max_login_attempts": (1, 100),
+    "failed_login_attempts_unlock_period_in_minutes": (1, 43200),
+}
+
+
+def test_the_defaults(world: World) -> None:
+    row = instance_settings(world.as_root())
+    assert {name: getattr(row, name) for name in DEFAULTS} == DEFAULTS
+
+
+def test_the_row_is_made_on_first_need_with_the_defaults(world: World) -> None:
+    world.db.delete(world.db.get(InstanceSettings, 1))
+    world.db.flush()
+    world.clock.advance(days=2)
+    row = instance_settings(world.as_root())
+    assert row.id == 1
+    assert row.updated_at == world.clock.now()
+    assert {name: getattr(row, name) for name in DEFAULTS} == DEFAULTS
+    assert instance_settings(world.as_root()) is row
+
+
+def test_the_integer_settings_and_their_bounds() -> None:
+    assert {s.name: (s.minimum, s.maximum) for s in SETTINGS.values() if s.kind is int} == BOUNDS
+
+
+@pytest.mark.parametrize(("name", "bounds"), list(BOUNDS.items()))
+def test_an_integer_setting_takes_its_bounds_and_nothing_beyond(
+    world: World, name: str, bounds: tuple[int, int]
+) -> None:
+    low, high = bounds
+    ctx = world.as_root()
+    for value in (low, high):
+        assert getattr(update_settings(ctx, {name: value}), name) == value
+    for value in (low - 1, high + 1):
+        with pytest.raises(BadParameter, match=f"^{name} does not have a valid value$"):
+            update_settings(ctx, {name: value})
+    assert getattr(instance_settings(ctx), name) == high
+
+
+def test_a_refused_change_changes_nothing(world: World) -> None:
+    ctx = world.as_root()
+    with pytest.raises(BadParameter):
+        update_settings(ctx, {"require_personal_access_token_expiry": False, "max_login_attempts": 0})
+    # The first change was applied to the row before the second was refused; the caller's
+    # transaction is what makes the whole call atomic.
+    world.db.rollback()
+    assert instance_settings(ctx).require_personal_access_token_expiry is True
+    assert world.events(Event.SETTINGS_UPDATED) == []
+
+
+def test_only_admins_read_or_change_settings(world: World) -> None:
+    someone = world.ctx(factories.user(world.as_root()))
+    with pytest.raises(Forbidden):
+        read_settings(someone)
+    with pytest.raises(Forbidden):
+        update_settings(someone, {"max_login_attempts": 5})
+    assert instance_settings(world.as_root()).max_login_attempts == 10
+
+
+def test_a_change_is_audited_with_the_old_and_new_values(world: World) -> None:
+    world.clock.advance(hours=1)
+    update_settings(world.as_root(), {"max_login_attempts": 5, "max_personal_access_token_lifetime": 365})
+    (event,) = world.events(Event.SETTINGS_UPDATED)
+    assert event.author_id == world.root.id
+    assert event.details == {"changes": {"max_login_attempts": 5}, "previous": {"max_login_attempts": 10}}
+    assert instance_settings(world.as_root()).updated_at == world.clock.now()
+
+
+def test_no_change_no_event(world: World) -> None:
+    update_settings(world.as_root(), {"max_login_attempts": 10})
+    assert world.events(Event.SETTINGS_UPDATED) == []
+    assert instance_settings(world.as_root()).updated_at == T0
+
+
+# -- the license ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("plan", "seats"), [(Plan.FREE, None), (Plan.PREMIUM, 0), (Plan.PREMIUM, 25)])
+def test_set_license(world: World, plan: Plan, seats: int | None) -> None:
+    row = set_license(world.as_root(), plan.value, seats)
+    assert (row.plan, row.seats) == (plan.value, seats)
+    (event,) = world.events(Event.LICENSE_UPDATED)
+    assert event.details["changes"] == {
+        "from": {"plan": "ultimate", "seats": None},
+        "to": {"plan": plan.value, "seats": seats},
+    }
+
+
+@pytest.mark.parametrize(
+    ("plan", "seats", "message"),
+    [
+        ("gold", None, "plan does not have a valid value"),
+        ("PREMIUM", None, "plan does not have a valid value"),
+        ("premium", -1, "seats does not have a valid value"),
+    ],
+)
+def test_set_license_refuses_unknown_plans_and_negative_seats(
+    world: World, plan: str, seats: int | None, message: str
+) -> None:
+    with pytest.raises(BadParameter, match=message):
+        set_license(world.as_root(), plan, seats)
+
+
+def test_the_system_and_admins_set_the_license_nobody_else(world: World) -> None:
+    assert set_license(world.as_system(), "free", None).plan == "free"
+    with pytest.raises(Forbidden):
+        set_license(world.ctx(factories.user(world.as_root())), "ultimate", None)
+    assert instance_settings(world.as_root()).plan == "free"
