@@ -34,7 +34,7 @@ from keycrew.context import Actor, Ctx
 from keycrew.identity import passwords
 from keycrew.identity.models import User
 from keycrew.infra.auth_cache import AuthCache
-from keycrew.ratelimit import FailedAuthThrottle
+from keycrew.infra.ratelimit import FailedAuthThrottle
 
 # Noon UTC on a fixed day: the template is seeded then, and every test starts there.
 T0 = dt.datetime(2030, 1, 15, 12, 0, tzinfo=dt.UTC)

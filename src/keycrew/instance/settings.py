@@ -65,8 +65,7 @@ def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
     Raises Forbidden for non-admins, BadParameter for values out of bounds.
     """
     row = read_settings(ctx)
-    old: dict[str, Any] = {}
-    new: dict[str, Any] = {}
+    # Every value is checked before any is applied: a refused change leaves the row untouched.
     for name, value in changes.items():
         setting = SETTINGS[name]
         if setting.kind is int:
@@ -75,6 +74,9 @@ def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
                 setting.maximum is not None and value > setting.maximum
             ):
                 raise BadParameter(f"{name} does not have a valid value")
+    old: dict[str, Any] = {}
+    new: dict[str, Any] = {}
+    for name, value in changes.items():
         if getattr(row, name) != value:
             old[name] = getattr(row, name)
             new[name] = value

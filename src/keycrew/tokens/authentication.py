@@ -56,10 +56,7 @@ def check_token(token: PersonalAccessToken | None, today: dt.date) -> PersonalAc
     """Unknown → Unauthenticated; expired, then revoked → InvalidToken (GitLab's order)."""
     if token is None:
         raise Unauthenticated()
-    if token.is_expired(today):
-        raise InvalidToken(EXPIRED)
-    if token.revoked:
-        raise InvalidToken(REVOKED)
+    check_token_usable(token, today)
     return token
 
 

@@ -141,3 +141,11 @@ def test_the_system_and_admins_set_the_license_nobody_else(world: World) -> None
     with pytest.raises(Forbidden):
         set_license(world.ctx(factories.user(world.as_root())), "ultimate", None)
     assert instance_settings(world.as_root()).plan == "free"
+
+
+def test_a_refused_value_leaves_every_setting_unchanged(world: World) -> None:
+    ctx = world.as_root()
+    before = instance_settings(ctx).require_personal_access_token_expiry
+    with pytest.raises(BadParameter):
+        update_settings(ctx, {"require_personal_access_token_expiry": not before, "max_login_attempts": 0})
+    assert instance_settings(ctx).require_personal_access_token_expiry is before
