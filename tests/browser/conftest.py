@@ -1,22 +1,23 @@
-"""Browser fixtures: Playwright for Python driving Debian's headless Chromium against the live server.
+"""Browser tests: Playwright for Python driving Debian's headless Chromium against the live server.
 
 The browser is the one the Makefile installs from Debian (chromium-headless-shell); Playwright
 never downloads one. It is started once per test module (Playwright's sync API keeps an event
 loop of its own while it runs, so it is not left running under other modules' tests).
+
+The live-server fixtures (`server`, `factory`) come from tests/support/fixtures.py, loaded by
+tests/conftest.py; the page helpers (sign in, CSRF) are in tests/browser/pages.py.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 # Debian's real binaries (the /usr/bin names are shell wrappers); the headless shell is lighter.
 CHROMIUM_CANDIDATES = (
@@ -69,39 +70,7 @@ def page(browser_context: BrowserContext) -> Page:
     return browser_context.new_page()
 
 
-def sign_in(page: Page, login: str, password: str) -> None:
-    """Sign in through the form and wait for the page it leads to."""
-    page.goto("/users/sign_in")
-    page.get_by_label("Username or primary email").fill(login)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-
-
-def signed_in(page: Page, login: str, password: str) -> Page:
-    sign_in(page, login, password)
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    return page
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="authenticity_token" value="([^"]+)"', html)
-    assert match, "the page carries a CSRF token"
-    return match.group(1)
-
-
-def session_for(server: Any, login: str, password: str) -> requests.Session:
-    """A requests session signed in through the form (for checks a browser cannot make)."""
-    http = requests.Session()
-    form = http.get(f"{server.url}/users/sign_in", timeout=30)
-    response = http.post(
-        f"{server.url}/users/sign_in",
-        data={"login": login, "password": password, "authenticity_token": csrf_of(form.text)},
-        timeout=30,
-        allow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return http
-
-
-__all__ = ["browser", "browser_context", "csrf_of", "page", "session_for", "sign_in", "signed_in"]
+@pytest.fixture(scope="session", autouse=True)
+def _token_hygiene(token_hygiene: None) -> None:
+    """Every browser test runs under the session's token recording and its final check
+    (tests/support/hygiene.py)."""

@@ -8,8 +8,8 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ROOT_PASSWORD, Factory, LiveServer, uid
-from tests.web_fixtures import csrf_of, session_for, signed_in
+from tests.browser.pages import csrf_of, session_for, signed_in
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, uid
 
 MAINTAINER, DEVELOPER, OWNER = 40, 30, 50
 PASSWORD = "a-long-password-1"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ROOT_PASSWORD, Factory, LiveServer
-from tests.web_fixtures import signed_in
+from tests.browser.pages import signed_in
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer
 
 # Runs in the page: every problem found, as readable strings.
 AUDIT = """() => {

@@ -17,8 +17,8 @@ from playwright.sync_api import Page, expect
 
 from keycrew.context import Actor
 from keycrew.instance.settings import instance_settings, set_license
-from tests.conftest import ROOT_PASSWORD, Factory, LiveServer, uid
-from tests.web_fixtures import csrf_of, session_for, signed_in
+from tests.browser.pages import csrf_of, session_for, signed_in
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, uid
 
 PASSWORD = "a-long-password-1"
 ADMIN_PAGES = (

@@ -13,8 +13,8 @@ from typing import Any
 import requests
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import ROOT_PASSWORD, Factory, LiveServer
-from tests.web_fixtures import csrf_of, session_for, signed_in
+from tests.browser.pages import csrf_of, session_for, signed_in
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer
 
 PASSWORD = "a-long-password-1"
 GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50

@@ -20,8 +20,8 @@ from keycrew.context import Actor
 from keycrew.errors import Forbidden
 from keycrew.identity.models import User
 from keycrew.tokens import personal
-from tests.conftest import ROOT_PASSWORD, Factory, LiveServer, uid
-from tests.web_fixtures import csrf_of, session_for, signed_in
+from tests.browser.pages import csrf_of, session_for, signed_in
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, uid
 
 PASSWORD = "a-long-password-1"
 URL = "/-/user_settings/personal_access_tokens"

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from keycrew.identity.models import User, UserSession
 from keycrew.identity.passwords import hash_password
 from keycrew.identity.sign_in import NEUTRAL_REFUSAL
-from tests.conftest import ROOT_PASSWORD, Factory, LiveServer, uid
-from tests.web_fixtures import csrf_of, session_for, sign_in, signed_in
+from tests.browser.pages import csrf_of, session_for, sign_in, signed_in
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, uid
 
 PASSWORD = "a-long-password-1"
 

@@ -10,7 +10,7 @@ import json
 import subprocess
 from typing import Any
 
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def cli(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests.conftest import Factory, LiveServer
+from tests.support.live import Factory, LiveServer
 
 
 def test_settings_read_and_update(server: LiveServer, factory: Factory) -> None:

@@ -18,9 +18,9 @@ from keycrew.context import Actor, Ctx
 from keycrew.namespaces.models import Project
 from keycrew.records import ghost
 from keycrew.records.models import Issue, Note
-from tests.conftest import Factory, LiveServer
-from tests.test_issues import new_issue
-from tests.test_notes import new_note
+from tests.functional.test_issues import new_issue
+from tests.functional.test_notes import new_note
+from tests.support.live import Factory, LiveServer
 
 T = TypeVar("T")
 

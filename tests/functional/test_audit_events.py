@@ -14,8 +14,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Actor
 from keycrew.identity.models import User
-from tests.conftest import Factory, LiveServer
-from tests.test_issues import (
+from tests.functional.test_issues import (
     DEVELOPER,
     GUEST,
     MAINTAINER,
@@ -26,7 +25,8 @@ from tests.test_issues import (
     new_issue,
     run_cli,
 )
-from tests.test_notes import new_note
+from tests.functional.test_notes import new_note
+from tests.support.live import Factory, LiveServer
 
 
 def project_events(

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from keycrew.identity.models import User
 from keycrew.tokens.models import PersonalAccessToken
-from tests.conftest import Factory, LiveServer
+from tests.support.live import Factory, LiveServer
 
 INSUFFICIENT = "The request requires higher privileges than provided by the access token."
 

@@ -11,8 +11,8 @@ import gitlab
 import pytest
 
 from keycrew import __version__
-from tests.conftest import BACKENDS, database_url, free_port
-from tests.processes import BANNER_TOKEN, KEYCREW, Running, clean_env, keycrew
+from tests.support.live import BACKENDS, database_url, free_port
+from tests.support.processes import BANNER_TOKEN, KEYCREW, Running, clean_env, keycrew
 
 COMMANDS = [
     [],

@@ -17,7 +17,7 @@ from keycrew.identity.models import User
 from keycrew.tokens import deploy
 from keycrew.tokens.models import DeployToken
 from keycrew.tokens.secrets import has_valid_checksum
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 USERNAME_FORMAT = "can contain only letters, digits, '_', '-', '+', and '.'"
 ENTITY_KEYS = {"id", "name", "username", "expires_at", "scopes", "revoked", "expired"}

@@ -9,7 +9,7 @@ import subprocess
 from typing import Any
 
 from keycrew.tokens.secrets import has_valid_checksum
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def run_cli(server: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from keycrew.namespaces.models import Project
 from keycrew.repos import storage
 from keycrew.tokens.issuing import issue_token
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 MAIN_REFUSED = "You are not allowed to push code to protected branches on this project."
 FORCE_REFUSED = "You are not allowed to force push code to a protected branch on this project."

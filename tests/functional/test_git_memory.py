@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import BACKENDS, PgDatabase, free_port, uid
-from tests.processes import KEYCREW, Running, clean_env, descendants
-from tests.test_git_http import Git, remote_url
+from tests.functional.test_git_http import Git, remote_url
+from tests.support.live import BACKENDS, PgDatabase, free_port, uid
+from tests.support.processes import KEYCREW, Running, clean_env, descendants
 
 pytestmark = pytest.mark.slow
 

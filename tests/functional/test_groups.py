@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from keycrew.access.models import Member
 from keycrew.audit.models import AuditEvent
 from keycrew.namespaces.models import Namespace, Project, Route
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def audit(server: LiveServer, event: str, entity_id: int, path: str | None = None) -> list[AuditEvent]:

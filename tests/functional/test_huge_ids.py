@@ -16,7 +16,7 @@ import requests
 
 from keycrew.api.routes import ROUTERS
 from keycrew.registry import pypi
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 # Just beyond PostgreSQL's int4, just beyond SQLite's (and int8's) 64 bits, far beyond.
 OUT_OF_RANGE = ("2147483648", "9223372036854775808", "99999999999999999999")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import gitlab
 import pytest
 
-from tests.conftest import BACKENDS, Factory, LiveServer, start_server, uid
+from tests.support.live import BACKENDS, Factory, LiveServer, start_server, uid
 
 PREFIX = "acme-"
 

@@ -19,7 +19,7 @@ from keycrew.identity.models import User
 from keycrew.identity.types import SINGLETON_TYPES, UserType
 from keycrew.identity.users import create_user
 from keycrew.tokens.issuing import issue_token
-from tests.conftest import BACKENDS, Factory, LiveServer, PgDatabase, uid
+from tests.support.live import BACKENDS, Factory, LiveServer, PgDatabase, uid
 
 PROCESSES = 4
 ALL_KINDS = sorted(int(t) for t in SINGLETON_TYPES)

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import select
 
 from keycrew.records.models import Issue
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 15, 20, 30, 40, 50
 

@@ -14,7 +14,7 @@ from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.instance.models import InstanceSettings
 from keycrew.instance.settings import instance_settings
-from tests.conftest import Factory, LiveServer
+from tests.support.live import Factory, LiveServer
 
 GUEST, REPORTER, OWNER = 10, 20, 50
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import gitlab
 import pytest
 
-from tests.conftest import free_port
-from tests.processes import BANNER_TOKEN, Running, clean_env, find_process
+from tests.support.live import free_port
+from tests.support.processes import BANNER_TOKEN, Running, clean_env, find_process
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from keycrew.identity.internal import internal_user
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def events(server: LiveServer, entity_id: int, target_id: int) -> list[tuple[str, dict[str, Any]]]:

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, inspect, text
 from keycrew.db.engine import make_engine
 from keycrew.migrations import MIGRATIONS, alembic_config, diff, upgrade
 from keycrew.migrations.schema import Base
-from tests.conftest import BACKENDS, database_url
-from tests.processes import clean_env, keycrew
+from tests.support.live import BACKENDS, database_url
+from tests.support.processes import clean_env, keycrew
 
 
 @pytest.fixture(params=BACKENDS)

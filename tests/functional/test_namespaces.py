@@ -5,7 +5,7 @@ from __future__ import annotations
 import gitlab
 import pytest
 
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def test_user_sees_own_namespace_and_member_groups(server: LiveServer, factory: Factory) -> None:

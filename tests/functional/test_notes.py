@@ -8,8 +8,8 @@ from typing import Any
 import gitlab
 import pytest
 
-from tests.conftest import Factory, LiveServer
-from tests.test_issues import GUEST, REPORTER, member_with_token, new_issue, run_cli
+from tests.functional.test_issues import GUEST, REPORTER, member_with_token, new_issue, run_cli
+from tests.support.live import Factory, LiveServer
 
 
 def new_note(server: LiveServer, pid: int, iid: int, token: str | None = None, **body: Any) -> dict[str, Any]:

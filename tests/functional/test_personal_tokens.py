@@ -9,7 +9,7 @@ import gitlab
 import pytest
 import requests
 
-from tests.conftest import Factory, LiveServer
+from tests.support.live import Factory, LiveServer
 
 
 def test_list_own_tokens_and_admin_filters(server: LiveServer, factory: Factory) -> None:

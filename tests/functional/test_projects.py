@@ -12,7 +12,7 @@ from keycrew.access.models import Member
 from keycrew.audit.models import AuditEvent
 from keycrew.namespaces.models import Project, Route
 from keycrew.records.models import Issue, Note
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def audit(server: LiveServer, event: str, entity_id: int, path: str) -> list[AuditEvent]:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from keycrew.audit.models import AuditEvent
 from keycrew.infra.ratelimit import FailedAuthThrottle
 from keycrew.packages.models import Package, PackageFile
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 REPORTER, DEVELOPER, GUEST = 20, 30, 10
 

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keycrew.registry import keys
-from tests.processes import clean_env, keycrew
+from tests.support.processes import clean_env, keycrew
 
 pytestmark = pytest.mark.slow
 

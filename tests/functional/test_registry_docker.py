@@ -26,7 +26,7 @@ import requests
 
 from keycrew.registry import keys
 from keycrew.registry.tokens import sign
-from tests.conftest import Factory, LiveServer, free_port, uid
+from tests.support.live import Factory, LiveServer, free_port, uid
 
 pytestmark = [
     pytest.mark.slow,

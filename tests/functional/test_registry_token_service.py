@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from keycrew.infra.ratelimit import FailedAuthThrottle
 from keycrew.namespaces.models import Project
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 SERVICE = "container_registry"
 ISSUER = "keycrew-issuer"

@@ -15,7 +15,7 @@ from keycrew.automation.bots import delete_inactive_bots
 from keycrew.context import Actor
 from keycrew.identity.models import User
 from keycrew.instance.models import InstanceSettings
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def _maintainer_project(server: LiveServer, factory: Factory, level: int = 40) -> tuple[dict, str, dict]:

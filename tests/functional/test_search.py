@@ -6,7 +6,7 @@ import gitlab
 import gitlab.const
 import pytest
 
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def test_search_users_with_python_gitlab(server: LiveServer, factory: Factory) -> None:

@@ -19,7 +19,7 @@ from keycrew.identity.service_accounts import (
     service_accounts_count,
 )
 from keycrew.instance.settings import instance_settings, set_license
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 NO_SEATS = {"message": "403 Forbidden - No more seats are available to create Service Account User"}
 

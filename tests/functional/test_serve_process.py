@@ -15,8 +15,8 @@ from keycrew.config import Settings
 from keycrew.db.engine import make_engine
 from keycrew.identity.models import User
 from keycrew.identity.passwords import verify_password
-from tests.conftest import free_port
-from tests.processes import BANNER_PASSWORD, BANNER_TOKEN, KEYCREW, Running, clean_env
+from tests.support.live import free_port
+from tests.support.processes import BANNER_PASSWORD, BANNER_TOKEN, KEYCREW, Running, clean_env
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from keycrew.audit.models import AuditEvent
 from keycrew.context import Actor
 from keycrew.instance.settings import instance_settings
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 HEX32 = "[0-9a-f]{32}"
 

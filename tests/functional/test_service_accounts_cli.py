@@ -7,7 +7,7 @@ import re
 import subprocess
 from typing import Any
 
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def run_cli(server: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from keycrew.identity.models import User, UserSession
 from keycrew.identity.sign_in import NEUTRAL_REFUSAL, session_user, sign_in, sign_out, unlock_user
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user
-from tests.conftest import BACKENDS, ROOT_TOKEN, PgDatabase
+from tests.support.live import BACKENDS, ROOT_TOKEN, PgDatabase
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 PASSWORD = "correct-horse-battery"

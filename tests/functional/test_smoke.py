@@ -5,7 +5,7 @@ from __future__ import annotations
 import gitlab
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 
 def test_root_authenticates_with_python_gitlab(server: LiveServer) -> None:

@@ -16,7 +16,7 @@ from keycrew.config import Settings
 from keycrew.identity.models import User
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.usage import token_usage_recorder
-from tests.conftest import BACKENDS, ROOT_TOKEN, PgDatabase
+from tests.support.live import BACKENDS, ROOT_TOKEN, PgDatabase
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Factory, LiveServer, start_server
+from tests.support.live import Factory, LiveServer, start_server
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from keycrew.identity.types import UserType
 from keycrew.namespaces.models import Namespace, Project, Route
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import PersonalAccessToken
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 OWNER, MAINTAINER, DEVELOPER = 50, 40, 30
 

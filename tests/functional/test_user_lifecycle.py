@@ -18,7 +18,7 @@ from keycrew.context import Actor
 from keycrew.identity.models import User
 from keycrew.identity.types import UserState
 from keycrew.identity.users import create_user
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 PASSWORD = "E4596f8be406Bc3a14a4ccdb1df80587$3"
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from keycrew.identity.models import User
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 PASSWORD = "E4596f8be406Bc3a14a4ccdb1df80587$3"
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 from typing import Any
 
-from tests.conftest import Factory, LiveServer, uid
+from tests.support.live import Factory, LiveServer, uid
 
 
 def cli(server: LiveServer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
-from tests.conftest import Factory, LiveServer
+from tests.support.live import Factory, LiveServer
 
 
 @dataclass

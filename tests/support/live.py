@@ -1,4 +1,8 @@
-"""Shared fixtures: a live keycrew server per database backend, clients, factories."""
+"""A live keycrew server in a thread, clients for it, a factory, and empty databases of each backend.
+
+Plain code, no fixtures: the fixtures that start these servers are in tests/support/fixtures.py.
+Imported by the functional and browser tests; the unit tests never need it.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ from typing import Any
 
 import gitlab
 import psycopg
-import pytest
 import requests
 import uvicorn
 
@@ -25,25 +28,24 @@ from keycrew.app import asgi
 from keycrew.bootstrap import Runtime, build, migrate, seed
 from keycrew.clock import OffsetClock
 from keycrew.config import Settings
-
-# Browser fixtures (Playwright driving Debian's Chromium) live in their own module.
-pytest_plugins = ["tests.web_fixtures"]
+from tests.support.backends import BACKENDS, PG_ADMIN_DSN
 
 ROOT_TOKEN = "glpat-keycrew-test-root-token-0001"
 GITLAB_CLI = str(Path(sys.executable).parent / "gitlab")
 ROOT_PASSWORD = "root-password-for-tests"
-PG_ENABLED = os.environ.get("KEYCREW_TEST_POSTGRES", "") not in ("", "0", "false")
-PG_ADMIN_DSN = os.environ.get("KEYCREW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not PG_ENABLED, reason="PostgreSQL tests need KEYCREW_TEST_POSTGRES=1"),
-        ],
-    ),
+__all__ = [
+    "BACKENDS",
+    "GITLAB_CLI",
+    "ROOT_PASSWORD",
+    "ROOT_TOKEN",
+    "Factory",
+    "LiveServer",
+    "PgDatabase",
+    "database_url",
+    "free_port",
+    "start_server",
+    "uid",
 ]
 
 
@@ -143,7 +145,7 @@ def start_server(backend: str, tmp: Path, url: str | None = None) -> Iterator[Li
     runtime = build(settings, clock=clock)
     migrate(runtime)
     seed(runtime)
-    # Access logs on, so that the token-hygiene test sees every request line the server logged.
+    # Access logs on, so that the token-hygiene check sees every request line the server logged.
     config = uvicorn.Config(
         asgi(runtime), host="127.0.0.1", port=port, log_level="info", lifespan="on", log_config=None
     )
@@ -163,74 +165,6 @@ def start_server(backend: str, tmp: Path, url: str | None = None) -> Iterator[Li
         runtime.engine.dispose()
         if pg is not None:
             pg.drop()
-
-
-ISSUED_TOKENS: list[str] = [ROOT_TOKEN]
-LOG_FILE: list[Path] = []
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _record_issued_tokens_and_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every token value the in-process servers generate, and every line they log, for the
-    hygiene test (tests/test_zz_token_hygiene.py) that greps the logs for those values."""
-    import logging
-
-    from keycrew.identity import sign_in
-    from keycrew.tokens import secrets as token_secrets
-
-    original = token_secrets.generate
-    original_session_secret = sign_in.new_session_secret
-
-    def recording_generate(kind_prefix: str, instance_prefix: str = "") -> str:
-        value = original(kind_prefix, instance_prefix)
-        ISSUED_TOKENS.append(value)
-        return value
-
-    def recording_session_secret() -> str:
-        value = original_session_secret()
-        ISSUED_TOKENS.append(value)
-        return value
-
-    token_secrets.generate = recording_generate  # type: ignore[assignment]
-    sign_in.new_session_secret = recording_session_secret  # type: ignore[assignment]
-    path = tmp_path_factory.mktemp("logs") / "keycrew.log"
-    handler = logging.FileHandler(path)
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous_level = root.level
-    root.setLevel(logging.DEBUG)
-    for noisy in ("sqlalchemy", "asyncio", "urllib3", "multipart", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    LOG_FILE.append(path)
-    try:
-        yield
-    finally:
-        token_secrets.generate = original  # type: ignore[assignment]
-        sign_in.new_session_secret = original_session_secret  # type: ignore[assignment]
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
-        handler.close()
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One live keycrew per backend for the whole session; tests use unique names (uid())."""
-    yield from start_server(request.param, tmp_path_factory.mktemp(f"keycrew-{request.param}"))
-
-
-@pytest.fixture
-def gl(server: LiveServer) -> gitlab.Gitlab:
-    """python-gitlab as root."""
-    return server.gl()
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "server" in request.fixturenames:
-        request.getfixturevalue("server").clock.reset()
 
 
 class Factory:
@@ -282,8 +216,3 @@ class Factory:
             json={"user_id": user_id, "access_level": level},
         )
         assert response.status_code == 201, response.text
-
-
-@pytest.fixture
-def factory(server: LiveServer) -> Factory:
-    return Factory(server)
