@@ -16,10 +16,11 @@ pytest_plugins = ["tests.support.fixtures"]
 
 
 def _server_backend(item: pytest.Item) -> int:
-    """The rank of the session `server` backend an item runs against; items without one come last."""
+    """The rank of the session `server` backend an item runs against; items without one (the unit
+    tests among them) come first."""
     callspec = getattr(item, "callspec", None)
     backend = callspec.params.get("server") if callspec is not None else None
-    return BACKEND_NAMES.index(backend) if backend in BACKEND_NAMES else len(BACKEND_NAMES)
+    return 1 + BACKEND_NAMES.index(backend) if backend in BACKEND_NAMES else 0
 
 
 @pytest.hookimpl(trylast=True)
@@ -42,5 +43,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     bucket, seed = bucket.removeprefix("default:"), seed.removeprefix("default:")
     terminalreporter.write_line(
         f"test order: shuffled with --random-order-bucket={bucket} --random-order-seed={seed}; "
-        f"the same options replay it (make test SEED={seed})"
+        f"the same options replay it (make test TEST_SEED={seed})"
     )
