@@ -17,11 +17,12 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: bench screenshots help run test install lint typecheck imports migrations-check pytest git system-packages clean
+.PHONY: bench screenshots help run test unit functional browser install lint typecheck imports migrations-check pytest git system-packages clean
 
 help:
 	@echo "make run    set up .venv, migrate ./data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   set up .venv (with dev tools) and run every check and test"
+	@echo "make unit | functional | browser   one layer of tests/ (unit needs no server nor Debian package)"
 	@echo "make bench  run the benchmarks under bench/ (installs wrk when missing)"
 	@echo "make screenshots  save the web UI's main pages to docs/screenshots/ (headless Chromium)"
 	@echo "make clean  remove .venv and caches (./data is kept)"
@@ -79,8 +80,23 @@ migrations-check: install
 		KEYCREW_DATA_DIR="$$tmp" KEYCREW_DATABASE_URL= \
 		$(BIN)/keycrew db check
 
+# The tests run in a random order: modules shuffled, then the tests in each module; the seed is
+# printed at the start and the end of the run. `make test TEST_SEED=n` (or pytest's
+# --random-order-seed=n) replays an order.
+PYTEST_ORDER = --random-order-bucket=module $(if $(TEST_SEED),--random-order-seed=$(TEST_SEED))
+
 pytest: install system-packages
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest --durations=15 $(PYTEST_ORDER)
+
+# One layer at a time. Unit tests start no server and need no Debian package.
+unit: install
+	$(BIN)/pytest $(PYTEST_ORDER) tests/unit
+
+functional: install system-packages
+	$(BIN)/pytest --durations=15 $(PYTEST_ORDER) tests/functional
+
+browser: install system-packages
+	$(BIN)/pytest --durations=15 $(PYTEST_ORDER) tests/browser
 
 test: system-packages lint typecheck imports migrations-check pytest
 

@@ -1,289 +1,47 @@
-"""Shared fixtures: a live keycrew server per database backend, clients, factories."""
+"""Loaded for every test: tests/unit/ (no server), tests/functional/ and tests/browser/.
+
+It registers the live-server fixtures (tests/support/fixtures.py), which start nothing unless a test
+asks for them, and keeps the run order cheap whatever order the tests are shuffled into: `make test`
+runs them in a random order (pytest-random-order, modules shuffled and the tests in each module
+shuffled), and any order must pass.
+"""
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import threading
-import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import gitlab
-import psycopg
 import pytest
-import requests
-import uvicorn
 
-from keycrew.app import asgi
-from keycrew.bootstrap import Runtime, build, migrate, seed
-from keycrew.clock import OffsetClock
-from keycrew.config import Settings
+from tests.support.backends import BACKEND_NAMES
 
-# Browser fixtures (Playwright driving Debian's Chromium) live in their own module.
-pytest_plugins = ["tests.web_fixtures"]
-
-ROOT_TOKEN = "glpat-keycrew-test-root-token-0001"
-GITLAB_CLI = str(Path(sys.executable).parent / "gitlab")
-ROOT_PASSWORD = "root-password-for-tests"
-PG_ENABLED = os.environ.get("KEYCREW_TEST_POSTGRES", "") not in ("", "0", "false")
-PG_ADMIN_DSN = os.environ.get("KEYCREW_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not PG_ENABLED, reason="PostgreSQL tests need KEYCREW_TEST_POSTGRES=1"),
-        ],
-    ),
-]
+pytest_plugins = ["tests.support.fixtures"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _server_backend(item: pytest.Item) -> int:
+    """The rank of the session `server` backend an item runs against; items without one (the unit
+    tests among them) come first."""
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("server") if callspec is not None else None
+    return 1 + BACKEND_NAMES.index(backend) if backend in BACKEND_NAMES else 0
 
 
-def uid(prefix: str = "t") -> str:
-    """A short unique name so that tests sharing one server never collide."""
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of each backend's `server` together, so that each starts once per session.
+
+    pytest groups them so itself, but a shuffle plugin reorders after it; this hook runs last. The
+    sort is stable: the shuffled order of the modules, and of the tests in each module, stays.
+    """
+    items.sort(key=_server_backend)
 
 
-@dataclass
-class PgDatabase:
-    name: str
-    url: str
-
-    @classmethod
-    def create(cls) -> PgDatabase:
-        name = f"keycrew_test_{secrets.token_hex(4)}"
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        return cls(name, f"{base}/{name}")
-
-    def drop(self) -> None:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-def database_url(backend: str, data_dir: Path) -> tuple[str, PgDatabase | None]:
-    if backend == "postgresql":
-        pg = PgDatabase.create()
-        return pg.url, pg
-    return f"sqlite:///{data_dir / 'keycrew.sqlite3'}", None
-
-
-@dataclass
-class LiveServer:
-    url: str
-    runtime: Runtime
-    clock: OffsetClock
-    backend: str
-    data_dir: Path
-    root_token: str = ROOT_TOKEN
-
-    def api(self, path: str) -> str:
-        return f"{self.url}/api/v4{path}"
-
-    def gl(self, token: str | None = None, **kwargs: Any) -> gitlab.Gitlab:
-        return gitlab.Gitlab(self.url, private_token=token or self.root_token, **kwargs)
-
-    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = kwargs.pop("headers", {})
-        if token is not None:
-            headers.setdefault("PRIVATE-TOKEN", token)
-        return requests.request(method, self.api(path), headers=headers, timeout=30, **kwargs)
-
-    def root(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.request(method, path, token=self.root_token, **kwargs)
-
-    def gitlab_cli(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        """python-gitlab's `gitlab` CLI against this server, configured only by the environment."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "PYTHON_GITLAB", "CI_"))}
-        env |= {
-            "GITLAB_URL": self.url,
-            "GITLAB_PRIVATE_TOKEN": token or self.root_token,
-            "HOME": str(self.data_dir),
-        }
-        return subprocess.run(
-            [GITLAB_CLI, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-
-
-def start_server(backend: str, tmp: Path, url: str | None = None) -> Iterator[LiveServer]:
-    """A live server in a thread; with ``url``, a further node on an existing database."""
-    pg: PgDatabase | None = None
-    if url is None:
-        url, pg = database_url(backend, tmp)
-    port = free_port()
-    settings = Settings(
-        data_dir=tmp,
-        database_url=url,
-        external_url=f"http://127.0.0.1:{port}",
-        initial_root_password=ROOT_PASSWORD,  # type: ignore[arg-type]
-        initial_root_token=ROOT_TOKEN,  # type: ignore[arg-type]
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Repeat the shuffle's seed at the end, where a failure is read, with how to replay the order."""
+    enabled = bool(config.getoption("random_order_enabled", default=False))
+    bucket = str(config.getoption("random_order_bucket", default="default:"))
+    seed = str(config.getoption("random_order_seed", default="default:"))
+    if not enabled and bucket.startswith("default:") and seed.startswith("default:"):
+        return
+    bucket, seed = bucket.removeprefix("default:"), seed.removeprefix("default:")
+    terminalreporter.write_line(
+        f"test order: shuffled with --random-order-bucket={bucket} --random-order-seed={seed}; "
+        f"the same options replay it (make test TEST_SEED={seed})"
     )
-    clock = OffsetClock()
-    runtime = build(settings, clock=clock)
-    migrate(runtime)
-    seed(runtime)
-    # Access logs on, so that the token-hygiene test sees every request line the server logged.
-    config = uvicorn.Config(
-        asgi(runtime), host="127.0.0.1", port=port, log_level="info", lifespan="on", log_config=None
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("keycrew test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", runtime, clock, backend, tmp)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.engine.dispose()
-        if pg is not None:
-            pg.drop()
-
-
-ISSUED_TOKENS: list[str] = [ROOT_TOKEN]
-LOG_FILE: list[Path] = []
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _record_issued_tokens_and_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every token value the in-process servers generate, and every line they log, for the
-    hygiene test (tests/test_zz_token_hygiene.py) that greps the logs for those values."""
-    import logging
-
-    from keycrew.identity import sign_in
-    from keycrew.tokens import secrets as token_secrets
-
-    original = token_secrets.generate
-    original_session_secret = sign_in.new_session_secret
-
-    def recording_generate(kind_prefix: str, instance_prefix: str = "") -> str:
-        value = original(kind_prefix, instance_prefix)
-        ISSUED_TOKENS.append(value)
-        return value
-
-    def recording_session_secret() -> str:
-        value = original_session_secret()
-        ISSUED_TOKENS.append(value)
-        return value
-
-    token_secrets.generate = recording_generate  # type: ignore[assignment]
-    sign_in.new_session_secret = recording_session_secret  # type: ignore[assignment]
-    path = tmp_path_factory.mktemp("logs") / "keycrew.log"
-    handler = logging.FileHandler(path)
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous_level = root.level
-    root.setLevel(logging.DEBUG)
-    for noisy in ("sqlalchemy", "asyncio", "urllib3", "multipart", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    LOG_FILE.append(path)
-    try:
-        yield
-    finally:
-        token_secrets.generate = original  # type: ignore[assignment]
-        sign_in.new_session_secret = original_session_secret  # type: ignore[assignment]
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
-        handler.close()
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One live keycrew per backend for the whole session; tests use unique names (uid())."""
-    yield from start_server(request.param, tmp_path_factory.mktemp(f"keycrew-{request.param}"))
-
-
-@pytest.fixture
-def gl(server: LiveServer) -> gitlab.Gitlab:
-    """python-gitlab as root."""
-    return server.gl()
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "server" in request.fixturenames:
-        request.getfixturevalue("server").clock.reset()
-
-
-class Factory:
-    """Creates users, groups, projects and tokens through the API, as root."""
-
-    def __init__(self, server: LiveServer) -> None:
-        self.server = server
-
-    def user(self, **attrs: Any) -> dict[str, Any]:
-        name = uid("u")
-        body = {
-            "username": name,
-            "email": f"{name}@example.com",
-            "name": name.title(),
-            "password": "a-long-password-1",
-        } | attrs
-        response = self.server.root("POST", "/users", json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def token(self, user_id: int, scopes: list[str] | None = None, **attrs: Any) -> str:
-        body = {"name": uid("tok"), "scopes": scopes or ["api"]} | attrs
-        response = self.server.root("POST", f"/users/{user_id}/personal_access_tokens", json=body)
-        assert response.status_code == 201, response.text
-        return str(response.json()["token"])
-
-    def user_with_token(self, scopes: list[str] | None = None, **attrs: Any) -> tuple[dict[str, Any], str]:
-        user = self.user(**attrs)
-        return user, self.token(user["id"], scopes)
-
-    def group(self, token: str | None = None, **attrs: Any) -> dict[str, Any]:
-        path = uid("g")
-        body = {"name": path, "path": path} | attrs
-        response = self.server.request("POST", "/groups", token=token or self.server.root_token, json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def project(self, token: str | None = None, **attrs: Any) -> dict[str, Any]:
-        body = {"name": uid("p")} | attrs
-        response = self.server.request("POST", "/projects", token=token or self.server.root_token, json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def member(self, kind: str, source_id: int, user_id: int, level: int, token: str | None = None) -> None:
-        response = self.server.request(
-            "POST",
-            f"/{kind}/{source_id}/members",
-            token=token or self.server.root_token,
-            json={"user_id": user_id, "access_level": level},
-        )
-        assert response.status_code == 201, response.text
-
-
-@pytest.fixture
-def factory(server: LiveServer) -> Factory:
-    return Factory(server)
