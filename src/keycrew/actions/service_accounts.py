@@ -32,10 +32,9 @@ from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.paths import find_source, route_taken
 from keycrew.namespaces.personal import follow_user
 from keycrew.tokens import lifecycle
-from keycrew.tokens.expiry import service_account_token_expiry
-from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
+from keycrew.tokens.issuing import IssuedToken
 from keycrew.tokens.models import PersonalAccessToken
-from keycrew.tokens.scopes import ALL_SCOPES
+from keycrew.tokens.personal import issue_personal_token
 
 USERNAME_PREFIX = "service_account"
 DEFAULT_NAME = "Service account user"
@@ -377,15 +376,12 @@ def create_service_account_token(
     """
     if user.is_blocked:
         raise Refused("Not permitted to create")
-    scopes = check_scopes(scopes, ALL_SCOPES)
-    expiry = service_account_token_expiry(ctx, expires_at)
-    return issue_audited(
+    return issue_personal_token(
         ctx,
         user,
-        user_entity(user),
         name=name,
         scopes=scopes,
-        expires_at=expiry,
+        expires_at=expires_at,
         description=description,
         service_account=True,
     )

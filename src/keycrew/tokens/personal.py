@@ -41,24 +41,42 @@ def create_personal_access_token(
         raise Forbidden("This action cannot be performed by internal users")
     if user.is_blocked:
         raise Forbidden("The user is blocked")
-    scopes = check_scopes(scopes, ALL_SCOPES)
     if not user.admin and any(s in ADMIN_SCOPES for s in scopes):
         raise BadParameter("scopes does not have a valid value")
-    if user.type is UserType.SERVICE_ACCOUNT:
-        # Service-account tokens may live forever when the instance allows it.
+    return issue_personal_token(
+        ctx, user, name=name, scopes=scopes, expires_at=expires_at, description=description, value=value
+    )
 
-        expires_at = service_account_token_expiry(ctx, expires_at)
+
+def issue_personal_token(
+    ctx: Ctx,
+    user: User,
+    *,
+    name: str,
+    scopes: list[str],
+    expires_at: dt.date | None,
+    description: str | None,
+    value: str | None = None,
+    **details: Any,
+) -> IssuedToken:
+    """Issue a personal access token once the caller has decided who may: any personal-token scope,
+    the expiry of the owner's kind (a service account's may live forever when the instance allows
+    it), its token.created event on the owner."""
+    scopes = check_scopes(scopes, ALL_SCOPES)
+    if user.type is UserType.SERVICE_ACCOUNT:
+        expiry = service_account_token_expiry(ctx, expires_at)
     else:
-        expires_at = check_expiry(ctx, expires_at)
+        expiry = check_expiry(ctx, expires_at)
     return issue_audited(
         ctx,
         user,
         user_entity(user),
         name=name,
         scopes=scopes,
-        expires_at=expires_at,
+        expires_at=expiry,
         description=description,
         value=value,
+        **details,
     )
 
 

@@ -15,6 +15,7 @@ from keycrew.api.params import path_id
 from keycrew.api.routes.tokens import token_filters
 from keycrew.context import Ctx
 from keycrew.tokens.lifecycle import filtered
+from keycrew.tokens.scopes import Scope
 
 router = APIRouter()
 
@@ -70,7 +71,7 @@ def _register(kind: str) -> None:
     @router.post(base + "/self/rotate", name=f"rotate_self_{kind}_access_token")
     def rotate_self(
         resource_id: str,
-        ctx: Ctx = api_ctx(accept=("api", "self_rotate"), rotation=True),
+        ctx: Ctx = api_ctx(accept=(Scope.API, Scope.SELF_ROTATE), rotation=True),
         params: Params = params_dep(),
     ) -> dict[str, Any]:
         resource = _resource(ctx, kind, resource_id)

@@ -15,6 +15,7 @@ from keycrew.context import Ctx
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
 from keycrew.tokens.models import PersonalAccessToken
+from keycrew.tokens.scopes import Scope
 
 router = APIRouter()
 # The hottest authenticated route, mounted ahead of every other router (routes match in order).
@@ -71,7 +72,7 @@ def get_personal_access_token(token_id: str, ctx: Ctx = api_ctx()) -> dict[str, 
 
 @router.post("/personal_access_tokens/self/rotate")
 def rotate_self_token(
-    ctx: Ctx = api_ctx(accept=("api", "self_rotate"), rotation=True), params: Params = params_dep()
+    ctx: Ctx = api_ctx(accept=(Scope.API, Scope.SELF_ROTATE), rotation=True), params: Params = params_dep()
 ) -> dict[str, Any]:
     issued = personal.rotate_personal_token(
         ctx, personal.current_token(ctx), expires_at=params.date("expires_at")
