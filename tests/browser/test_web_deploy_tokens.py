@@ -18,7 +18,7 @@ import requests
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.pages import csrf_of, session_for, signed_in
-from tests.functional.test_git_http import Git, basic, info_refs, repo_url
+from tests.support.git import Git, basic, info_refs, repo_url
 from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, uid
 
 PASSWORD = "a-long-password-1"

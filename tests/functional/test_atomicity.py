@@ -18,9 +18,8 @@ from keycrew.context import Actor, Ctx
 from keycrew.namespaces.models import Project
 from keycrew.records import ghost
 from keycrew.records.models import Issue, Note
-from tests.functional.test_issues import new_issue
-from tests.functional.test_notes import new_note
 from tests.support.live import Factory, LiveServer
+from tests.support.records import new_issue, new_note
 
 T = TypeVar("T")
 

@@ -14,7 +14,8 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, record
 from keycrew.context import Actor
 from keycrew.identity.models import User
-from tests.functional.test_issues import (
+from tests.support.live import Factory, LiveServer
+from tests.support.records import (
     DEVELOPER,
     GUEST,
     MAINTAINER,
@@ -23,10 +24,9 @@ from tests.functional.test_issues import (
     add_member,
     member_with_token,
     new_issue,
+    new_note,
     run_cli,
 )
-from tests.functional.test_notes import new_note
-from tests.support.live import Factory, LiveServer
 
 
 def project_events(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.functional.test_git_http import Git, remote_url
+from tests.support.git import Git, remote_url
 from tests.support.live import BACKENDS, PgDatabase, free_port, uid
 from tests.support.processes import KEYCREW, Running, clean_env, descendants
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,53 +12,18 @@ import requests
 from sqlalchemy import select
 
 from keycrew.records.models import Issue
-from tests.support.live import Factory, LiveServer, uid
-
-GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 15, 20, 30, 40, 50
-
-
-# -- helpers shared by the records/audit tests ------------------------------------------------
-
-
-def add_member(server: LiveServer, kind: str, source_id: int, user_id: int, level: int) -> None:
-    """Add a membership through the members API, as root."""
-    response = server.root(
-        "POST", f"/{kind}/{source_id}/members", json={"user_id": user_id, "access_level": level}
-    )
-    assert response.status_code == 201, response.text
-
-
-def set_user_attrs(server: LiveServer, user_id: int, **attrs: Any) -> None:
-    """Set user columns directly (admin flags the users API may not expose yet)."""
-    from keycrew.identity.models import User
-
-    with server.runtime.sessions() as db, db.begin():
-        user = db.get(User, user_id)
-        assert user is not None
-        for key, value in attrs.items():
-            setattr(user, key, value)
-
-
-def member_with_token(
-    server: LiveServer, factory: Factory, project_id: int, level: int, **attrs: Any
-) -> tuple[dict[str, Any], str]:
-    user, token = factory.user_with_token(["api"], **attrs)
-    add_member(server, "projects", project_id, user["id"], level)
-    return user, token
-
-
-def new_issue(server: LiveServer, project_id: int, token: str | None = None, **body: Any) -> dict[str, Any]:
-    payload = {"title": uid("issue ")} | body
-    response = server.request(
-        "POST", f"/projects/{project_id}/issues", token=token or server.root_token, json=payload
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def run_cli(server: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return server.gitlab_cli(*args, token=token)
-
+from tests.support.live import Factory, LiveServer
+from tests.support.records import (
+    DEVELOPER,
+    GUEST,
+    MAINTAINER,
+    OWNER,
+    REPORTER,
+    member_with_token,
+    new_issue,
+    run_cli,
+    set_user_attrs,
+)
 
 # -- python-gitlab ----------------------------------------------------------------------------
 

@@ -8,17 +8,8 @@ from typing import Any
 import gitlab
 import pytest
 
-from tests.functional.test_issues import GUEST, REPORTER, member_with_token, new_issue, run_cli
 from tests.support.live import Factory, LiveServer
-
-
-def new_note(server: LiveServer, pid: int, iid: int, token: str | None = None, **body: Any) -> dict[str, Any]:
-    payload = {"body": "a comment"} | body
-    response = server.request(
-        "POST", f"/projects/{pid}/issues/{iid}/notes", token=token or server.root_token, json=payload
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
+from tests.support.records import GUEST, REPORTER, member_with_token, new_issue, new_note, run_cli
 
 
 def test_python_gitlab_note_lifecycle(server: LiveServer, factory: Factory) -> None:
