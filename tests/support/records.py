@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+from keycrew.identity.models import User
 from tests.support.live import Factory, LiveServer, uid
 
 GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 15, 20, 30, 40, 50
@@ -20,7 +21,6 @@ def add_member(server: LiveServer, kind: str, source_id: int, user_id: int, leve
 
 def set_user_attrs(server: LiveServer, user_id: int, **attrs: Any) -> None:
     """Set user columns directly (admin flags the users API may not expose yet)."""
-    from keycrew.identity.models import User
 
     with server.runtime.sessions() as db, db.begin():
         user = db.get(User, user_id)

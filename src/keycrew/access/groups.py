@@ -1,4 +1,5 @@
-"""Use cases on groups: create, update (rename/move paths), delete, and the listings."""
+"""Use cases on groups: create, update (rename/move paths), and the listings. Deleting one crosses
+packages (projects, repositories, bots): keycrew.actions.groups."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Use cases on projects: create (with its repository), update, delete and purge (with repositories,
-packages, memberships and resource bots)."""
+"""Use cases on projects: create (with its repository), update (moving HEAD too) and delete; the
+purge itself (repositories, packages, memberships, resource bots) is keycrew.actions.deletion's."""
 
 from __future__ import annotations
 

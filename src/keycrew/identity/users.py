@@ -1,4 +1,5 @@
-"""Use cases on users: create (as the system or an admin) and update. Lifecycle and deletion live beside."""
+"""Use cases on users: create (as the system or an admin) and update. Lifecycle is in lifecycle.py,
+deletion (which crosses packages) in keycrew.actions.deletion."""
 
 from __future__ import annotations
 
