@@ -1,0 +1,112 @@
+"""Query counts per endpoint: a list costs the same number of SQL statements whatever its page size
+(no query per row), and every everyday call stays within its budget. Counts, never times.
+
+Statements are counted on the server's engine while one request runs, leaving out the background
+token-usage writer's thread. The budgets are today's counts: lowering one is progress, raising one
+needs a reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.support.live import Factory, LiveServer
+
+USAGE_THREAD = "keycrew-token-usage"
+
+
+@contextmanager
+def counting(server: LiveServer) -> Iterator[list[str]]:
+    """The SQL statements the server runs while the block runs (the usage writer's left out)."""
+    seen: list[str] = []
+
+    def before(*args: Any) -> None:
+        if threading.current_thread().name != USAGE_THREAD:
+            seen.append(str(args[2]))
+
+    event.listen(server.runtime.engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(server.runtime.engine, "before_cursor_execute", before)
+
+
+@pytest.fixture(scope="module")
+def world(server: LiveServer) -> dict[str, int]:
+    """A group with 25 developers, 25 projects and tokens; a project with 20 members and 20 bots."""
+    factory = Factory(server)
+    group = factory.group()
+    for _ in range(25):
+        user = factory.user()
+        factory.member("groups", group["id"], user["id"], 30)
+        factory.project(namespace_id=group["id"])
+        factory.token(user["id"])
+    project = factory.project(namespace_id=group["id"])
+    for _ in range(20):
+        user = factory.user()
+        factory.member("projects", project["id"], user["id"], 30)
+        created = server.root(
+            "POST", f"/projects/{project['id']}/access_tokens", json={"name": "bot", "scopes": ["api"]}
+        )
+        assert created.status_code == 201, created.text
+    return {"group": group["id"], "project": project["id"]}
+
+
+# Path (with {group}, {project}; {n} for a page size) -> most statements one request may run.
+SINGLE = {
+    "/user": 2,
+    "/users/1": 5,
+    "/projects/{project}": 5,
+    "/groups/{group}": 4,
+}
+LISTS = {
+    "/personal_access_tokens?per_page={n}": 4,
+    "/projects?per_page={n}": 4,
+    "/users?per_page={n}": 7,
+    "/groups?per_page={n}": 4,
+    "/namespaces?per_page={n}": 5,
+    "/audit_events?per_page={n}": 4,
+    "/groups/{group}/projects?per_page={n}": 5,
+    "/groups/{group}/members/all?per_page={n}": 5,
+    "/projects/{project}/members/all?per_page={n}": 5,
+    "/projects/{project}/access_tokens?per_page={n}": 6,
+}
+
+
+def _count(server: LiveServer, path: str) -> int:
+    server.root("GET", path)  # warm: caches, lazily created rows (instance settings, internal users)
+    with counting(server) as seen:
+        response = server.root("GET", path)
+    assert response.status_code == 200, (path, response.text)
+    return len(seen)
+
+
+@pytest.mark.parametrize("template", sorted(SINGLE))
+def test_single_object_reads_stay_within_their_budget(
+    server: LiveServer, world: dict[str, int], template: str
+) -> None:
+    path = template.format(**world)
+    assert _count(server, path) <= SINGLE[template]
+
+
+@pytest.mark.parametrize("template", sorted(LISTS))
+def test_a_list_costs_the_same_statements_for_5_or_20_rows(
+    server: LiveServer, world: dict[str, int], template: str
+) -> None:
+    small = _count(server, template.format(n=5, **world))
+    large = _count(server, template.format(n=20, **world))
+    assert small == large, f"{template}: {small} statements for 5 rows, {large} for 20"
+    assert large <= LISTS[template]
+
+
+def test_the_counter_sees_statements(server: LiveServer, factory: Factory) -> None:
+    """The instrument itself: a request that reads the database is counted (the test can fail)."""
+    with counting(server) as seen:
+        assert server.root("GET", "/users?per_page=1").status_code == 200
+    assert seen, "no statement counted"
