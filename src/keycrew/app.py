@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Router, get_route_path
+from starlette.types import Receive, Scope, Send
 
 from keycrew import __version__, errors
 from keycrew.api import errors as api_errors
@@ -53,6 +55,113 @@ class RawPathIds:
                 segments = [unquote(s).replace("/", "%2F") for s in text_path.split("/")]
                 scope = dict(scope, path="/".join(segments))
         await self.app(scope, receive, send)
+
+
+class _Node:
+    __slots__ = ("children", "own", "routes")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        # (registration index, route) of the routes whose literal prefix ends here.
+        self.own: list[tuple[int, BaseRoute]] = []
+        # Every route that may match a path reaching this node, in registration order.
+        self.routes: list[BaseRoute] = []
+
+
+def _literal_segments(path: str) -> list[str]:
+    """A route path's leading segments that hold no parameter: only paths starting with them can
+    match it ("/api/v4/users/{user_id}" -> ["api", "v4", "users"])."""
+    literal: list[str] = []
+    for segment in path.split("/")[1:]:
+        if "{" in segment:
+            break
+        literal.append(segment)
+    return literal
+
+
+def _route_prefix(route: Any, prefix: str = "") -> list[str]:
+    """The literal segments every path ``route`` can match starts with ([] when unknown)."""
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return _literal_segments(prefix + path)
+    # FastAPI keeps an included router as one route of the app: what all of its routes share.
+    original = getattr(route, "original_router", None)
+    context = getattr(route, "include_context", None)
+    routes = getattr(original, "routes", None)
+    if not routes or context is None or not isinstance(getattr(context, "prefix", None), str):
+        return []
+    shared: list[str] | None = None
+    for sub in routes:
+        literal = _route_prefix(sub, prefix + context.prefix)
+        if shared is None:
+            shared = literal
+        else:
+            common = 0
+            while common < min(len(shared), len(literal)) and shared[common] == literal[common]:
+                common += 1
+            shared = shared[:common]
+    return shared or []
+
+
+class IndexedRouting:
+    """Route dispatch whose cost does not grow with a route's position in the table.
+
+    Starlette tries every route in turn until one matches, so a route registered late paid for
+    every route before it. Here the routes are indexed by the literal segments their path starts
+    with; a request tries only the routes whose literal prefix its path starts with, in the
+    registration order, with Starlette's own full/partial (405) semantics. When none of them
+    matches, the router's full scan decides (trailing-slash redirects, 404), as before.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.fallback = router.app
+        self.root = _Node()
+        for index, route in enumerate(router.routes):
+            node = self.root
+            for segment in _route_prefix(route):
+                node = node.children.setdefault(segment, _Node())
+            node.own.append((index, route))
+        self._settle(self.root, [])
+
+    def _settle(self, node: _Node, inherited: list[tuple[int, BaseRoute]]) -> None:
+        reachable = sorted(inherited + node.own, key=lambda pair: pair[0])
+        node.routes = [route for _, route in reachable]
+        for child in node.children.values():
+            self._settle(child, reachable)
+
+    def candidates(self, path: str) -> list[BaseRoute]:
+        node = self.root
+        for segment in path.split("/")[1:]:
+            child = node.children.get(segment)
+            if child is None:
+                break
+            node = child
+        return node.routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        scope.setdefault("router", self.router)
+        partial: BaseRoute | None = None
+        partial_scope: Scope = {}
+        for route in self.candidates(get_route_path(scope)):
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+        if partial is not None:
+            # A route that could serve the path with another method: Starlette's 405.
+            scope["route"] = partial
+            scope.update(partial_scope)
+            await partial.handle(scope, receive, send)
+            return
+        await self.fallback(scope, receive, send)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -101,6 +210,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         )
 
     install_web(app)  # last: its project pages match any path the routes above did not
+    # Every route is registered: index them (the router's own scan stays the fallback).
+    app.router.middleware_stack = IndexedRouting(app.router)
     return app
 
 
