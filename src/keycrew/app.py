@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Router, get_route_path
@@ -24,6 +26,7 @@ from keycrew.api.params import BadRequestBody
 from keycrew.api.routes import ROUTERS
 from keycrew.bootstrap import Runtime
 from keycrew.git.http import GitHTTP
+from keycrew.infra.metrics import UNMATCHED, Metrics, ip_allowed, parse_networks
 from keycrew.registry import pypi
 from keycrew.registry.jwt_auth import router as registry_token_router
 from keycrew.web import errors as web_errors
@@ -164,6 +167,40 @@ class IndexedRouting:
         await self.fallback(scope, receive, send)
 
 
+class RequestMetrics:
+    """Counts each HTTP request by route template, method and status, and times it.
+
+    The label is the template of the route that answered (``/api/v4/projects/{project_id}``), read
+    from the scope once the application ran; git smart HTTP is "git", anything unrouted
+    "unmatched": never a raw path, so never an id or a token.
+    """
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("keycrew.route")
+            if route is None:
+                route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            self.metrics.observe_request(route, scope["method"], status, time.perf_counter() - start)
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -209,6 +246,16 @@ def create_app(runtime: Runtime) -> FastAPI:
             {"status": "ok", "master_check": [{"status": "ok"}], "db_check": [{"status": "ok"}]}
         )
 
+    metrics_networks = parse_networks(runtime.settings.metrics_allow_ips)
+
+    @app.get("/-/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        # Outside the allowlist the endpoint does not exist, as an unknown route (GitLab's
+        # monitoring IP allowlist).
+        if not ip_allowed(request.client.host if request.client else None, metrics_networks):
+            return api_errors.json_error(404, {"error": "404 Not Found"})
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     install_web(app)  # last: its project pages match any path the routes above did not
     # Every route is registered: index them (the router's own scan stays the fallback).
     app.router.middleware_stack = IndexedRouting(app.router)
@@ -218,7 +265,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 def asgi(runtime: Runtime) -> Any:
     # Git smart HTTP (/<group>/<project>.git/info/refs, .../git-upload-pack, .../git-receive-pack)
     # is served before routing; every other request goes on to the application.
-    return RawPathIds(GitHTTP(create_app(runtime), runtime))
+    # RequestMetrics sees every request but the NUL-byte refusals of RawPathIds.
+    return RawPathIds(RequestMetrics(GitHTTP(create_app(runtime), runtime), runtime.metrics))
 
 
 class RedactTokens(logging.Filter):

@@ -15,10 +15,12 @@ from keycrew.db.engine import make_engine, make_sessionmaker
 from keycrew.identity.models import User
 from keycrew.identity.users import create_user
 from keycrew.infra.auth_cache import AuthCache, Invalidation
+from keycrew.infra.metrics import Metrics
 from keycrew.infra.ratelimit import FailedAuthThrottle
 from keycrew.infra.usage import UsageRecorder
 from keycrew.instance.settings import instance_settings
 from keycrew.migrations import upgrade
+from keycrew.tokens.metrics import tokens_by_expiry
 from keycrew.tokens.personal import create_personal_access_token
 from keycrew.tokens.principal import WATCHED_ROWS, Principal
 from keycrew.tokens.scopes import ROOT_TOKEN_SCOPES
@@ -37,6 +39,7 @@ class Runtime:
     usage: UsageRecorder | None = None
     # Failed Basic authentications per client IP, shared by the git and registry adapters.
     auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def ctx(self, db: Session, actor: Actor) -> Ctx:
         return Ctx(db, actor, self.instance, self.clock)
@@ -72,6 +75,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     cache: AuthCache[Principal] = AuthCache()
     invalidation = Invalidation(cache, engine, settings.data_dir, WATCHED_ROWS)
     invalidation.install(sessions)
+    usage = token_usage_recorder(sessions, clock)
     return Runtime(
         settings,
         engine,
@@ -80,8 +84,34 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock,
         cache,
         invalidation,
-        token_usage_recorder(sessions, clock),
+        usage,
+        metrics=build_metrics(engine, sessions, clock, usage),
     )
+
+
+def build_metrics(
+    engine: Engine, sessions: sessionmaker[Session], clock: Clock, usage: UsageRecorder
+) -> Metrics:
+    """The figures of /-/metrics: requests and authentications are counted by the adapters."""
+    metrics = Metrics()
+    metrics.watch_engine(engine)
+
+    def tokens() -> dict[tuple[str, ...], float]:
+        with sessions() as db:
+            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            counts = tokens_by_expiry(db, clock.now().date())
+        return {key: float(count) for key, count in counts.items()}
+
+    metrics.add_reading(
+        "keycrew_tokens", "Live (not revoked) tokens by kind and expiry", ["kind", "bucket"], tokens
+    )
+    metrics.add_reading(
+        "keycrew_token_usage_pending",
+        "Tokens whose last use waits to be written",
+        [],
+        lambda: {(): float(usage.pending())},
+    )
+    return metrics
 
 
 @dataclass(frozen=True)

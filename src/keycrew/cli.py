@@ -207,6 +207,8 @@ def serve(
     os.environ.update(
         KEYCREW_HOST=settings.host, KEYCREW_PORT=str(settings.port), KEYCREW_WORKERS=str(settings.workers)
     )
+    if settings.workers > 1:
+        _multiprocess_metrics(settings)
     _runtime(settings, banner=sys.stdout).engine.dispose()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -227,6 +229,21 @@ def serve(
         if exc.code not in (0, None):  # uvicorn exits 1 when it cannot bind or load the app
             _fail(f"the server could not start on {settings.host}:{settings.port} (see above)")
     typer.echo("keycrew: stopped", err=True)
+
+
+def _multiprocess_metrics(settings: Settings) -> None:
+    """Several workers share their metrics through files in DATA_DIR/metrics (or the directory
+    PROMETHEUS_MULTIPROC_DIR already names), whose files are removed at start: a previous run's
+    would otherwise be counted again."""
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(given) if given else settings.data_dir / "metrics"
+    if directory.is_dir():
+        for entry in directory.glob("*.db"):  # prometheus-client's files, nothing else
+            entry.unlink()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 @app.command()

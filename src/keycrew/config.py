@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from functools import cached_property
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     # Largest package file accepted by the package registry, in bytes (GitLab's pypi_max_file_size: 3 GiB).
     packages_max_file_size: int = Field(default=3 * 1024**3, ge=1)
 
+    # Client addresses allowed to read /-/metrics (comma-separated IPs or CIDRs), as GitLab's
+    # monitoring IP allowlist; others get 404.
+    metrics_allow_ips: str = "127.0.0.0/8,::1"
+
     # A web UI session ends after this many minutes without a request (GitLab's session_expire_delay).
     session_expire_delay: int = Field(default=10080, ge=1, le=525600)
 
@@ -68,6 +73,17 @@ class Settings(BaseSettings):
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if value and ("://" not in value or scheme not in DATABASE_SCHEMES):
             raise ValueError("must be sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        return value
+
+    @field_validator("metrics_allow_ips")
+    @classmethod
+    def _check_metrics_allow_ips(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{part.strip()!r} is not an IP address or CIDR range") from None
         return value
 
     @field_validator("log_level", mode="before")

@@ -3,6 +3,8 @@
 Runs on the event loop (no threadpool hop on a cache hit). GitLab's order: unknown → 401;
 expired, then revoked → 401 invalid_token (a revoked token presented to a rotate endpoint also
 revokes its live descendants: reuse detection); internal, blocked or deactivated owner → 403.
+Each presented token counts one outcome in keycrew_auth_total: accepted from the cache
+(cache_hit) or after the query (cache_miss), or refused (unknown, expired, revoked, refused_user).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor
-from keycrew.errors import Unauthenticated
+from keycrew.errors import Forbidden, InvalidToken, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.tokens import lifecycle, secrets
 from keycrew.tokens.authentication import (
@@ -74,20 +76,34 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
     if value is None:
         return None
     runtime: Runtime = request.app.state.runtime
+    metrics = runtime.metrics
     if not value or len(value) > MAX_TOKEN_LENGTH:
+        metrics.auth("unknown")
         raise Unauthenticated()
     digest = secrets.digest(runtime.instance.secret_key, value)
     principal = runtime.auth_cache.get(digest)
+    outcome = "cache_hit"
     if principal is None:
         principal = await run_in_threadpool(_load, runtime, digest)
         if principal is None:
+            metrics.auth("unknown")
             raise Unauthenticated()
         runtime.auth_cache.put(digest, principal)
+        outcome = "cache_miss"
     today = runtime.clock.now().date()
     if reuse_detected(principal.token, today, rotating=rotation):
         await run_in_threadpool(_revoke_family, runtime, principal.token.id, client_ip(request))
-    check_token_usable(principal.token, today)
-    check_user_may_use_api(principal.user, runtime.instance.external_url)
+    try:
+        check_token_usable(principal.token, today)
+    except InvalidToken:
+        metrics.auth("expired" if principal.token.is_expired(today) else "revoked")
+        raise
+    try:
+        check_user_may_use_api(principal.user, runtime.instance.external_url)
+    except Forbidden:
+        metrics.auth("refused_user")
+        raise
+    metrics.auth(outcome)
     if runtime.usage is not None:
         runtime.usage.note(principal.token.id, client_ip(request))
     return principal

@@ -142,6 +142,7 @@ class GitHTTP:
         if scope["type"] == "http":
             request = match(scope["method"], scope["path"], scope.get("query_string", b""))
             if request is not None:
+                scope["keycrew.route"] = "git"  # the request metrics' label (app.RequestMetrics)
                 await self.serve(request, scope, receive, send)
                 return
         await self.app(scope, receive, send)

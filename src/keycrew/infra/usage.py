@@ -73,6 +73,11 @@ class UsageRecorder:
                 if due_ip and ip is not None:
                     seen.pending_ips.append(ip)
 
+    def pending(self) -> int:
+        """Credentials whose use waits to be written (read-only, for the metrics endpoint)."""
+        with self._lock:
+            return sum(1 for seen in self._seen.values() if seen.pending_at is not None)
+
     def flush(self) -> int:
         """Write what is due; returns the number of tokens updated."""
         with self._lock:
