@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -175,9 +176,12 @@ class RequestMetrics:
     "unmatched": never a raw path, so never an id or a token.
     """
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, templates: dict[int, str]) -> None:
         self.app = app
         self.metrics = metrics
+        # id(route) → its full template, for routes included under a prefix (the route object
+        # in the scope knows only its path inside its router).
+        self.templates = templates
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -197,7 +201,8 @@ class RequestMetrics:
         finally:
             route = scope.get("keycrew.route")
             if route is None:
-                route = getattr(scope.get("route"), "path", None) or UNMATCHED
+                matched = scope.get("route")
+                route = self.templates.get(id(matched)) or getattr(matched, "path", None) or UNMATCHED
             self.metrics.observe_request(route, scope["method"], status, time.perf_counter() - start)
 
 
@@ -226,6 +231,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(pypi.router, prefix=API_PREFIX)  # /projects/:id/packages/pypi/...
     app.include_router(registry_token_router)  # /jwt/auth, at the root as GitLab's
+    app.state.route_templates = {
+        id(route): API_PREFIX + route.path
+        for router in (*ROUTERS, pypi.router)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    }
 
     @app.get("/-/health", include_in_schema=False)
     async def health() -> JSONResponse:
@@ -266,7 +277,8 @@ def asgi(runtime: Runtime) -> Any:
     # Git smart HTTP (/<group>/<project>.git/info/refs, .../git-upload-pack, .../git-receive-pack)
     # is served before routing; every other request goes on to the application.
     # RequestMetrics sees every request but the NUL-byte refusals of RawPathIds.
-    return RawPathIds(RequestMetrics(GitHTTP(create_app(runtime), runtime), runtime.metrics))
+    app = create_app(runtime)
+    return RawPathIds(RequestMetrics(GitHTTP(app, runtime), runtime.metrics, app.state.route_templates))
 
 
 class RedactTokens(logging.Filter):

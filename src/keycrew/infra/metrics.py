@@ -97,7 +97,7 @@ class Metrics:
     """The runtime's figures and the registry a scrape renders."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.registry = registry or CollectorRegistry()
         self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         self.requests = Counter(
             "keycrew_http_requests_total",
