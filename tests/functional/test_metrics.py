@@ -140,7 +140,7 @@ def test_no_label_holds_a_token_or_a_numeric_id(server: LiveServer, factory: Fac
     assert token not in text
     assert server.root_token not in text
     fixed = {
-        "method": {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
+        "method": {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"},
         "outcome": {"cache_hit", "cache_miss", "unknown", "expired", "revoked", "refused_user"},
         "kind": {"personal", "impersonation", "resource", "deploy"},
         "bucket": {"expired", "within_7_days", "within_30_days", "within_60_days", "later", "never"},

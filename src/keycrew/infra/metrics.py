@@ -29,6 +29,8 @@ UNMATCHED = "unmatched"
 GIT = "git"
 AUTH_OUTCOMES = ("cache_hit", "cache_miss", "unknown", "expired", "revoked", "refused_user")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Any other method a client sends is labelled "other": labels must stay a small, fixed set.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -126,7 +128,7 @@ class Metrics:
         self._auth[outcome].inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
+        self.requests.labels(route, method if method in METHODS else "other", str(status)).inc()
         self.duration.labels(route).observe(seconds)
 
     def add(self, collector: Collector) -> None:

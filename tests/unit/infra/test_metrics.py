@@ -62,6 +62,7 @@ def test_metrics_render_requests_auth_queries_pool_and_readings(tmp_path: Path) 
         conn.execute(text("SELECT 2"))
     metrics.observe_request("/api/v4/users/{user_id}", "GET", 200, 0.01)
     metrics.observe_request("/api/v4/users/{user_id}", "GET", 200, 0.02)
+    metrics.observe_request("unmatched", "BREW", 404, 0.01)
     metrics.auth("unknown")
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -79,6 +80,12 @@ def test_metrics_render_requests_auth_queries_pool_and_readings(tmp_path: Path) 
     )
     assert (
         samples[("keycrew_http_request_duration_seconds_count", (("route", "/api/v4/users/{user_id}"),))] == 2
+    )
+    assert (
+        samples[
+            ("keycrew_http_requests_total", (("method", "other"), ("route", "unmatched"), ("status", "404")))
+        ]
+        == 1
     )
     assert samples[("keycrew_auth_total", (("outcome", "unknown"),))] == 1
     assert samples[("keycrew_auth_total", (("outcome", "cache_hit"),))] == 0
