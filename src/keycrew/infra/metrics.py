@@ -121,6 +121,7 @@ class Metrics:
         )
         self._auth = {outcome: self.auth_outcomes.labels(outcome) for outcome in AUTH_OUTCOMES}
         self.queries = Counter("keycrew_db_queries_total", "SQL statements sent", registry=self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         # Collected only by this process, also in multiprocess mode (read at scrape time).
         self._live: list[Collector] = []
 
@@ -128,8 +129,17 @@ class Metrics:
         self._auth[outcome].inc()
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method if method in METHODS else "other", str(status)).inc()
-        self.duration.labels(route).observe(seconds)
+        # The labelled children are looked up once per key, which holds only bounded values (a
+        # template, a known method, a status): then a dict lookup, an increment, an observation.
+        key = (route, method if method in METHODS else "other", status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, key[1], str(status)),
+                self.duration.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def add(self, collector: Collector) -> None:
         """A collector read at scrape time (pool, queue, a database query)."""
