@@ -120,6 +120,9 @@ def test_initial_root_credentials_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_two_workers_serve_and_stop_together(tmp_path: Path) -> None:
+    # A previous run's metrics file: removed at start, not counted again.
+    (tmp_path / "data" / "metrics").mkdir(parents=True)
+    (tmp_path / "data" / "metrics" / "counter_1.db").write_bytes(b"stale")
     running, url = serve(tmp_path, tmp_path / "data", "--workers", "2")
     try:
         token = running.wait_for(BANNER_TOKEN.pattern, START_TIMEOUT).group(1)
@@ -128,6 +131,14 @@ def test_two_workers_serve_and_stop_together(tmp_path: Path) -> None:
             response = requests.get(f"{url}/api/v4/user", headers={"PRIVATE-TOKEN": token}, timeout=10)
             assert response.status_code == 200, response.text
             assert response.json()["username"] == "root"
+        # The workers' figures add up, whichever worker answers the scrape.
+        for _ in range(2):
+            metrics = requests.get(f"{url}/-/metrics", timeout=10)
+            assert metrics.status_code == 200, metrics.text
+            assert 'keycrew_http_requests_total{method="GET",route="/api/v4/user",status="200"} 6.0' in (
+                metrics.text
+            )
+        assert not (tmp_path / "data" / "metrics" / "counter_1.db").exists()
         assert whoami(url, token).username == "root"
     finally:
         stop_cleanly(running)
