@@ -530,6 +530,8 @@ def measure_reads(
     basic = base64.b64encode(f"root:{ROOT_TOKEN}".encode()).decode()
     rows = []
     for call, category, path, optional in calls:
+        if not re.search(args.calls, call):
+            continue
         headers = [f"Authorization: Basic {basic}"] if path.endswith("git-upload-pack") else token
         row = Row(call, category)
         rows.append(row)
@@ -551,7 +553,11 @@ def measure_reads(
                 keycrew.append(wrk(kc_url + path, args.duration, args.connections, headers))
         except (RuntimeError, subprocess.SubprocessError) as exc:
             row.status = "error (wrk)"
-            row.note = str(exc).splitlines()[0][:200]
+            row.note = " ".join(
+                line.strip()
+                for line in str(exc).splitlines()
+                if re.search(r"errors|Non-2xx|Requests/sec", line)
+            )[:300]
             print(f"  {call:42} wrk error: {row.note}", flush=True)
             continue
         row.bare, row.keycrew = statistics.median(bare), statistics.median(keycrew)
@@ -703,7 +709,7 @@ def measure_writes(kc_url: str, bare_url: str, project_id: int, args: argparse.N
     failed: dict[str, str] = {}
     for _ in range(args.rounds):
         for op in ops:
-            if op.call in failed:
+            if op.call in failed or not re.search(args.calls, op.call):
                 continue
             bare, keycrew = results.setdefault(op.call, ([], []))
             try:
@@ -717,6 +723,8 @@ def measure_writes(kc_url: str, bare_url: str, project_id: int, args: argparse.N
                 failed[op.call] = f"{type(exc).__name__}: {exc}"[:200]
                 print(f"  {op.call:42} error: {failed[op.call]}", flush=True)
     for op in ops:
+        if not re.search(args.calls, op.call):
+            continue
         category = "other" if op.call == "POST /projects" else "token write"
         row = Row(op.call, category)
         bare, keycrew = results.get(op.call, ([], []))
@@ -897,6 +905,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections for reads")
     parser.add_argument("--write-concurrency", type=int, default=8, help="client workers for writes")
     parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--calls", default="", help="measure only the calls matching this regex")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/api.py needs wrk: apt-get install -y wrk (or `make bench`)")
