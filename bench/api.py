@@ -800,6 +800,23 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def fill_only(backend: str, scale: float) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="keycrew-bench-fill-"))
+    database: Database | None = None
+    try:
+        database = Database(backend, tmp)
+        f = fill(tmp, database.url, scale)
+        print(
+            f"{backend}: filled {f.users:,} users, {f.groups:,} groups, {f.projects:,} projects, "
+            f"{f.tokens:,} tokens, {f.memberships:,} memberships in {f.seconds:.1f} s",
+            flush=True,
+        )
+    finally:
+        if database is not None:
+            database.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def cold_start(samples: int = 3) -> list[float]:
     times = []
     for _ in range(samples):
@@ -906,11 +923,16 @@ def main() -> None:
     parser.add_argument("--write-concurrency", type=int, default=8, help="client workers for writes")
     parser.add_argument("--skip-cold-start", action="store_true")
     parser.add_argument("--calls", default="", help="measure only the calls matching this regex")
+    parser.add_argument("--fill-only", action="store_true", help="time the fill alone, serve nothing")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/api.py needs wrk: apt-get install -y wrk (or `make bench`)")
     sys.path.insert(0, str(SRC))  # fill with this tree's keycrew, as the server runs it
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if args.fill_only:
+        for backend in backends:
+            fill_only(backend, args.scale)
+        return
     worker_counts = [1, 2] if args.workers_both else [args.workers]
     runs = []
     for backend in backends:
