@@ -558,11 +558,12 @@ def measure_reads(
                 keycrew.append(wrk(kc_url + path, args.duration, args.connections, headers, failures))
         except (RuntimeError, subprocess.SubprocessError) as exc:
             row.status = "error (wrk)"
-            row.note = " ".join(
+            detail = " ".join(
                 line.strip()
                 for line in str(exc).splitlines()
                 if re.search(r"errors|Non-2xx|Requests/sec", line)
-            )[:300]
+            )
+            row.note = (detail or f"{type(exc).__name__}: {exc}")[:300]
             print(f"  {call:42} wrk error: {row.note}", flush=True)
             continue
         row.bare, row.keycrew = statistics.median(bare), statistics.median(keycrew)
@@ -794,8 +795,14 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
         rows = measure_reads(
             kc_url, bare_url, reads(filled, project["path_with_namespace"], project["id"]), args
         )
-        rows += measure_writes(kc_url, bare_url, project["id"], args)
+        incidents = exited(kc, bare, "reads")
+        if not incidents:
+            rows += measure_writes(kc_url, bare_url, project["id"], args)
+            incidents = exited(kc, bare, "writes")
+        for incident in incidents:
+            print(f"  {incident}", flush=True)
         return {
+            "incidents": incidents,
             "backend": backend,
             "workers": workers,
             "filled": filled.__dict__,
@@ -824,6 +831,15 @@ def fill_only(backend: str, scale: float) -> None:
         if database is not None:
             database.drop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def exited(kc: subprocess.Popen[bytes], bare: subprocess.Popen[bytes], phase: str) -> list[str]:
+    """Servers that stopped during a phase (a crash, or something else on the machine ended them)."""
+    return [
+        f"{label} exited with code {process.returncode} during the {phase}"
+        for label, process in (("keycrew serve", kc), ("the bare app", bare))
+        if process.poll() is not None
+    ]
 
 
 def cold_start(samples: int = 3) -> list[float]:
@@ -872,6 +888,8 @@ def markdown(report: dict[str, Any]) -> str:
             "| call | bare req/s | keycrew req/s | ratio | target |",
             "|---|---:|---:|---:|---:|",
         ]
+        for incident in run.get("incidents", []):
+            lines += [f"**{incident}**; the calls after it were not measured.", ""]
         for r in run["rows"]:
             ratio = fmt(r["ratio"]) if r["ratio"] is not None else r["status"]
             target = f">= {r['target']:.2f}" if r["target"] is not None else "-"
