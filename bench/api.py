@@ -144,11 +144,19 @@ def keycrew_env(data_dir: Path, database_url: str, url: str) -> dict[str, str]:
     )
 
 
-def start_keycrew(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_keycrew(
+    env: dict[str, str], port: int, workers: int, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``keycrew serve`` from this tree; its stderr goes to ``log`` when given."""
     cmd = [sys.executable, "-m", "keycrew.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.Popen(
-        [*cmd, "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    stderr: Any = log.open("wb") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [*cmd, "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+    finally:
+        if log is not None:
+            stderr.close()
 
 
 def start_bare(port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -777,7 +785,8 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
         )
         kc_port, bare_port = free_port(), free_port()
         kc_url, bare_url = f"http://127.0.0.1:{kc_port}", f"http://127.0.0.1:{bare_port}"
-        kc = start_keycrew(keycrew_env(tmp, database.url, kc_url), kc_port, workers)
+        kc_log = tmp / "keycrew-serve.log"
+        kc = start_keycrew(keycrew_env(tmp, database.url, kc_url), kc_port, workers, kc_log)
         bare = start_bare(bare_port, workers)
         wait_healthy(kc_url + "/-/readiness", kc)
         wait_healthy(bare_url + "/", bare)
@@ -799,6 +808,9 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
         if not incidents:
             rows += measure_writes(kc_url, bare_url, project["id"], args)
             incidents = exited(kc, bare, "writes")
+        if incidents:  # what keycrew said last, kept with the results
+            tail = kc_log.read_text(errors="replace").splitlines()[-20:]
+            incidents.append("keycrew serve's stderr, last lines:\n" + "\n".join(tail))
         for incident in incidents:
             print(f"  {incident}", flush=True)
         return {
@@ -889,7 +901,8 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---:|---:|---:|---:|",
         ]
         for incident in run.get("incidents", []):
-            lines += [f"**{incident}**; the calls after it were not measured.", ""]
+            head, _, rest = incident.partition("\n")
+            lines += [f"**{head}**", ""] + (["```", rest, "```", ""] if rest else [])
         for r in run["rows"]:
             ratio = fmt(r["ratio"]) if r["ratio"] is not None else r["status"]
             target = f">= {r['target']:.2f}" if r["target"] is not None else "-"
