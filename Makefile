@@ -105,6 +105,7 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q wrk; }
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/git.py
+	$(BIN)/python bench/api.py
 
 # Pictures of the web UI for the docs: a throwaway keycrew, a small seeded forge, Chromium.
 screenshots: install system-packages
