@@ -13,6 +13,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from typing import IO
 
 
 class Child:
@@ -42,6 +43,33 @@ class Child:
         if self.popen.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.kill()
+
+
+class _PipeEnd:
+    """One end of a child's pipe, owned by the event loop's transport from now on.
+
+    The fd is a duplicate, and the Popen's own file object is closed at once, so exactly one
+    party closes each fd. That matters in a threaded server: uvloop's transports close the fd
+    themselves (libuv) and then call the pipe object's close() again, which on a real file object
+    closes the same number a second time; by then another thread (a SQLite connection in the
+    threadpool, say) may have been given that number, and loses its file. So here close() closes
+    only under asyncio's own loop, whose transports close through the pipe object.
+    """
+
+    def __init__(self, file: IO[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._fd: int | None = os.dup(file.fileno())
+        file.close()
+        self._loop_closes = type(loop).__module__.startswith("uvloop")
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError("I/O operation on closed pipe")
+        return self._fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None and not self._loop_closes:
+            os.close(fd)
 
 
 def _watch_exit(loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes]) -> asyncio.Future[int]:
@@ -77,11 +105,15 @@ async def spawn(argv: Sequence[str], env: Mapping[str, str], *, limit: int = 2**
     assert popen.stderr is not None
     try:
         stdout = asyncio.StreamReader(limit=limit, loop=loop)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout, loop=loop), popen.stdout)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdout, loop=loop), _PipeEnd(popen.stdout, loop)
+        )
         stderr = asyncio.StreamReader(limit=limit, loop=loop)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr, loop=loop), popen.stderr)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stderr, loop=loop), _PipeEnd(popen.stderr, loop)
+        )
         transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop=loop), popen.stdin
+            lambda: asyncio.streams.FlowControlMixin(loop=loop), _PipeEnd(popen.stdin, loop)
         )
         stdin = asyncio.StreamWriter(transport, protocol, None, loop)
     except BaseException:
