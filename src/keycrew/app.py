@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
@@ -14,7 +14,6 @@ from urllib.parse import unquote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -83,20 +82,25 @@ def _literal_segments(path: str) -> list[str]:
     return literal
 
 
-def _route_prefix(route: Any, prefix: str = "") -> list[str]:
-    """The literal segments every path ``route`` can match starts with ([] when unknown)."""
+def full_paths(route: Any, prefix: str = "") -> Iterator[tuple[Any, str]]:
+    """``route``'s endpoints with their full path templates. FastAPI keeps an included router as
+    one route of the app: its own routes are reached through it, under its prefix."""
     path = getattr(route, "path", None)
     if isinstance(path, str):
-        return _literal_segments(prefix + path)
-    # FastAPI keeps an included router as one route of the app: what all of its routes share.
-    original = getattr(route, "original_router", None)
-    context = getattr(route, "include_context", None)
-    routes = getattr(original, "routes", None)
-    if not routes or context is None or not isinstance(getattr(context, "prefix", None), str):
-        return []
+        yield route, prefix + path
+        return
+    routes = getattr(getattr(route, "original_router", None), "routes", None) or []
+    sub_prefix = getattr(getattr(route, "include_context", None), "prefix", None)
+    if isinstance(sub_prefix, str):
+        for sub in routes:
+            yield from full_paths(sub, prefix + sub_prefix)
+
+
+def _route_prefix(route: Any) -> list[str]:
+    """The literal segments every path ``route`` can match starts with ([] when unknown)."""
     shared: list[str] | None = None
-    for sub in routes:
-        literal = _route_prefix(sub, prefix + context.prefix)
+    for _endpoint, path in full_paths(route):
+        literal = _literal_segments(path)
         if shared is None:
             shared = literal
         else:
@@ -231,12 +235,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(pypi.router, prefix=API_PREFIX)  # /projects/:id/packages/pypi/...
     app.include_router(registry_token_router)  # /jwt/auth, at the root as GitLab's
-    app.state.route_templates = {
-        id(route): API_PREFIX + route.path
-        for router in (*ROUTERS, pypi.router)
-        for route in router.routes
-        if isinstance(route, APIRoute)
-    }
 
     @app.get("/-/health", include_in_schema=False)
     async def health() -> JSONResponse:
@@ -268,6 +266,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     install_web(app)  # last: its project pages match any path the routes above did not
+    # Each endpoint's full template, for the metrics' labels (the route object a request matched
+    # knows only its path inside its router).
+    app.state.route_templates = {
+        id(endpoint): path for route in app.router.routes for endpoint, path in full_paths(route)
+    }
     # Every route is registered: index them (the router's own scan stays the fallback).
     app.router.middleware_stack = IndexedRouting(app.router)
     return app

@@ -109,14 +109,11 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
     return principal
 
 
-async def _principal(request: Request) -> Principal | None:
+# The two dependencies routes resolve their caller with (FastAPI would read a ``rotation`` keyword
+# of the dependency itself as a query parameter): an ordinary request, or a rotation.
+async def request_principal(request: Request) -> Principal | None:
     return await resolve_principal(request)
 
 
-async def _rotation_principal(request: Request) -> Principal | None:
+async def rotation_principal(request: Request) -> Principal | None:
     return await resolve_principal(request, rotation=True)
-
-
-# The two dependencies routes resolve their caller with: an ordinary request, or a rotation.
-PRINCIPAL = _principal
-ROTATION_PRINCIPAL = _rotation_principal

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from keycrew.api.auth import PRINCIPAL, ROTATION_PRINCIPAL, client_ip, resolve_principal
+from keycrew.api.auth import client_ip, request_principal, resolve_principal, rotation_principal
 from keycrew.api.params import Params, read_params
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
@@ -80,7 +80,7 @@ def api_ctx(
 
     def dependency(
         request: Request,
-        principal: Principal | None = Depends(ROTATION_PRINCIPAL if rotation else PRINCIPAL),
+        principal: Principal | None = Depends(rotation_principal if rotation else request_principal),
     ) -> Iterator[Ctx]:
         if principal is None and auth:
             raise Unauthenticated()
