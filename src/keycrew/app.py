@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from keycrew import __version__, errors
 from keycrew.api import errors as api_errors
+from keycrew.api.endpoints import ApiEndpoint
 from keycrew.api.params import BadRequestBody
 from keycrew.api.routes import ROUTERS
 from keycrew.bootstrap import Runtime
@@ -66,9 +67,9 @@ class _Node:
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         # (registration index, route) of the routes whose literal prefix ends here.
-        self.own: list[tuple[int, BaseRoute]] = []
+        self.own: list[tuple[int, BaseRoute | ApiEndpoint]] = []
         # Every route that may match a path reaching this node, in registration order.
-        self.routes: list[BaseRoute] = []
+        self.routes: list[BaseRoute | ApiEndpoint] = []
 
 
 def _literal_segments(path: str) -> list[str]:
@@ -115,30 +116,50 @@ class IndexedRouting:
     """Route dispatch whose cost does not grow with a route's position in the table.
 
     Starlette tries every route in turn until one matches, so a route registered late paid for
-    every route before it. Here the routes are indexed by the literal segments their path starts
-    with; a request tries only the routes whose literal prefix its path starts with, in the
-    registration order, with Starlette's own full/partial (405) semantics. When none of them
-    matches, the router's full scan decides (trailing-slash redirects, 404), as before.
+    every route before it, and FastAPI tries each included router's routes in turn again. Here
+    every API route is compiled (api/endpoints.py) and indexed by the literal segments its full
+    path starts with, alongside the app's other routes; a request tries only the routes whose
+    literal prefix its path starts with, in registration order, with Starlette's full/partial
+    (405) semantics. A route that does not compile is reached through its router, at its place.
+    When nothing matches, the router's full scan decides (trailing-slash redirects, 404).
     """
 
     def __init__(self, router: Router) -> None:
         self.router = router
         self.fallback = router.app
         self.root = _Node()
-        for index, route in enumerate(router.routes):
-            node = self.root
-            for segment in _route_prefix(route):
-                node = node.children.setdefault(segment, _Node())
-            node.own.append((index, route))
+        self.endpoints: list[ApiEndpoint] = []
+        order = 0
+        for route in router.routes:
+            leaves = list(full_paths(route))
+            entries: list[tuple[list[str], BaseRoute | ApiEndpoint]] = []
+            if leaves and leaves[0][0] is not route:  # an included router: its routes one by one
+                through_router = False
+                for leaf, template in leaves:
+                    endpoint = ApiEndpoint.compile(leaf, template)
+                    if endpoint is not None:
+                        self.endpoints.append(endpoint)
+                        entries.append((_literal_segments(template), endpoint))
+                    elif not through_router:
+                        through_router = True
+                        entries.append((_route_prefix(route), route))
+            else:
+                entries.append((_route_prefix(route), route))
+            for prefix, entry in entries:
+                node = self.root
+                for segment in prefix:
+                    node = node.children.setdefault(segment, _Node())
+                node.own.append((order, entry))
+                order += 1
         self._settle(self.root, [])
 
-    def _settle(self, node: _Node, inherited: list[tuple[int, BaseRoute]]) -> None:
+    def _settle(self, node: _Node, inherited: list[tuple[int, BaseRoute | ApiEndpoint]]) -> None:
         reachable = sorted(inherited + node.own, key=lambda pair: pair[0])
         node.routes = [route for _, route in reachable]
         for child in node.children.values():
             self._settle(child, reachable)
 
-    def candidates(self, path: str) -> list[BaseRoute]:
+    def candidates(self, path: str) -> list[BaseRoute | ApiEndpoint]:
         node = self.root
         for segment in path.split("/")[1:]:
             child = node.children.get(segment)
@@ -152,9 +173,17 @@ class IndexedRouting:
             await self.fallback(scope, receive, send)
             return
         scope.setdefault("router", self.router)
-        partial: BaseRoute | None = None
+        partial: BaseRoute | ApiEndpoint | None = None
         partial_scope: Scope = {}
         for route in self.candidates(get_route_path(scope)):
+            if isinstance(route, ApiEndpoint):
+                found, path_params = route.matches(scope)
+                if found is Match.FULL:
+                    await route(scope, receive, send, path_params)
+                    return
+                if found is Match.PARTIAL and partial is None:
+                    partial = route
+                continue
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["route"] = route
@@ -163,6 +192,8 @@ class IndexedRouting:
                 return
             if match is Match.PARTIAL and partial is None:
                 partial, partial_scope = route, child_scope
+        if isinstance(partial, ApiEndpoint):
+            raise partial.method_not_allowed()
         if partial is not None:
             # A route that could serve the path with another method: Starlette's 405.
             scope["route"] = partial

@@ -107,13 +107,3 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
     if runtime.usage is not None:
         runtime.usage.note(principal.token.id, client_ip(request))
     return principal
-
-
-# The two dependencies routes resolve their caller with (FastAPI would read a ``rotation`` keyword
-# of the dependency itself as a query parameter): an ordinary request, or a rotation.
-async def request_principal(request: Request) -> Principal | None:
-    return await resolve_principal(request)
-
-
-async def rotation_principal(request: Request) -> Principal | None:
-    return await resolve_principal(request, rotation=True)

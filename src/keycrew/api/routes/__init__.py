@@ -17,9 +17,8 @@ from keycrew.api.routes import (
     users,
 )
 
-# Routes are matched in order: the hot authentication endpoints come first.
+# Routes are tried in this order among those whose literal path prefix fits (app.IndexedRouting).
 ROUTERS = [
-    tokens.hot_router,
     meta.router,
     tokens.router,
     users.router,

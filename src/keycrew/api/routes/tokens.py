@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
-from keycrew.api.deps import Params, api_ctx, authenticated_principal, params_dep, runtime_of
+from keycrew.api.deps import Params, api_ctx, params_dep, principal_dep, runtime_of
 from keycrew.api.entities.tokens import impersonation_token, personal_access_token
 from keycrew.api.pagination import paginate_query
 from keycrew.api.params import path_id
@@ -15,11 +14,10 @@ from keycrew.context import Ctx
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
 from keycrew.tokens.models import PersonalAccessToken
+from keycrew.tokens.principal import Principal
 from keycrew.tokens.scopes import Scope
 
 router = APIRouter()
-# The hottest authenticated route, mounted ahead of every other router (routes match in order).
-hot_router = APIRouter()
 
 STATES = ("active", "inactive")
 
@@ -54,15 +52,10 @@ def list_personal_access_tokens(
     return paginate_query(request, ctx.db, params, query, lambda t: personal_access_token(t, ctx.today()))
 
 
-@hot_router.get("/personal_access_tokens/self")
-async def get_self_token(request: Request) -> Response:
-    principal = await authenticated_principal(request, any_scope=True)
-    today = runtime_of(request).clock.now().date()
-    # The hottest authenticated request: its body is rendered once per principal and day.
-    body = principal.rendered.get(today)
-    if body is None:
-        body = principal.rendered[today] = orjson.dumps(personal_access_token(principal.token, today))
-    return Response(body, media_type="application/json")
+@router.get("/personal_access_tokens/self")
+async def get_self_token(request: Request, principal: Principal = principal_dep(any_scope=True)) -> Any:
+    # The token as of the principal cache: no session is opened.
+    return personal_access_token(principal.token, runtime_of(request).clock.now().date())
 
 
 @router.get("/personal_access_tokens/{token_id}")

@@ -1,0 +1,296 @@
+"""How every API route is served: one compiled endpoint per route, the same mechanism for all.
+
+A route is declared with FastAPI as usual (its signature documents it and feeds the OpenAPI
+schema): path parameters, ``request: Request``, ``ctx: Ctx = api_ctx(...)``, ``params: Params =
+params_dep()`` and ``principal: Principal = principal_dep(...)``. At start-up each route is
+compiled into an :class:`ApiEndpoint` that serves it without FastAPI's per-request dependency
+solving:
+
+- the credential is resolved on the event loop from the principal cache (api/auth.py);
+- the body is read on the event loop;
+- everything that touches the database runs as one unit (session, transaction, actor, the route,
+  commit, rendering): inline for reads on SQLite, whose queries never wait on a lock in WAL mode,
+  and otherwise in one threadpool hop, so the request pays for at most one hop;
+- what the route returns is rendered once with orjson.
+
+A route with a parameter of any other kind keeps FastAPI's own handling (``compile`` returns None),
+so declaring one never breaks a route; tests/unit/api/test_endpoints.py lists which routes compile.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, compile_path, get_route_path
+from starlette.types import Receive, Scope, Send
+
+from keycrew.api.auth import client_ip, resolve_principal
+from keycrew.api.params import read_params
+from keycrew.bootstrap import Runtime
+from keycrew.context import Actor, Ctx
+from keycrew.errors import Forbidden, InsufficientScope, Unauthenticated
+from keycrew.identity.models import User
+from keycrew.tokens.authentication import check_user_may_use_api
+from keycrew.tokens.principal import Principal
+from keycrew.tokens.scopes import READ_METHODS, api_scopes
+from keycrew.tokens.sudo import sudo_actor
+
+_INT = TypeAdapter(int)
+_ORJSON = orjson.OPT_NON_STR_KEYS
+
+
+@dataclass(frozen=True)
+class CtxSpec:
+    """What ``api_ctx(...)`` asked for: who may call, with which scopes."""
+
+    auth: bool = True
+    read_user: bool = False
+    any_scope: bool = False
+    accept: tuple[str, ...] = ()
+    rotation: bool = False
+
+
+@dataclass(frozen=True)
+class PrincipalSpec:
+    """What ``principal_dep(...)`` asked for: an authenticated caller, no session."""
+
+    read_user: bool = False
+    any_scope: bool = False
+    accept: tuple[str, ...] = ()
+
+
+def check_scopes(
+    method: str, principal: Principal, *, read_user: bool, any_scope: bool, accept: tuple[str, ...]
+) -> None:
+    if any_scope:
+        return
+    needed = list(accept) if accept else api_scopes(method, read_user=read_user)
+    if set(principal.token.scopes).isdisjoint(needed):
+        raise InsufficientScope(needed)
+
+
+def sudo_target(request: Request) -> str | None:
+    value = request.headers.get("sudo") or request.query_params.get("sudo")
+    return value.strip() if value else None
+
+
+async def caller(request: Request, spec: CtxSpec) -> Principal | None:
+    """The authenticated principal a Ctx route runs for (None: anonymous, where allowed)."""
+    principal = await resolve_principal(request, rotation=spec.rotation)
+    if principal is None:
+        if spec.auth:
+            raise Unauthenticated()
+        return None
+    check_scopes(
+        request.method, principal, read_user=spec.read_user, any_scope=spec.any_scope, accept=spec.accept
+    )
+    return principal
+
+
+async def principal_only(request: Request, spec: PrincipalSpec) -> Principal:
+    """The authenticated principal of a route that touches no session."""
+    principal = await resolve_principal(request)
+    if principal is None:
+        raise Unauthenticated()
+    check_scopes(
+        request.method, principal, read_user=spec.read_user, any_scope=spec.any_scope, accept=spec.accept
+    )
+    if sudo_target(request) is not None:
+        raise Forbidden("Sudo is not supported on this endpoint")
+    return principal
+
+
+def render(result: Any, status_code: int | None) -> Response:
+    """What a route returned, as a response: a Response as is, anything else as orjson JSON."""
+    if isinstance(result, Response):
+        return result
+    status = status_code or 200
+    if status < 200 or status in (204, 205, 304):
+        return Response(status_code=status)
+    body = orjson.dumps(result, default=jsonable_encoder, option=_ORJSON)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@dataclass
+class Plan:
+    """How to call one route's function: where each of its arguments comes from."""
+
+    path_params: list[tuple[str, bool]]  # (name, is an int)
+    request: str | None = None
+    ctx: tuple[str, CtxSpec] | None = None
+    params: str | None = None
+    principal: tuple[str, PrincipalSpec] | None = None
+
+
+def plan_of(route: APIRoute) -> Plan | None:
+    """The route's calling plan, or None when it takes anything this module does not provide."""
+    dependant = route.dependant
+    if (
+        dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    ):
+        return None
+    path_params = []
+    for field in dependant.path_params:
+        annotation = field.field_info.annotation
+        if annotation not in (str, int):
+            return None
+        path_params.append((field.name, annotation is int))
+    plan = Plan(path_params, request=dependant.request_param_name)
+    for sub in dependant.dependencies:
+        spec = getattr(sub.call, "keycrew_spec", None)
+        if sub.name is None:
+            return None
+        if isinstance(spec, CtxSpec) and plan.ctx is None:
+            plan.ctx = (sub.name, spec)
+        elif isinstance(spec, PrincipalSpec) and plan.principal is None:
+            plan.principal = (sub.name, spec)
+        elif sub.call is read_params and plan.params is None:
+            plan.params = sub.name
+        else:
+            return None
+    if plan.ctx is not None and plan.principal is not None:
+        return None
+    if plan.ctx is not None and inspect.iscoroutinefunction(route.endpoint):
+        return None  # a session is used in one synchronous unit
+    return plan
+
+
+def _path_value(name: str, raw: str, is_int: bool) -> Any:
+    if not is_int:
+        return raw
+    try:
+        return _INT.validate_python(raw)
+    except ValidationError:
+        raise RequestValidationError(
+            [{"type": "int_parsing", "loc": ("path", name), "msg": "Input should be a valid integer"}]
+        ) from None
+
+
+class ApiEndpoint:
+    """One API route, compiled: matches its full path and serves it (see the module's docstring)."""
+
+    def __init__(self, route: APIRoute, template: str, plan: Plan) -> None:
+        self.route = route
+        self.template = template
+        self.regex: re.Pattern[str] = compile_path(template)[0]
+        self.methods: set[str] = set(route.methods or ())
+        self.function: Callable[..., Any] = route.endpoint
+        self.is_async = inspect.iscoroutinefunction(route.endpoint)
+        self.status_code: int | None = route.status_code
+        self.plan = plan
+
+    @classmethod
+    def compile(cls, route: Any, template: str) -> ApiEndpoint | None:
+        if not isinstance(route, APIRoute):
+            return None
+        plan = plan_of(route)
+        return None if plan is None else cls(route, template, plan)
+
+    def matches(self, scope: Scope) -> tuple[Match, dict[str, str]]:
+        found = self.regex.match(get_route_path(scope))
+        if found is None:
+            return Match.NONE, {}
+        params = found.groupdict()
+        return (Match.FULL if scope["method"] in self.methods else Match.PARTIAL), params
+
+    def method_not_allowed(self) -> HTTPException:
+        return HTTPException(status_code=405, headers={"Allow": ", ".join(sorted(self.methods))})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, path: dict[str, str]) -> None:
+        scope["path_params"] = path
+        scope["endpoint"] = self.function
+        scope["keycrew.route"] = self.template
+        scope["route"] = self.route
+        request = Request(scope, receive)
+        plan = self.plan
+        runtime: Runtime = request.app.state.runtime
+        principal: Principal | None = None
+        if plan.ctx is not None:
+            principal = await caller(request, plan.ctx[1])
+        kwargs: dict[str, Any] = {
+            name: _path_value(name, path[name], is_int) for name, is_int in plan.path_params
+        }
+        if plan.principal is not None:
+            kwargs[plan.principal[0]] = await principal_only(request, plan.principal[1])
+        if plan.params is not None:
+            kwargs[plan.params] = await read_params(request)
+        if plan.request is not None:
+            kwargs[plan.request] = request
+        if plan.ctx is not None:
+            unit = self._unit(runtime, request, plan.ctx[0], principal, kwargs)
+            if request.method in READ_METHODS and runtime.engine.dialect.name == "sqlite":
+                response = unit()
+            else:
+                response = await run_in_threadpool(unit)
+        elif self.is_async:
+            response = render(await self.function(**kwargs), self.status_code)
+        else:
+            response = render(await run_in_threadpool(self.function, **kwargs), self.status_code)
+        await response(scope, receive, send)
+
+    def _unit(
+        self,
+        runtime: Runtime,
+        request: Request,
+        ctx_name: str,
+        principal: Principal | None,
+        kwargs: dict[str, Any],
+    ) -> Callable[[], Response]:
+        def unit() -> Response:
+            with runtime.sessions() as db:
+                if request.method in READ_METHODS:
+                    # Readers on SQLite start DEFERRED so they never queue behind writers.
+                    db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+                try:
+                    ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
+                    ctx.actor = request_actor(ctx, request, principal)
+                    state: State = request.state
+                    state.actor = ctx.actor
+                    kwargs[ctx_name] = ctx
+                    response = render(self.function(**kwargs), self.status_code)
+                    db.commit()
+                except BaseException:
+                    db.rollback()
+                    raise
+            return response
+
+        return unit
+
+
+def request_actor(ctx: Ctx, request: Request, principal: Principal | None) -> Actor:
+    """The request's actor: anonymous, the token's owner, or the user an admin acts as (Sudo)."""
+    ip = client_ip(request)
+    if principal is None:
+        return Actor(user=None, ip=ip)
+    user = ctx.db.get(User, principal.user.id)
+    if user is None:
+        raise Unauthenticated()
+    # The principal may be a few seconds old: check the fresh row too.
+    check_user_may_use_api(user, ctx.instance.external_url)
+    actor = Actor(user=user, token_id=principal.token.id, ip=ip, scopes=frozenset(principal.token.scopes))
+    target = sudo_target(request)
+    if target is not None:
+        actor = sudo_actor(ctx.as_actor(actor), target)
+    return actor
