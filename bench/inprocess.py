@@ -109,8 +109,15 @@ def main() -> None:
         from keycrew.bootstrap import build
         from keycrew.config import Settings
 
+        from sqlalchemy import event
+
         runtime = build(Settings())
         app = asgi(runtime)
+        statements = [0]
+
+        @event.listens_for(runtime.engine, "before_cursor_execute")
+        def _count(*_: Any) -> None:
+            statements[0] += 1
         headers = [(b"host", b"127.0.0.1:8080"), (b"private-token", bench_api.ROOT_TOKEN.encode())]
         calls = [
             (name, path)
@@ -125,8 +132,15 @@ def main() -> None:
                 bare_us, _ = await timed(bench_api.bare_app, "/", [], args.n)
                 print(f"{'bare app':48} {bare_us:8.1f} µs")
                 for name, path in calls:
+                    await call(app, path, headers)
+                    before = statements[0]
+                    await call(app, path, headers)
+                    queries = statements[0] - before
                     us, status = await timed(app, path, headers, args.n)
-                    print(f"{name:48} {us:8.1f} µs  ({status})  {us / bare_us:6.1f} x bare", flush=True)
+                    print(
+                        f"{name:48} {us:8.1f} µs  ({status})  {us / bare_us:6.1f} x bare  {queries} statements",
+                        flush=True,
+                    )
                     if args.profile:
                         profiler = cProfile.Profile()
                         profiler.enable()

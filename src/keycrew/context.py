@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -31,34 +32,94 @@ class Instance:
     session_expire_minutes: int = 10080
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, with which credential, from where. ``user`` None is an anonymous visitor."""
+class UserFacts(Protocol):
+    """What rules read of the acting user without its row: a loaded User or a cached snapshot."""
 
-    user: User | None
-    token_id: int | None = None
-    ip: str | None = None
-    # The scopes of the token used; None when acting without a token (CLI, system, session).
-    scopes: frozenset[str] | None = None
-    # The admin behind a sudo request, if any.
-    impersonator: User | None = None
-    via: str = "api"
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def admin(self) -> bool: ...
+
+    @property
+    def external(self) -> bool: ...
+
+    @property
+    def user_type(self) -> int: ...
+
+
+class Actor:
+    """Who acts, with which credential, from where. ``user`` None is an anonymous visitor.
+
+    An actor authenticated by a cached principal knows the ``facts`` rules need (id, admin,
+    external, user type) without reading the user's row; ``user``, the row itself, is loaded the
+    first time something asks for it (``Actor.deferred``), so a request that only checks access
+    does not read it.
+    """
+
+    __slots__ = ("_load", "_user", "facts", "impersonator", "ip", "scopes", "token_id", "via")
+
+    def __init__(
+        self,
+        user: User | None,
+        token_id: int | None = None,
+        ip: str | None = None,
+        scopes: frozenset[str] | None = None,
+        impersonator: User | None = None,
+        via: str = "api",
+    ) -> None:
+        self._user = user
+        self._load: Callable[[], User] | None = None
+        self.facts: UserFacts | None = user
+        self.token_id = token_id
+        self.ip = ip
+        # The scopes of the token used; None when acting without a token (CLI, system, session).
+        self.scopes = scopes
+        # The admin behind a sudo request, if any.
+        self.impersonator = impersonator
+        self.via = via
+
+    @classmethod
+    def deferred(
+        cls,
+        facts: UserFacts,
+        load: Callable[[], User],
+        *,
+        token_id: int | None,
+        ip: str | None,
+        scopes: frozenset[str] | None,
+    ) -> Actor:
+        """An actor whose row ``load`` reads (and checks) when first needed."""
+        actor = cls(None, token_id=token_id, ip=ip, scopes=scopes)
+        actor.facts = facts
+        actor._load = load
+        return actor
+
+    @property
+    def user(self) -> User | None:
+        if self._load is not None:
+            load, self._load = self._load, None
+            self._user = load()
+        return self._user
 
     @property
     def is_admin(self) -> bool:
-        return self.user is not None and self.user.admin
+        return self.facts is not None and self.facts.admin
 
     @property
     def user_id(self) -> int | None:
-        return None if self.user is None else self.user.id
+        return None if self.facts is None else self.facts.id
 
     @property
     def is_anonymous(self) -> bool:
-        return self.user is None
+        return self.facts is None
 
     @classmethod
     def system(cls, user: User | None = None) -> Actor:
         return cls(user=user, via="system")
+
+    def __repr__(self) -> str:
+        return f"Actor(user_id={self.user_id}, token_id={self.token_id}, via={self.via!r})"
 
 
 @dataclass

@@ -227,7 +227,7 @@ def groups_query(
     """
     db, actor, today = ctx.db, ctx.actor, ctx.today()
     query = select(Namespace).where(Namespace.kind == "group")
-    user = actor.user
+    user = actor.facts
     if owned:
         query = query.where(queries.groups_owned_directly(db, user.id, today) if user else Namespace.id < 0)
     elif min_access_level is not None:

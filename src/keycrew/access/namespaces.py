@@ -20,7 +20,7 @@ def namespaces_query(ctx: Ctx, *, search: str | None = None, owned_only: bool = 
     """GET /namespaces: admins see every namespace; others their own and the groups they belong to
     (with the subgroups those reach), or with ``owned_only`` the groups they own."""
     query = select(Namespace)
-    user = ctx.actor.user
+    user = ctx.actor.facts
     if user is None:
         query = query.where(Namespace.id < 0)
     elif not ctx.actor.is_admin:
@@ -43,6 +43,6 @@ def find_namespace(ctx: Ctx, ref: str | int) -> Namespace:
         raise NotFound("Namespace")
     if ctx.actor.is_admin:
         return ns
-    if group_level(ctx.db, ctx.actor.user, ns, ctx.today()) < AccessLevel.MINIMAL_ACCESS:
+    if group_level(ctx.db, ctx.actor.facts, ns, ctx.today()) < AccessLevel.MINIMAL_ACCESS:
         raise NotFound("Namespace")
     return ns

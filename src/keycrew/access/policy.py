@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
-from keycrew.context import Actor
+from keycrew.context import Actor, UserFacts
 from keycrew.db.text import escape_like
-from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.namespaces.kinds import SourceType, Visibility
-from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.models import Namespace, Project, chain
 
 
 def live(today: dt.date) -> ColumnElement[bool]:
@@ -29,11 +28,11 @@ def live(today: dt.date) -> ColumnElement[bool]:
 
 
 def namespace_chain(ns: Namespace) -> list[Namespace]:
-    """The namespace and its ancestors, nearest first."""
-    return [ns, *ns.ancestors()]
+    """The namespace and its ancestors, nearest first (one query for the ancestors)."""
+    return chain(ns)
 
 
-def group_level(db: Session, user: User | None, group: Namespace, today: dt.date) -> int:
+def group_level(db: Session, user: UserFacts | None, group: Namespace, today: dt.date) -> int:
     """The highest live membership level of ``user`` on ``group`` or any of its ancestors."""
     if user is None:
         return AccessLevel.NO_ACCESS
@@ -54,23 +53,38 @@ def group_level(db: Session, user: User | None, group: Namespace, today: dt.date
     return int(level or AccessLevel.NO_ACCESS)
 
 
-def project_level(db: Session, user: User | None, project: Project, today: dt.date) -> int:
+def project_levels(db: Session, user: UserFacts, project: Project, today: dt.date) -> tuple[int, int]:
+    """(direct, inherited) levels of ``user`` on ``project``, in one query: the live project
+    membership, and the highest live membership on its group or the groups above (the holder of a
+    personal namespace inherits Owner)."""
+    ns = project.namespace
+    on_project = and_(Member.source_type == SourceType.PROJECT.value, Member.source_id == project.id)
+    if not ns.is_group:
+        direct = db.scalar(
+            select(Member.access_level).where(on_project, Member.user_id == user.id, live(today))
+        )
+        return int(direct or 0), (AccessLevel.OWNER if ns.owner_id == user.id else AccessLevel.NO_ACCESS)
+    on_groups = and_(
+        Member.source_type == SourceType.NAMESPACE.value,
+        Member.source_id.in_([n.id for n in namespace_chain(ns)]),
+    )
+    direct, inherited = db.execute(
+        select(
+            func.max(case((on_project, Member.access_level))),
+            func.max(case((on_groups, Member.access_level))),
+        ).where(Member.user_id == user.id, live(today), or_(on_project, on_groups))
+    ).one()
+    return int(direct or 0), int(inherited or 0)
+
+
+def project_level(db: Session, user: UserFacts | None, project: Project, today: dt.date) -> int:
     """Highest of the direct membership and every ancestor group's (personal owner: Owner)."""
     if user is None:
         return AccessLevel.NO_ACCESS
-    direct = db.scalar(
-        select(Member.access_level).where(
-            Member.source_type == SourceType.PROJECT.value,
-            Member.source_id == project.id,
-            Member.user_id == user.id,
-            live(today),
-        )
-    )
-    inherited = group_level(db, user, project.namespace, today)
-    return max(int(direct or 0), inherited)
+    return max(project_levels(db, user, project, today))
 
 
-def sees_internal(user: User | None) -> bool:
+def sees_internal(user: UserFacts | None) -> bool:
     """Internal visibility means any signed-in user except external users.
 
     Project bots are held to the same line as external users: a bot's reach is its own project or
@@ -83,7 +97,7 @@ def visible_levels(actor: Actor) -> list[int]:
     """The visibility levels the actor sees without any membership."""
     if actor.is_admin:
         return [v.level for v in Visibility]
-    if sees_internal(actor.user):
+    if sees_internal(actor.facts):
         return [Visibility.INTERNAL.level, Visibility.PUBLIC.level]
     return [Visibility.PUBLIC.level]
 
@@ -95,19 +109,19 @@ def _can_see_visibility(actor: Actor, visibility_level: int) -> bool:
 def can_read_project(db: Session, actor: Actor, project: Project, today: dt.date) -> bool:
     if actor.is_admin or _can_see_visibility(actor, project.visibility_level):
         return True
-    return project_level(db, actor.user, project, today) >= AccessLevel.GUEST
+    return project_level(db, actor.facts, project, today) >= AccessLevel.GUEST
 
 
 def can_read_group(db: Session, actor: Actor, group: Namespace, today: dt.date) -> bool:
     if actor.is_admin or _can_see_visibility(actor, group.visibility_level):
         return True
-    if group_level(db, actor.user, group, today) >= AccessLevel.MINIMAL_ACCESS:
+    if group_level(db, actor.facts, group, today) >= AccessLevel.MINIMAL_ACCESS:
         return True
     # A member of a project or subgroup inside a private group may see the group itself.
-    return actor.user is not None and _has_descendant_membership(db, actor.user, group, today)
+    return actor.facts is not None and _has_descendant_membership(db, actor.facts, group, today)
 
 
-def _has_descendant_membership(db: Session, user: User, group: Namespace, today: dt.date) -> bool:
+def _has_descendant_membership(db: Session, user: UserFacts, group: Namespace, today: dt.date) -> bool:
     like = escape_like(group.full_path) + "/%"
     in_group = db.scalar(
         select(Member.id)
@@ -133,10 +147,10 @@ def effective_project_level(db: Session, actor: Actor, project: Project, today: 
     """The actor's level for administration checks; admins count as Owners."""
     if actor.is_admin:
         return AccessLevel.OWNER
-    return project_level(db, actor.user, project, today)
+    return project_level(db, actor.facts, project, today)
 
 
 def effective_group_level(db: Session, actor: Actor, group: Namespace, today: dt.date) -> int:
     if actor.is_admin:
         return AccessLevel.OWNER
-    return group_level(db, actor.user, group, today)
+    return group_level(db, actor.facts, group, today)

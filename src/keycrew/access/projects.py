@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, select
 
 from keycrew.access import queries
 from keycrew.access.levels import AccessLevel
-from keycrew.access.models import Member
-from keycrew.access.policy import (
-    group_level,
-    live,
-)
+from keycrew.access.policy import project_levels
 from keycrew.audit.service import Entity
 from keycrew.context import Ctx
 from keycrew.db.text import contains
 from keycrew.errors import NotFound
-from keycrew.namespaces.kinds import SourceType, Visibility
+from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
 
 PROJECT_ORDERS = ("id", "name", "path", "created_at", "updated_at", "last_activity_at", "similarity")
@@ -52,7 +48,7 @@ def projects_query(
 ) -> Select[Any]:
     """The projects a listing shows the actor, filtered and ordered as GitLab's ProjectsFinder does."""
     db, actor, today = ctx.db, ctx.actor, ctx.today()
-    user = actor.user
+    user = actor.facts
     query = select(Project).where(queries.visible_projects(db, actor, today))
     if owned or membership or min_access_level is not None:
         if user is None:
@@ -100,18 +96,8 @@ def projects_query(
 
 def project_access(ctx: Ctx, project: Project) -> tuple[int | None, int | None]:
     """(direct project level, inherited group level) of the actor, as GitLab's ``permissions``."""
-    user = ctx.actor.user
+    user = ctx.actor.facts
     if user is None:
         return None, None
-    direct = ctx.db.scalar(
-        select(Member.access_level).where(
-            and_(
-                Member.source_type == SourceType.PROJECT.value,
-                Member.source_id == project.id,
-                Member.user_id == user.id,
-                live(ctx.today()),
-            )
-        )
-    )
-    inherited = group_level(ctx.db, user, project.namespace, ctx.today()) if project.namespace.is_group else 0
-    return (int(direct) if direct else None), (inherited or None)
+    direct, inherited = project_levels(ctx.db, user, project, ctx.today())
+    return (direct or None), (inherited if project.namespace.is_group and inherited else None)

@@ -94,7 +94,7 @@ def visible_groups(
     ``all_available`` defaults to true for admins and anonymous visitors (who see public groups),
     false for everyone else (who then see only the groups they are tied to).
     """
-    user = actor.user
+    user = actor.facts
     if all_available is None:
         all_available = user is None or actor.is_admin
     if actor.is_admin and all_available:

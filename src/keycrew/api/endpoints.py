@@ -280,16 +280,26 @@ class ApiEndpoint:
 
 
 def request_actor(ctx: Ctx, request: Request, principal: Principal | None) -> Actor:
-    """The request's actor: anonymous, the token's owner, or the user an admin acts as (Sudo)."""
+    """The request's actor: anonymous, the token's owner, or the user an admin acts as (Sudo).
+
+    The owner's facts come from the principal cache (at most a second old on another node); the
+    row is read, and checked again, only when the request's rules need it.
+    """
     ip = client_ip(request)
     if principal is None:
         return Actor(user=None, ip=ip)
-    user = ctx.db.get(User, principal.user.id)
-    if user is None:
-        raise Unauthenticated()
-    # The principal may be a few seconds old: check the fresh row too.
-    check_user_may_use_api(user, ctx.instance.external_url)
-    actor = Actor(user=user, token_id=principal.token.id, ip=ip, scopes=frozenset(principal.token.scopes))
+    user_id = principal.user.id
+
+    def load() -> User:
+        user = ctx.db.get(User, user_id)
+        if user is None:
+            raise Unauthenticated()
+        check_user_may_use_api(user, ctx.instance.external_url)
+        return user
+
+    actor = Actor.deferred(
+        principal.user, load, token_id=principal.token.id, ip=ip, scopes=frozenset(principal.token.scopes)
+    )
     target = sudo_target(request)
     if target is not None:
         actor = sudo_actor(ctx.as_actor(actor), target)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from keycrew.api.entities import JSON
 from keycrew.api.params import Params
 from keycrew.errors import BadParameter
 
@@ -31,32 +32,85 @@ def page_args(params: Params) -> tuple[int, int]:
     return page, min(per_page, MAX_PER_PAGE)
 
 
+COUNT_LIMIT = 10_000
+
+
+@dataclass
+class Page:
+    """One page of a list: its rows, where it is, and the total when it was counted."""
+
+    rows: list[Any]
+    page: int
+    per_page: int
+    # None past COUNT_LIMIT rows: like GitLab, the list then has no X-Total, X-Total-Pages or
+    # rel="last" (counting a huge table for every page costs more than the page itself).
+    total: int | None
+    more: bool
+
+    @property
+    def total_pages(self) -> int | None:
+        return None if self.total is None else max(1, math.ceil(self.total / self.per_page))
+
+
+def count_upto(db: Session, query: Select[Any]) -> int | None:
+    """The rows ``query`` selects, counted up to COUNT_LIMIT + 1 (None past the limit)."""
+    counted = query.order_by(None).limit(COUNT_LIMIT + 1).subquery()
+    total = int(db.scalar(select(func.count()).select_from(counted)) or 0)
+    return None if total > COUNT_LIMIT else total
+
+
+def fetch(
+    db: Session, params: Params, query: Select[Any], *, tuples: bool = False, unique: bool = False
+) -> Page:
+    """Count ``query`` (up to the limit) and read the requested page of it: two queries."""
+    page, per_page = page_args(params)
+    total = count_upto(db, query)
+    # Past the count limit one row more tells whether a next page exists.
+    extra = 1 if total is None else 0
+    sliced = query.limit(per_page + extra).offset((page - 1) * per_page)
+    if tuples:
+        rows: list[Any] = [tuple(r) for r in db.execute(sliced).all()]
+    elif unique:
+        rows = list(db.scalars(sliced).unique().all())
+    else:
+        rows = list(db.scalars(sliced).all())
+    if total is None:
+        more = len(rows) > per_page
+        rows = rows[:per_page]
+    else:
+        more = page * per_page < total
+    return Page(rows, page, per_page, total, more)
+
+
 def _link(request: Request, page: int, per_page: int) -> str:
     query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")]
     query += [("page", str(page)), ("per_page", str(per_page))]
     return f"{str(request.base_url).rstrip('/')}{request.url.path}?{urlencode(query)}"
 
 
-def respond(request: Request, items: list[Any], total: int, page: int, per_page: int) -> JSONResponse:
+def respond(request: Request, items: list[Any], found: Page) -> JSON:
     """A list response with X-Total, X-Page, ... and Link (rel next/prev/first/last)."""
-    total_pages = max(1, math.ceil(total / per_page))
+    page, per_page, total_pages = found.page, found.per_page, found.total_pages
     headers = {
-        "X-Total": str(total),
-        "X-Total-Pages": str(total_pages),
         "X-Per-Page": str(per_page),
         "X-Page": str(page),
-        "X-Next-Page": str(page + 1) if page < total_pages else "",
+        "X-Next-Page": str(page + 1) if found.more else "",
         "X-Prev-Page": str(page - 1) if page > 1 else "",
     }
+    if found.total is not None and total_pages is not None:
+        headers["X-Total"] = str(found.total)
+        headers["X-Total-Pages"] = str(total_pages)
     links = []
     if page > 1:
-        links.append(f'<{_link(request, min(page - 1, total_pages), per_page)}>; rel="prev"')
-    if page < total_pages:
+        previous = page - 1 if total_pages is None else min(page - 1, total_pages)
+        links.append(f'<{_link(request, previous, per_page)}>; rel="prev"')
+    if found.more:
         links.append(f'<{_link(request, page + 1, per_page)}>; rel="next"')
     links.append(f'<{_link(request, 1, per_page)}>; rel="first"')
-    links.append(f'<{_link(request, total_pages, per_page)}>; rel="last"')
+    if total_pages is not None:
+        links.append(f'<{_link(request, total_pages, per_page)}>; rel="last"')
     headers["Link"] = ", ".join(links)
-    return JSONResponse(items, headers=headers)
+    return JSON(items, headers=headers)
 
 
 def paginate_query(
@@ -65,21 +119,19 @@ def paginate_query(
     params: Params,
     query: Select[Any],
     render: Callable[[Any], Any],
-) -> JSONResponse:
+) -> JSON:
     """Count, slice and render a SQLAlchemy select of ORM rows."""
-    page, per_page = page_args(params)
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = db.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique().all()
-    return respond(request, [render(r) for r in rows], int(total), page, per_page)
+    found = fetch(db, params, query, unique=True)
+    return respond(request, [render(r) for r in found.rows], found)
 
 
-def paginate_list(
-    request: Request, params: Params, items: Sequence[T], render: Callable[[T], Any]
-) -> JSONResponse:
+def paginate_list(request: Request, params: Params, items: Sequence[T], render: Callable[[T], Any]) -> JSON:
     """Slice an in-memory list (for results already filtered in Python)."""
     page, per_page = page_args(params)
-    chunk = items[(page - 1) * per_page : page * per_page]
-    return respond(request, [render(i) for i in chunk], len(items), page, per_page)
+    chunk = list(items[(page - 1) * per_page : page * per_page])
+    total = len(items) if len(items) <= COUNT_LIMIT else None
+    found = Page(chunk, page, per_page, total, page * per_page < len(items))
+    return respond(request, [render(i) for i in found.rows], found)
 
 
 def paginate_page(
@@ -88,9 +140,7 @@ def paginate_page(
     params: Params,
     query: Select[Any],
     render_page: Callable[[list[Any]], list[Any]],
-) -> JSONResponse:
+) -> JSON:
     """Like paginate_query, but renders a whole page at once (to batch look-ups for its rows)."""
-    page, per_page = page_args(params)
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(db.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique().all())
-    return respond(request, render_page(rows), int(total), page, per_page)
+    found = fetch(db, params, query, unique=True)
+    return respond(request, render_page(found.rows), found)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, inspect, select
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from keycrew.db.base import Base, UTCDateTime
 
@@ -43,14 +43,16 @@ class Namespace(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    parent: Mapped[Namespace | None] = relationship(remote_side=[id], lazy="joined", join_depth=8)
+    # Loaded when first used (a lookup in the session's identity map when the parent is already
+    # there); ``chain`` loads a namespace's ancestors in one query.
+    parent: Mapped[Namespace | None] = relationship(remote_side=[id])
 
     @property
     def is_group(self) -> bool:
         return self.kind == "group"
 
     def ancestors(self) -> list[Namespace]:
-        """This namespace's parents, nearest first."""
+        """This namespace's parents, nearest first (see ``chain`` to load them in one query)."""
         chain: list[Namespace] = []
         node = self.parent
         while node is not None:
@@ -87,3 +89,23 @@ class Project(Base):
     last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     namespace: Mapped[Namespace] = relationship(lazy="joined")
+
+
+def path_prefixes(full_path: str) -> list[str]:
+    """The full paths of the namespaces above ``full_path``, nearest first ("a/b/c" -> a/b, a)."""
+    parts = full_path.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
+def chain(ns: Namespace) -> list[Namespace]:
+    """The namespace and its ancestors, nearest first.
+
+    The ancestors are read in one query by their full paths, into the session, before the
+    ``parent`` links are followed: following them then finds each parent in the session without a
+    query, and should a full path not name the parent (a move half-way through a transaction),
+    the link still loads the real parent.
+    """
+    session = object_session(ns)
+    if session is not None and ns.parent_id is not None and "parent" in inspect(ns).unloaded:
+        session.scalars(select(Namespace).where(Namespace.full_path.in_(path_prefixes(ns.full_path)))).all()
+    return [ns, *ns.ancestors()]

@@ -84,8 +84,8 @@ def issue_personal_token(
 
 
 def _is_bot_actor(ctx: Ctx) -> bool:
-    user = ctx.actor.user
-    return user is not None and user.type is UserType.PROJECT_BOT
+    user = ctx.actor.facts
+    return user is not None and user.user_type == UserType.PROJECT_BOT
 
 
 def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
@@ -95,7 +95,7 @@ def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
     NotFound when an admin names an unknown user.
     """
     actor = ctx.actor
-    assert actor.user is not None
+    assert actor.facts is not None
     query = select(PersonalAccessToken)
     if actor.is_admin:
         if user_id is not None:
@@ -103,10 +103,10 @@ def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
                 raise NotFound("User")
             query = query.where(PersonalAccessToken.user_id == user_id)
         return query
-    if user_id is not None and user_id != actor.user.id:
+    if user_id is not None and user_id != actor.facts.id:
         raise Unauthenticated()
     return query.where(
-        PersonalAccessToken.user_id == actor.user.id, PersonalAccessToken.impersonation.is_(False)
+        PersonalAccessToken.user_id == actor.facts.id, PersonalAccessToken.impersonation.is_(False)
     )
 
 
@@ -114,9 +114,9 @@ def find_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
     """A token the actor owns (or any, for admins). Missing or not the actor's: admins get
     NotFound, others Unauthenticated, so that ids cannot be probed."""
     actor = ctx.actor
-    assert actor.user is not None
+    assert actor.facts is not None
     token = ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None
-    if token is None or (not actor.is_admin and token.user_id != actor.user.id):
+    if token is None or (not actor.is_admin and token.user_id != actor.facts.id):
         if actor.is_admin:
             raise NotFound("Personal Access Token")
         raise Unauthenticated()

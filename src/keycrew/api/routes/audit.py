@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import Select, func, select
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import Select, select
 
 from keycrew.access.lookup import find_group, find_project
 from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.audit import audit_event
-from keycrew.api.pagination import page_args, respond
+from keycrew.api.pagination import fetch, respond
 from keycrew.audit import queries
 from keycrew.audit.models import AuditEvent
 from keycrew.context import Ctx
@@ -41,12 +40,10 @@ def _render(ctx: Ctx, event: AuditEvent) -> dict[str, Any]:
     return audit_event(event, _impersonators(ctx, [event]))
 
 
-def _page(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> JSONResponse:
-    page, per_page = page_args(params)
-    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(ctx.db.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
-    names = _impersonators(ctx, rows)
-    return respond(request, [audit_event(r, names) for r in rows], int(total), page, per_page)
+def _page(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> Response:
+    found = fetch(ctx.db, params, query)
+    names = _impersonators(ctx, found.rows)
+    return respond(request, [audit_event(r, names) for r in found.rows], found)
 
 
 def _dates(params: Params) -> queries.EventFilter:
@@ -56,9 +53,7 @@ def _dates(params: Params) -> queries.EventFilter:
 
 
 @router.get("/audit_events")
-def list_instance_events(
-    request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> JSONResponse:
+def list_instance_events(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Response:
     entity_type = params.choice("entity_type", queries.ENTITY_TYPES)
     entity_id = params.integer("entity_id")
     if entity_id is not None and entity_type is None:
@@ -76,7 +71,7 @@ def get_instance_event(event_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
 @router.get("/groups/{group_id}/audit_events")
 def list_group_events(
     group_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     group = find_group(ctx, group_id)
     level = effective_group_level(ctx.db, ctx.actor, group, ctx.today())
     return _page(request, ctx, params, queries.group_events(ctx, group.id, level, _dates(params)))
@@ -92,7 +87,7 @@ def get_group_event(group_id: str, event_id: str, ctx: Ctx = api_ctx()) -> dict[
 @router.get("/projects/{project_id}/audit_events")
 def list_project_events(
     project_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     project = find_project(ctx, project_id)
     level = effective_project_level(ctx.db, ctx.actor, project, ctx.today())
     return _page(request, ctx, params, queries.project_events(ctx, project.id, level, _dates(params)))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 
 from keycrew.access import groups as group_cases
 from keycrew.access.levels import MEMBER_LEVELS
@@ -48,7 +47,7 @@ def _list_groups(
     *,
     parent: Namespace | None = None,
     descendants_of: Namespace | None = None,
-) -> JSONResponse:
+) -> Response:
     query = group_cases.groups_query(
         ctx,
         all_available=params.boolean("all_available"),
@@ -67,9 +66,7 @@ def _list_groups(
 
 
 @router.get("/groups")
-def list_groups(
-    request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
-) -> JSONResponse:
+def list_groups(request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()) -> Response:
     return _list_groups(request, ctx, params)
 
 
@@ -125,21 +122,21 @@ def delete_group(group_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
 @router.get("/groups/{group_id}/subgroups")
 def list_subgroups(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     return _list_groups(request, ctx, params, parent=find_group(ctx, group_id))
 
 
 @router.get("/groups/{group_id}/descendant_groups")
 def list_descendant_groups(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     return _list_groups(request, ctx, params, descendants_of=find_group(ctx, group_id))
 
 
 @router.get("/groups/{group_id}/projects")
 def list_group_projects(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     group = find_group(ctx, group_id)
     query = projects_query(
         ctx,

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 
 from keycrew.access.lookup import find_project
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities import issues as entities
-from keycrew.api.pagination import page_args, respond
+from keycrew.api.pagination import fetch, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, MissingParameter
 from keycrew.namespaces.models import Project
@@ -106,14 +104,12 @@ def _issue_filter(ctx: Ctx, params: Params) -> issues_uc.IssueFilter:
 @router.get("/projects/{project_id}/issues")
 def list_issues(
     project_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     project = find_project(ctx, project_id)
     query = issues_uc.issues_query(ctx, project, _issue_filter(ctx, params))
-    page, per_page = page_args(params)
-    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(ctx.db.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
-    items = _render_issues(request, ctx, project, rows, include_subscribed=False)
-    return respond(request, items, int(total), page, per_page)
+    found = fetch(ctx.db, params, query)
+    items = _render_issues(request, ctx, project, found.rows, include_subscribed=False)
+    return respond(request, items, found)
 
 
 @router.post("/projects/{project_id}/issues", status_code=201)
@@ -190,7 +186,7 @@ def list_notes(
     request: Request,
     ctx: Ctx = api_ctx(),
     params: Params = params_dep(),
-) -> JSONResponse:
+) -> Response:
     project, issue = issues_uc.find_issue(ctx, project_id, _int_path("noteable_id", issue_iid))
     query = notes_uc.notes_query(
         ctx,
@@ -199,10 +195,8 @@ def list_notes(
         order_by=params.choice("order_by", notes_uc.ORDER_BY, default="created_at") or "created_at",
         sort=params.choice("sort", ("asc", "desc"), default="desc") or "desc",
     )
-    page, per_page = page_args(params)
-    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(ctx.db.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
-    return respond(request, _render_notes(request, ctx, issue, rows), int(total), page, per_page)
+    found = fetch(ctx.db, params, query)
+    return respond(request, _render_notes(request, ctx, issue, found.rows), found)
 
 
 @router.post(ISSUE + "/notes", status_code=201)

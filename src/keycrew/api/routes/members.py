@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from keycrew.access import members as cases
@@ -92,7 +91,7 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
     @router.get(prefix, name=f"list_{kind}_members")
     def list_members(
         source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
-    ) -> JSONResponse:
+    ) -> Response:
         source = source_of(ctx, source_id)
         query = cases.direct_members_query(
             ctx,
@@ -110,7 +109,7 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
     @router.get(f"{prefix}/all", name=f"list_all_{kind}_members")
     def list_all_members(
         source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
-    ) -> JSONResponse:
+    ) -> Response:
         source = source_of(ctx, source_id)
         found = cases.all_members(
             ctx,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
 from keycrew.access.namespaces import find_namespace, namespaces_query
@@ -33,7 +32,7 @@ def _project_counts(ctx: Ctx, namespaces: list[Namespace]) -> Counter[int]:
 
 
 @router.get("/namespaces")
-def list_namespaces(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> JSONResponse:
+def list_namespaces(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Response:
     query = namespaces_query(
         ctx, search=params.text("search", blank_is_absent=True), owned_only=params.flag("owned_only")
     )

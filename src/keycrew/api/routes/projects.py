@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import Select, func, select
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import Select, select
 
 from keycrew.access import projects as project_cases
 from keycrew.access.levels import MEMBER_LEVELS
@@ -17,7 +16,7 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
 from keycrew.api.entities.namespaces import project_simple
-from keycrew.api.pagination import page_args, respond
+from keycrew.api.pagination import fetch, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
@@ -38,13 +37,10 @@ def paginate_rows(
     render_page: Callable[[list[Any]], list[Any]],
     *,
     tuples: bool = False,
-) -> JSONResponse:
+) -> Response:
     """Count and slice ``query`` in the database, then render the page's rows in one go."""
-    page, per_page = page_args(params)
-    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    sliced = query.limit(per_page).offset((page - 1) * per_page)
-    rows = [tuple(r) for r in ctx.db.execute(sliced).all()] if tuples else list(ctx.db.scalars(sliced).all())
-    return respond(request, render_page(rows), int(total), page, per_page)
+    found = fetch(ctx.db, params, query, tuples=tuples)
+    return respond(request, render_page(found.rows), found)
 
 
 def _visibility(params: Params) -> Visibility | None:
@@ -76,7 +72,7 @@ def _owners(ctx: Ctx, projects: list[Project]) -> dict[int, User]:
     return {u.id: u for u in ctx.db.scalars(select(User).where(User.id.in_(ids))).all()}
 
 
-def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> JSONResponse:
+def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> Response:
     base = base_url(request)
     simple = params.flag("simple")
 
@@ -122,7 +118,7 @@ def _create(request: Request, ctx: Ctx, params: Params, for_user: User | None = 
 @router.api_route("/projects", methods=["GET", "HEAD"])
 def list_projects(
     request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
-) -> JSONResponse:
+) -> Response:
     query = project_cases.projects_query(ctx, **project_list_options(params))
     return render_projects(request, ctx, params, query)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from keycrew.access.seats import billable_ids, current_license
 from keycrew.actions import users as user_actions
@@ -16,7 +16,7 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
-from keycrew.api.pagination import page_args, respond
+from keycrew.api.pagination import fetch, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, MissingParameter
 from keycrew.identity import lifecycle
@@ -87,16 +87,15 @@ def _render_one(ctx: Ctx, request: Request, user: User) -> dict[str, Any]:
 
 
 def _paginate_users(ctx: Ctx, request: Request, params: Params, query: Any, *, basic: bool) -> Response:
-    page, per_page = page_args(params)
-    total = ctx.db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = list(ctx.db.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
+    found = fetch(ctx.db, params, query)
+    rows = found.rows
     if basic or not ctx.actor.is_admin:
         base = base_url(request)
         items = [user_listed(u, base) for u in rows]
     else:
         render = _admin_renderer(ctx, request, rows)
         items = [render(u) for u in rows]
-    return respond(request, items, int(total), page, per_page)
+    return respond(request, items, found)
 
 
 def _filters(params: Params) -> UserFilters:

@@ -1,0 +1,80 @@
+"""List pagination (api/pagination.py): GitLab's headers, and its count limit on huge lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Select, literal, select
+from starlette.requests import Request
+
+from keycrew.api.pagination import COUNT_LIMIT, fetch, respond
+from keycrew.api.params import Params
+from keycrew.bootstrap import Runtime
+
+
+def _numbers(count: int) -> Select[Any]:
+    """SELECT 1..count, in order, on any backend (a recursive CTE)."""
+    numbers = select(literal(1).label("n")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.n + 1).where(numbers.c.n < count))
+    return select(numbers.c.n).order_by(numbers.c.n)
+
+
+def _request(query: str) -> Request:
+    return Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "server": ("gitlab.test", 80),
+            "path": "/api/v4/things",
+            "root_path": "",
+            "query_string": query.encode(),
+            "headers": [(b"host", b"gitlab.test")],
+        }
+    )
+
+
+def _page(runtime: Runtime, count: int, query: str) -> tuple[list[Any], dict[str, str]]:
+    request = _request(query)
+    with runtime.sessions() as db:
+        found = fetch(db, Params(request.query_params, {}), _numbers(count), tuples=True)
+    response = respond(request, [row[0] for row in found.rows], found)
+    return [int(n) for n in response.body.decode().strip("[]").split(",") if n], dict(response.headers)
+
+
+def test_a_counted_list_has_every_header(runtime: Runtime) -> None:
+    items, headers = _page(runtime, 45, "per_page=20&page=2")
+    assert items == list(range(21, 41))
+    assert (headers["x-total"], headers["x-total-pages"]) == ("45", "3")
+    assert (headers["x-page"], headers["x-next-page"], headers["x-prev-page"]) == ("2", "3", "1")
+    assert 'page=3&per_page=20>; rel="last"' in headers["link"]
+
+
+def test_the_last_page_has_no_next(runtime: Runtime) -> None:
+    items, headers = _page(runtime, 45, "per_page=20&page=3")
+    assert items == list(range(41, 46))
+    assert headers["x-next-page"] == ""
+    assert 'rel="next"' not in headers["link"]
+
+
+@pytest.mark.parametrize("count", [COUNT_LIMIT, COUNT_LIMIT + 1])
+def test_past_the_count_limit_totals_and_last_are_left_out_as_gitlab_does(runtime: Runtime, count: int) -> None:
+    items, headers = _page(runtime, count, "per_page=100&page=2")
+    assert items == list(range(101, 201))
+    assert headers["x-next-page"] == "3"
+    if count <= COUNT_LIMIT:
+        assert headers["x-total"] == str(count)
+        assert 'rel="last"' in headers["link"]
+    else:
+        assert "x-total" not in headers and "x-total-pages" not in headers
+        assert 'rel="last"' not in headers["link"]
+        assert 'rel="next"' in headers["link"] and 'rel="first"' in headers["link"]
+
+
+def test_past_the_count_limit_the_next_page_is_known_from_one_more_row(runtime: Runtime) -> None:
+    last_full = (COUNT_LIMIT + 50) // 50
+    items, headers = _page(runtime, COUNT_LIMIT + 50, f"per_page=50&page={last_full}")
+    assert len(items) == 50 and headers["x-next-page"] == ""
+    items, headers = _page(runtime, COUNT_LIMIT + 50, f"per_page=50&page={last_full - 1}")
+    assert len(items) == 50 and headers["x-next-page"] == str(last_full)
