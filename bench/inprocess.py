@@ -105,11 +105,11 @@ def main() -> None:
         filled = bench_api.fill(tmp, database.url, args.scale)
         url = "http://127.0.0.1:8080"
         os.environ.update(bench_api.keycrew_env(tmp, database.url, url))
+        from sqlalchemy import event
+
         from keycrew.app import asgi
         from keycrew.bootstrap import build
         from keycrew.config import Settings
-
-        from sqlalchemy import event
 
         runtime = build(Settings())
         app = asgi(runtime)
@@ -118,6 +118,7 @@ def main() -> None:
         @event.listens_for(runtime.engine, "before_cursor_execute")
         def _count(*_: Any) -> None:
             statements[0] += 1
+
         headers = [(b"host", b"127.0.0.1:8080"), (b"private-token", bench_api.ROOT_TOKEN.encode())]
         calls = [
             (name, path)
@@ -138,7 +139,7 @@ def main() -> None:
                     queries = statements[0] - before
                     us, status = await timed(app, path, headers, args.n)
                     print(
-                        f"{name:48} {us:8.1f} µs  ({status})  {us / bare_us:6.1f} x bare  {queries} statements",
+                        f"{name:48} {us:8.1f} µs ({status}) {us / bare_us:6.1f} x bare, {queries} statements",
                         flush=True,
                     )
                     if args.profile:
