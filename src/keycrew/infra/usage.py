@@ -85,13 +85,32 @@ class UsageRecorder:
             for seen in self._seen.values():
                 seen.pending_at = None
                 seen.pending_ips = []
-        if not due:
-            return 0
         written = 0
         for token_id, (at, ips) in due.items():
             if at is not None and self._write(token_id, at, ips):
                 written += 1
+        self._forget_idle()
         return written
+
+    def _forget_idle(self) -> None:
+        """Keep memory to the credentials used lately: one not written for ``used_every`` is due
+        again on its next use anyway, so forgetting it loses nothing but its known IPs (the next
+        write merges them with the stored ones)."""
+        now = self.clock.now()
+        with self._lock:
+            idle = [
+                token_id
+                for token_id, seen in self._seen.items()
+                if seen.pending_at is None
+                and (seen.last_written is None or now - seen.last_written >= self.policy.used_every)
+            ]
+            for token_id in idle:
+                del self._seen[token_id]
+
+    def tracked(self) -> int:
+        """Credentials held in memory (read-only, for tests and the metrics endpoint)."""
+        with self._lock:
+            return len(self._seen)
 
     def _write(self, token_id: int, at: dt.datetime, ips: list[str]) -> bool:
         """One credential's use, in a transaction of its own."""

@@ -13,6 +13,7 @@ from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Invalid
 from keycrew.identity.models import User
+from keycrew.identity.queries import lock_user
 from keycrew.tokens.expiry import rotation_expiry
 from keycrew.tokens.issuing import IssuedToken, issue_token
 from keycrew.tokens.models import PersonalAccessToken
@@ -128,11 +129,14 @@ def rotate(ctx: Ctx, token: PersonalAccessToken, *, expires_at: dt.date | None =
 
     The successor expires on ``expires_at`` or, by default, in 7 days when expiry is required.
     Raises Invalid("Token already revoked") and Invalid for a bad expiry. Concurrent rotations of one
-    token: the revoking UPDATE is conditional, so exactly one of them wins.
+    token: the revoking UPDATE is conditional, so exactly one of them wins. The owner's row is
+    locked first, the order of every use case that changes a user's tokens (and of the usage
+    writer): taking the token's row first would deadlock with them on PostgreSQL.
     """
     if token.revoked:
         raise Invalid("Token already revoked")
     new_expiry = rotation_expiry(ctx, expires_at, had_expiry=token.expires_at is not None)
+    user = lock_user(ctx, owner_of(ctx, token))
     now = ctx.now()
     result = ctx.db.execute(
         update(PersonalAccessToken)
@@ -143,7 +147,6 @@ def rotate(ctx: Ctx, token: PersonalAccessToken, *, expires_at: dt.date | None =
     if cast(CursorResult[Any], result).rowcount != 1:
         raise Invalid("Token already revoked")
     ctx.db.refresh(token)
-    user = owner_of(ctx, token)
     issued = issue_token(
         ctx,
         user,

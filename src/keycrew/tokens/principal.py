@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from keycrew.identity.models import User
 from keycrew.tokens.models import PersonalAccessToken
@@ -66,15 +66,11 @@ class UserSnapshot:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a token value belongs to, as of when it was cached.
-
-    ``rendered`` lets an adapter keep what it renders from this principal (for instance a JSON
-    body per day); a changed token or user is a new Principal, so nothing stale survives.
-    """
+    """Who a token value belongs to, as of when it was cached (a changed token or user is a new
+    Principal, so nothing stale survives)."""
 
     token: TokenSnapshot
     user: UserSnapshot
-    rendered: dict[object, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def depends_on(self) -> tuple[tuple[str, int], ...]:
         return ((TOKEN_ROW, self.token.id), (USER_ROW, self.user.id))
