@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from keycrew.api.entities import JSON
@@ -54,7 +54,10 @@ class Page:
 
 def count_upto(db: Session, query: Select[Any]) -> int | None:
     """The rows ``query`` selects, counted up to COUNT_LIMIT + 1 (None past the limit)."""
-    counted = query.order_by(None).limit(COUNT_LIMIT + 1).subquery()
+    rows = query.order_by(None)
+    if not rows._distinct:  # rows are counted, not columns: read none of them
+        rows = rows.with_only_columns(literal(1), maintain_column_froms=True)
+    counted = rows.limit(COUNT_LIMIT + 1).subquery()
     total = int(db.scalar(select(func.count()).select_from(counted)) or 0)
     return None if total > COUNT_LIMIT else total
 
