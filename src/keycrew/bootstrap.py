@@ -41,6 +41,11 @@ class Runtime:
     auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
     metrics: Metrics = field(default_factory=Metrics)
 
+    def read_session(self) -> Session:
+        """A session for a read: on SQLite its transaction begins DEFERRED (readers never queue
+        behind writers), and, like every session's, only when a statement first needs one."""
+        return self.sessions(bind=self.engine.execution_options(sqlite_begin="DEFERRED"))
+
     def ctx(self, db: Session, actor: Actor) -> Ctx:
         return Ctx(db, actor, self.instance, self.clock)
 

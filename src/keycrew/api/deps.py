@@ -51,9 +51,8 @@ def api_ctx(
 
     def dependency(request: Request, principal: Principal | None = Depends(principal_of)) -> Iterator[Ctx]:
         runtime = runtime_of(request)
-        with runtime.sessions() as db:
-            if request.method in READ_METHODS:
-                db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        reading = request.method in READ_METHODS
+        with runtime.read_session() if reading else runtime.sessions() as db:
             try:
                 ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
                 ctx.actor = request_actor(ctx, request, principal)

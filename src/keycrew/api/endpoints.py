@@ -259,10 +259,8 @@ class ApiEndpoint:
         kwargs: dict[str, Any],
     ) -> Callable[[], Response]:
         def unit() -> Response:
-            with runtime.sessions() as db:
-                if request.method in READ_METHODS:
-                    # Readers on SQLite start DEFERRED so they never queue behind writers.
-                    db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            reading = request.method in READ_METHODS
+            with runtime.read_session() if reading else runtime.sessions() as db:
                 try:
                     ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
                     ctx.actor = request_actor(ctx, request, principal)

@@ -87,6 +87,14 @@ class User(Base):
     def is_blocked(self) -> bool:
         return self.state in (UserState.BLOCKED, UserState.BANNED, UserState.BLOCKED_PENDING_APPROVAL)
 
+    def detached_copy(self) -> User:
+        """A copy of this row's column values, in no session: rendered from a cache, never
+        changed or added to a session."""
+        copy = User()
+        for column in User.__table__.columns:
+            setattr(copy, column.key, getattr(self, column.key))
+        return copy
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r} type={self.user_type} state={self.state}>"
 

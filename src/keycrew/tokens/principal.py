@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keycrew.identity.models import User
 from keycrew.tokens.models import PersonalAccessToken
@@ -58,10 +58,21 @@ class UserSnapshot:
     user_type: int
     admin: bool
     external: bool
+    # Every column of the row as it was loaded, for rendering the user without reading it again.
+    row: User = field(compare=False, repr=False)
 
     @classmethod
     def of(cls, user: User) -> UserSnapshot:
-        return cls(user.id, user.username, user.name, user.state, user.user_type, user.admin, user.external)
+        return cls(
+            user.id,
+            user.username,
+            user.name,
+            user.state,
+            user.user_type,
+            user.admin,
+            user.external,
+            user.detached_copy(),
+        )
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def test_a_stale_copy_of_a_rotated_token_cannot_rotate_it_again(world: World) ->
     """The revoking UPDATE is conditional: a caller holding an out-of-date row loses."""
     old = _token(world)
     rotate(world.as_root(), old)
-    stale = PersonalAccessToken(id=old.id, revoked=False, expires_at=old.expires_at)
+    stale = PersonalAccessToken(id=old.id, user_id=old.user_id, revoked=False, expires_at=old.expires_at)
     with pytest.raises(Invalid, match="Token already revoked"):
         rotate(world.as_root(), stale)
 
