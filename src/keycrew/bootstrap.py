@@ -41,6 +41,13 @@ class Runtime:
     auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
     metrics: Metrics = field(default_factory=Metrics)
 
+    @property
+    def reads_inline(self) -> bool:
+        """Whether reads run on the event loop rather than in the threadpool: on SQLite, whose
+        queries take microseconds and never wait on a lock in WAL mode (a thread hop would cost
+        more than the query). PostgreSQL's round trips stay off the loop."""
+        return self.engine.dialect.name == "sqlite"
+
     def read_session(self) -> Session:
         """A session for a read: on SQLite its transaction begins DEFERRED (readers never queue
         behind writers), and, like every session's, only when a statement first needs one."""

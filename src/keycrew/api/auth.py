@@ -84,7 +84,11 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
     principal = runtime.auth_cache.get(digest)
     outcome = "cache_hit"
     if principal is None:
-        principal = await run_in_threadpool(_load, runtime, digest)
+        principal = (
+            _load(runtime, digest)
+            if runtime.reads_inline
+            else await run_in_threadpool(_load, runtime, digest)
+        )
         if principal is None:
             metrics.auth("unknown")
             raise Unauthenticated()

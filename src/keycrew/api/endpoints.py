@@ -240,7 +240,7 @@ class ApiEndpoint:
             kwargs[plan.request] = request
         if plan.ctx is not None:
             unit = self._unit(runtime, request, plan.ctx[0], principal, kwargs)
-            if request.method in READ_METHODS and runtime.engine.dialect.name == "sqlite":
+            if request.method in READ_METHODS and runtime.reads_inline:
                 response = unit()
             else:
                 response = await run_in_threadpool(unit)
