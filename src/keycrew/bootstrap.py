@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,7 +52,11 @@ class Runtime:
     def read_session(self) -> Session:
         """A session for a read: on SQLite its transaction begins DEFERRED (readers never queue
         behind writers), and, like every session's, only when a statement first needs one."""
-        return self.sessions(bind=self.engine.execution_options(sqlite_begin="DEFERRED"))
+        return self.sessions(bind=self._read_bind)
+
+    @cached_property
+    def _read_bind(self) -> Engine:
+        return self.engine.execution_options(sqlite_begin="DEFERRED")
 
     def ctx(self, db: Session, actor: Actor) -> Ctx:
         return Ctx(db, actor, self.instance, self.clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access.levels import AccessLevel
@@ -32,6 +32,28 @@ def namespace_chain(ns: Namespace) -> list[Namespace]:
     return chain(ns)
 
 
+# The membership queries every access check runs, built once: only their parameters change.
+_LIVE = or_(Member.expires_at.is_(None), Member.expires_at > bindparam("today"))
+_ON_PROJECT = and_(
+    Member.source_type == SourceType.PROJECT.value, Member.source_id == bindparam("project_id")
+)
+_ON_GROUPS = and_(
+    Member.source_type == SourceType.NAMESPACE.value,
+    Member.source_id.in_(bindparam("group_ids", expanding=True)),
+)
+_GROUP_LEVEL = (
+    select(Member.access_level)
+    .where(_ON_GROUPS, Member.user_id == bindparam("user_id"), _LIVE)
+    .order_by(Member.access_level.desc())
+    .limit(1)
+)
+_PROJECT_LEVEL = select(Member.access_level).where(_ON_PROJECT, Member.user_id == bindparam("user_id"), _LIVE)
+_PROJECT_LEVELS = select(
+    func.max(case((_ON_PROJECT, Member.access_level))),
+    func.max(case((_ON_GROUPS, Member.access_level))),
+).where(Member.user_id == bindparam("user_id"), _LIVE, or_(_ON_PROJECT, _ON_GROUPS))
+
+
 def group_level(db: Session, user: UserFacts | None, group: Namespace, today: dt.date) -> int:
     """The highest live membership level of ``user`` on ``group`` or any of its ancestors."""
     if user is None:
@@ -39,17 +61,7 @@ def group_level(db: Session, user: UserFacts | None, group: Namespace, today: dt
     if group.kind == "user":
         return AccessLevel.OWNER if group.owner_id == user.id else AccessLevel.NO_ACCESS
     ids = [ns.id for ns in namespace_chain(group)]
-    level = db.scalar(
-        select(Member.access_level)
-        .where(
-            Member.source_type == SourceType.NAMESPACE.value,
-            Member.source_id.in_(ids),
-            Member.user_id == user.id,
-            live(today),
-        )
-        .order_by(Member.access_level.desc())
-        .limit(1)
-    )
+    level = db.scalar(_GROUP_LEVEL, {"group_ids": ids, "user_id": user.id, "today": today})
     return int(level or AccessLevel.NO_ACCESS)
 
 
@@ -58,22 +70,16 @@ def project_levels(db: Session, user: UserFacts, project: Project, today: dt.dat
     membership, and the highest live membership on its group or the groups above (the holder of a
     personal namespace inherits Owner)."""
     ns = project.namespace
-    on_project = and_(Member.source_type == SourceType.PROJECT.value, Member.source_id == project.id)
     if not ns.is_group:
-        direct = db.scalar(
-            select(Member.access_level).where(on_project, Member.user_id == user.id, live(today))
-        )
+        direct = db.scalar(_PROJECT_LEVEL, {"project_id": project.id, "user_id": user.id, "today": today})
         return int(direct or 0), (AccessLevel.OWNER if ns.owner_id == user.id else AccessLevel.NO_ACCESS)
-    on_groups = and_(
-        Member.source_type == SourceType.NAMESPACE.value,
-        Member.source_id.in_([n.id for n in namespace_chain(ns)]),
-    )
-    direct, inherited = db.execute(
-        select(
-            func.max(case((on_project, Member.access_level))),
-            func.max(case((on_groups, Member.access_level))),
-        ).where(Member.user_id == user.id, live(today), or_(on_project, on_groups))
-    ).one()
+    params = {
+        "project_id": project.id,
+        "group_ids": [n.id for n in namespace_chain(ns)],
+        "user_id": user.id,
+        "today": today,
+    }
+    direct, inherited = db.execute(_PROJECT_LEVELS, params).one()
     return int(direct or 0), int(inherited or 0)
 
 
