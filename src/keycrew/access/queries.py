@@ -139,9 +139,9 @@ def visible_projects(db: Session, actor: Actor, today: dt.date) -> ColumnElement
     if actor.is_admin:
         return true()
     by_visibility = Project.visibility_level.in_(visible_levels(actor))
-    if actor.user is None:
+    if actor.facts is None:
         return by_visibility
-    return or_(by_visibility, projects_reached(db, actor.user.id, today, AccessLevel.GUEST))
+    return or_(by_visibility, projects_reached(db, actor.facts.id, today, AccessLevel.GUEST))
 
 
 def namespace_subtree(ns: Namespace) -> ColumnElement[bool]:

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from keycrew.api.auth import client_ip
-from keycrew.api.endpoints import CtxSpec, PrincipalSpec, caller, principal_only, request_actor
+from keycrew.api.endpoints import CtxSpec, PrincipalSpec, caller, commit, principal_only, request_actor
 from keycrew.api.params import Params, read_params
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
@@ -58,7 +58,7 @@ def api_ctx(
                 ctx.actor = request_actor(ctx, request, principal)
                 request.state.actor = ctx.actor
                 yield ctx
-                db.commit()
+                commit(db)
             except BaseException:
                 db.rollback()
                 raise

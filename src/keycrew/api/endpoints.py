@@ -30,6 +30,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
@@ -268,13 +269,19 @@ class ApiEndpoint:
                     state.actor = ctx.actor
                     kwargs[ctx_name] = ctx
                     response = render(self.function(**kwargs), self.status_code)
-                    db.commit()
+                    commit(db)
                 except BaseException:
                     db.rollback()
                     raise
             return response
 
         return unit
+
+
+def commit(db: Session) -> None:
+    """Commit what the request did; a request that never needed the database has nothing to."""
+    if db.in_transaction() or db.new or db.dirty or db.deleted:
+        db.commit()
 
 
 def request_actor(ctx: Ctx, request: Request, principal: Principal | None) -> Actor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, inspect, select
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, inspect, select
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from keycrew.db.base import Base, UTCDateTime
@@ -70,7 +70,12 @@ class Namespace(Base):
 
 class Project(Base):
     __tablename__ = "projects"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # GitLab's default list orders: the newest or most recently active first, 20 at a time.
+        Index("ix_projects_created_at_id", "created_at", "id"),
+        Index("ix_projects_last_activity_at_id", "last_activity_at", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
