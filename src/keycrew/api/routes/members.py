@@ -17,7 +17,6 @@ from keycrew.api import errors as api_errors
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.members import member as member_entity
-from keycrew.api.pagination import paginate_list
 from keycrew.api.params import path_id
 from keycrew.api.routes.projects import paginate_rows
 from keycrew.context import Ctx
@@ -111,20 +110,18 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
         source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
         source = source_of(ctx, source_id)
-        found = cases.all_members(
+        query = cases.all_members_query(
             ctx,
             source,
             search=params.text("query", blank_is_absent=True),
             user_ids=params.ids("user_ids"),
         )
-        creators = _creators(ctx, found)
-        base, admin = base_url(request), ctx.actor.is_admin
-        return paginate_list(
-            request,
-            params,
-            found,
-            lambda m: member_entity(m, base, creators=creators, show_email=admin, with_source=True),
-        )
+
+        def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
+            found = [Membership(m, u, m.source_type, m.source_id) for m, u in rows]
+            return _render(request, ctx, found, with_source=True)
+
+        return paginate_rows(request, ctx, params, query, render_page, tuples=True)
 
     @router.get(f"{prefix}/all/{{user_id}}", name=f"get_any_{kind}_member")
     def get_any_member(
