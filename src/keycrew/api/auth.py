@@ -36,12 +36,15 @@ def presented_token(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
+    if b"token" not in request.scope.get("query_string", b""):  # parse the query only then
+        return None
     param = request.query_params.get("private_token") or request.query_params.get("access_token")
     return param.strip() if param else None
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    client = request.scope.get("client")
+    return client[0] if client else None
 
 
 def _load(runtime: Runtime, digest: str) -> Principal | None:

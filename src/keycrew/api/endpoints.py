@@ -85,7 +85,9 @@ def check_scopes(
 
 
 def sudo_target(request: Request) -> str | None:
-    value = request.headers.get("sudo") or request.query_params.get("sudo")
+    value = request.headers.get("sudo")
+    if not value and b"sudo" in request.scope.get("query_string", b""):  # parse the query only then
+        value = request.query_params.get("sudo")
     return value.strip() if value else None
 
 
