@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access import queries
@@ -110,14 +110,19 @@ def direct_members_query(
     return _filter(_direct_query(source, ctx.today()), search, user_ids).order_by(Member.id)
 
 
+def _inherited_chain(source: Resource) -> list[ColumnElement[bool]]:
+    """The membership rows of ``source`` and of the groups it inherits from, nearest first."""
+    chain: list[tuple[str, int]] = [(source.source_type.value, source.id)]
+    chain += [(SourceType.NAMESPACE.value, ns.id) for ns in source.inherited_from()]
+    return [and_(Member.source_type == kind, Member.source_id == source_id) for kind, source_id in chain]
+
+
 def all_members_query(
     ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
 ) -> Select[Any]:
     """Direct and inherited memberships, one per user, by user id: the highest level wins (the
     nearest source on a tie). Chosen in SQL, so that a page of a large group reads one page."""
-    chain: list[tuple[str, int]] = [(source.source_type.value, source.id)]
-    chain += [(SourceType.NAMESPACE.value, ns.id) for ns in source.inherited_from()]
-    on = [and_(Member.source_type == kind, Member.source_id == source_id) for kind, source_id in chain]
+    on = _inherited_chain(source)
     nearness = case(*((condition, place) for place, condition in enumerate(on)), else_=len(on))
     best = func.row_number().over(
         partition_by=Member.user_id, order_by=(Member.access_level.desc(), nearness)
@@ -137,6 +142,19 @@ def all_members_query(
         .order_by(User.id)
     )
     return cast("Select[Any]", query)
+
+
+def all_members_counted(
+    ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
+) -> Select[Any]:
+    """As many rows as ``all_members_query`` (one per user), without ranking them: for counting."""
+    query: Any = (
+        select(Member.user_id)
+        .distinct()
+        .join(User, User.id == Member.user_id)
+        .where(or_(*_inherited_chain(source)), live(ctx.today()))
+    )
+    return _filter(cast("Select[Any]", query), search, user_ids)
 
 
 def all_members(

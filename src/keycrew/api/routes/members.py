@@ -110,18 +110,15 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
         source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
         source = source_of(ctx, source_id)
-        query = cases.all_members_query(
-            ctx,
-            source,
-            search=params.text("query", blank_is_absent=True),
-            user_ids=params.ids("user_ids"),
-        )
+        search, user_ids = params.text("query", blank_is_absent=True), params.ids("user_ids")
+        query = cases.all_members_query(ctx, source, search=search, user_ids=user_ids)
+        counted = cases.all_members_counted(ctx, source, search=search, user_ids=user_ids)
 
         def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
             found = [Membership(m, u, m.source_type, m.source_id) for m, u in rows]
             return _render(request, ctx, found, with_source=True)
 
-        return paginate_rows(request, ctx, params, query, render_page, tuples=True)
+        return paginate_rows(request, ctx, params, query, render_page, tuples=True, counted=counted)
 
     @router.get(f"{prefix}/all/{{user_id}}", name=f"get_any_{kind}_member")
     def get_any_member(

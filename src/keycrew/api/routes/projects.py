@@ -37,9 +37,10 @@ def paginate_rows(
     render_page: Callable[[list[Any]], list[Any]],
     *,
     tuples: bool = False,
+    counted: Select[Any] | None = None,
 ) -> Response:
     """Count and slice ``query`` in the database, then render the page's rows in one go."""
-    found = fetch(ctx.db, params, query, tuples=tuples)
+    found = fetch(ctx.db, params, query, tuples=tuples, counted=counted)
     return respond(request, render_page(found.rows), found)
 
 
