@@ -106,6 +106,7 @@ bench: install
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/git.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/soak.py
 
 # Pictures of the web UI for the docs: a throwaway keycrew, a small seeded forge, Chromium.
 screenshots: install system-packages
