@@ -57,7 +57,7 @@ class Actor:
     does not read it.
     """
 
-    __slots__ = ("_load", "_user", "facts", "impersonator", "ip", "scopes", "token_id", "via")
+    __slots__ = ("_cached", "_load", "_user", "facts", "impersonator", "ip", "scopes", "token_id", "via")
 
     def __init__(
         self,
@@ -70,6 +70,7 @@ class Actor:
     ) -> None:
         self._user = user
         self._load: Callable[[], User] | None = None
+        self._cached: User | None = None
         self.facts: UserFacts | None = user
         self.token_id = token_id
         self.ip = ip
@@ -85,14 +86,17 @@ class Actor:
         facts: UserFacts,
         load: Callable[[], User],
         *,
+        cached: User | None = None,
         token_id: int | None,
         ip: str | None,
         scopes: frozenset[str] | None,
     ) -> Actor:
-        """An actor whose row ``load`` reads (and checks) when first needed."""
+        """An actor whose row ``load`` reads (and checks) when first needed; ``cached``, a copy
+        of the row held by a cache, serves ``user_to_render`` meanwhile."""
         actor = cls(None, token_id=token_id, ip=ip, scopes=scopes)
         actor.facts = facts
         actor._load = load
+        actor._cached = cached
         return actor
 
     @property
@@ -101,6 +105,14 @@ class Actor:
             load, self._load = self._load, None
             self._user = load()
         return self._user
+
+    @property
+    def user_to_render(self) -> User | None:
+        """The user for showing only (never to change or add to a session): the row if it was
+        loaded, else the cached copy the actor was made with, else the row, loaded now."""
+        if self._load is not None and self._cached is not None:
+            return self._cached
+        return self.user
 
     @property
     def is_admin(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access.levels import AccessLevel
@@ -22,7 +22,7 @@ from keycrew.namespaces.kinds import SourceType, Visibility
 from keycrew.namespaces.models import Namespace, Project, chain
 
 
-def live(today: dt.date) -> ColumnElement[bool]:
+def live(today: dt.date | BindParameter[dt.date]) -> ColumnElement[bool]:
     """Memberships that still give access today (an expiry date is the first day without it)."""
     return or_(Member.expires_at.is_(None), Member.expires_at > today)
 
@@ -33,7 +33,7 @@ def namespace_chain(ns: Namespace) -> list[Namespace]:
 
 
 # The membership queries every access check runs, built once: only their parameters change.
-_LIVE = or_(Member.expires_at.is_(None), Member.expires_at > bindparam("today"))
+_LIVE = live(bindparam("today"))
 _ON_PROJECT = and_(
     Member.source_type == SourceType.PROJECT.value, Member.source_id == bindparam("project_id")
 )

@@ -16,12 +16,11 @@ from typing import Any
 from fastapi import Depends, Request
 
 from keycrew.api.auth import client_ip
-from keycrew.api.endpoints import CtxSpec, PrincipalSpec, caller, commit, principal_only, request_actor
+from keycrew.api.endpoints import CtxSpec, PrincipalSpec, caller, principal_only, request_ctx
 from keycrew.api.params import Params, read_params
 from keycrew.bootstrap import Runtime
-from keycrew.context import Actor, Ctx
+from keycrew.context import Ctx
 from keycrew.tokens.principal import Principal
-from keycrew.tokens.scopes import READ_METHODS
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -50,18 +49,8 @@ def api_ctx(
         return await caller(request, spec)
 
     def dependency(request: Request, principal: Principal | None = Depends(principal_of)) -> Iterator[Ctx]:
-        runtime = runtime_of(request)
-        reading = request.method in READ_METHODS
-        with runtime.read_session() if reading else runtime.sessions() as db:
-            try:
-                ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
-                ctx.actor = request_actor(ctx, request, principal)
-                request.state.actor = ctx.actor
-                yield ctx
-                commit(db)
-            except BaseException:
-                db.rollback()
-                raise
+        with request_ctx(runtime_of(request), request, principal) as ctx:
+            yield ctx
 
     dependency.keycrew_spec = spec  # type: ignore[attr-defined]
     return Depends(dependency, scope="function")

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,6 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -262,22 +262,27 @@ class ApiEndpoint:
         kwargs: dict[str, Any],
     ) -> Callable[[], Response]:
         def unit() -> Response:
-            reading = request.method in READ_METHODS
-            with runtime.read_session() if reading else runtime.sessions() as db:
-                try:
-                    ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
-                    ctx.actor = request_actor(ctx, request, principal)
-                    state: State = request.state
-                    state.actor = ctx.actor
-                    kwargs[ctx_name] = ctx
-                    response = render(self.function(**kwargs), self.status_code)
-                    commit(db)
-                except BaseException:
-                    db.rollback()
-                    raise
-            return response
+            with request_ctx(runtime, request, principal) as ctx:
+                kwargs[ctx_name] = ctx
+                return render(self.function(**kwargs), self.status_code)
 
         return unit
+
+
+@contextmanager
+def request_ctx(runtime: Runtime, request: Request, principal: Principal | None) -> Iterator[Ctx]:
+    """A request's unit of work: a session (a reader's for GET and HEAD), the actor, and one
+    transaction, committed when the block ends and rolled back if it raises."""
+    reading = request.method in READ_METHODS
+    with runtime.read_session() if reading else runtime.sessions() as db:
+        try:
+            ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
+            ctx.actor = request_actor(ctx, request, principal)
+            yield ctx
+            commit(db)
+        except BaseException:
+            db.rollback()
+            raise
 
 
 def commit(db: Session) -> None:
@@ -305,7 +310,12 @@ def request_actor(ctx: Ctx, request: Request, principal: Principal | None) -> Ac
         return user
 
     actor = Actor.deferred(
-        principal.user, load, token_id=principal.token.id, ip=ip, scopes=frozenset(principal.token.scopes)
+        principal.user,
+        load,
+        cached=principal.user.row,
+        token_id=principal.token.id,
+        ip=ip,
+        scopes=frozenset(principal.token.scopes),
     )
     target = sudo_target(request)
     if target is not None:

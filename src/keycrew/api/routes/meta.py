@@ -12,7 +12,6 @@ from keycrew.api.entities import JSON, base_url
 from keycrew.api.entities.users import user_detail
 from keycrew.context import Ctx
 from keycrew.errors import Unauthenticated
-from keycrew.tokens.principal import UserSnapshot
 
 router = APIRouter()
 
@@ -44,9 +43,7 @@ def metadata(ctx: Ctx = api_ctx()) -> dict[str, Any]:
 
 @router.get("/user")
 def current_user(request: Request, ctx: Ctx = api_ctx(read_user=True)) -> dict[str, Any]:
-    facts = ctx.actor.facts
-    # The token's owner as the principal cache holds it (no query); a Sudo target is a loaded row.
-    user = facts.row if isinstance(facts, UserSnapshot) else ctx.actor.user
+    user = ctx.actor.user_to_render  # as the principal cache holds it: no query
     if user is None:
         raise Unauthenticated()
     return user_detail(user, base_url(request), admin_view=ctx.actor.is_admin)
