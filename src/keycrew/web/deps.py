@@ -240,7 +240,10 @@ def _page(request: Request, *, check_csrf: bool, form: FormData | None) -> Itera
     runtime = runtime_of(request)
     value = request.cookies.get(security.SESSION_COOKIE)
     with runtime.sessions() as db:
-        if request.method in ("GET", "HEAD"):
+        if request.method in ("GET", "HEAD") and not value:
+            # An anonymous page only reads. A signed-in one may move its session's expiry forward
+            # (session_user): on SQLite a reader that turns writer fails if another writer committed
+            # since it began, so it takes the write lock up front (IMMEDIATE, the default).
             db.connection(execution_options={"sqlite_begin": "DEFERRED"})
         try:
             ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request), via="web"))
