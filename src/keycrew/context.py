@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.orm import Session
 
 from keycrew.clock import Clock, SystemClock
+from keycrew.db.reads import Reader, SessionReads
 
 if TYPE_CHECKING:
     from keycrew.identity.models import User
@@ -136,10 +137,19 @@ class Actor:
 
 @dataclass
 class Ctx:
+    """``db``, the session, for what changes something; ``reads`` for rules and read models that
+    only read (``keycrew.db.reads``): the session's own connection unless the request is a read,
+    whose reads run on a connection of their own."""
+
     db: Session
     actor: Actor
     instance: Instance = field(default_factory=Instance)
     clock: Clock = field(default_factory=SystemClock)
+    reads: Reader = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.reads is None:
+            self.reads = SessionReads(self.db)
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -148,4 +158,4 @@ class Ctx:
         return self.clock.now().date()
 
     def as_actor(self, actor: Actor) -> Ctx:
-        return Ctx(self.db, actor, self.instance, self.clock)
+        return Ctx(self.db, actor, self.instance, self.clock, self.reads)

@@ -83,10 +83,10 @@ def create_group(
         if (
             parent is None
             or parent.kind != "group"
-            or not can_read_group(ctx.db, ctx.actor, parent, ctx.today())
+            or not can_read_group(ctx.reads, ctx.actor, parent, ctx.today())
         ):
             raise NotFound("Parent Group")
-        if effective_group_level(ctx.db, ctx.actor, parent, ctx.today()) < AccessLevel.MAINTAINER:
+        if effective_group_level(ctx.reads, ctx.actor, parent, ctx.today()) < AccessLevel.MAINTAINER:
             raise Forbidden()
     elif not (user.can_create_group or ctx.actor.is_admin):
         raise Forbidden()
@@ -161,7 +161,7 @@ def update_group(
     """
     if name is None and path is None and description is None and visibility is None:
         raise MissingParameter(f"{', '.join(UPDATABLE)} are missing, at least one parameter must be provided")
-    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
+    if effective_group_level(ctx.reads, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden()
     parent = group.parent
     errors: dict[str, list[str]] = {}

@@ -69,9 +69,12 @@ def find_project(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> P
     With ``min_level``, an actor who may read but lacks that level gets Forbidden.
     """
     project = get_project(ctx, ref)
-    if project is None or not can_read_project(ctx.db, ctx.actor, project, ctx.today()):
+    if project is None or not can_read_project(ctx.reads, ctx.actor, project, ctx.today()):
         raise NotFound("Project")
-    if min_level is not None and effective_project_level(ctx.db, ctx.actor, project, ctx.today()) < min_level:
+    if (
+        min_level is not None
+        and effective_project_level(ctx.reads, ctx.actor, project, ctx.today()) < min_level
+    ):
         raise Forbidden()
     return project
 
@@ -79,9 +82,9 @@ def find_project(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> P
 def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Namespace:
     """The group ``ref`` names if the actor may read it (NotFound otherwise), Forbidden below min_level."""
     group = get_group(ctx, ref)
-    if group is None or not can_read_group(ctx.db, ctx.actor, group, ctx.today()):
+    if group is None or not can_read_group(ctx.reads, ctx.actor, group, ctx.today()):
         raise NotFound("Group")
-    if min_level is not None and effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < min_level:
+    if min_level is not None and effective_group_level(ctx.reads, ctx.actor, group, ctx.today()) < min_level:
         raise Forbidden()
     return group
 

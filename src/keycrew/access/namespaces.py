@@ -43,6 +43,6 @@ def find_namespace(ctx: Ctx, ref: str | int) -> Namespace:
         raise NotFound("Namespace")
     if ctx.actor.is_admin:
         return ns
-    if group_level(ctx.db, ctx.actor.facts, ns, ctx.today()) < AccessLevel.MINIMAL_ACCESS:
+    if group_level(ctx.reads, ctx.actor.facts, ns, ctx.today()) < AccessLevel.MINIMAL_ACCESS:
         raise NotFound("Namespace")
     return ns

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, case, func, or_, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.context import Actor, UserFacts
+from keycrew.db.reads import Reader
 from keycrew.db.text import escape_like
 from keycrew.identity.types import UserType
 from keycrew.namespaces.kinds import SourceType, Visibility
 from keycrew.namespaces.models import Namespace, Project, chain
+from keycrew.namespaces.views import NamespaceLike, ProjectLike
 
 
 def live(today: dt.date | BindParameter[dt.date]) -> ColumnElement[bool]:
@@ -32,62 +33,71 @@ def namespace_chain(ns: Namespace) -> list[Namespace]:
     return chain(ns)
 
 
-# The membership queries every access check runs, built once: only their parameters change.
+# The membership queries every access check runs, built once: only their parameters change. The
+# groups above a namespace are found by following its parent links in the database (a recursive
+# query), so a check is one statement whatever the depth.
 _LIVE = live(bindparam("today"))
 _ON_PROJECT = and_(
     Member.source_type == SourceType.PROJECT.value, Member.source_id == bindparam("project_id")
 )
-_ON_GROUPS = and_(
+
+
+def _chain_ids() -> Select[tuple[int]]:
+    """The ids of the namespace ``namespace_id`` and of every group above it."""
+    ns = Namespace.__table__
+    chain = (
+        select(ns.c.id, ns.c.parent_id)
+        .where(ns.c.id == bindparam("namespace_id"))
+        .cte("chain", recursive=True)
+    )
+    above = ns.alias("above")
+    chain = chain.union_all(select(above.c.id, above.c.parent_id).where(above.c.id == chain.c.parent_id))
+    return select(chain.c.id)
+
+
+_IN_CHAIN = and_(
     Member.source_type == SourceType.NAMESPACE.value,
-    Member.source_id.in_(bindparam("group_ids", expanding=True)),
+    Member.source_id.in_(_chain_ids().scalar_subquery()),
 )
-_GROUP_LEVEL = (
-    select(Member.access_level)
-    .where(_ON_GROUPS, Member.user_id == bindparam("user_id"), _LIVE)
-    .order_by(Member.access_level.desc())
-    .limit(1)
+_GROUP_LEVEL = select(func.max(Member.access_level)).where(
+    _IN_CHAIN, Member.user_id == bindparam("user_id"), _LIVE
 )
 _PROJECT_LEVEL = select(Member.access_level).where(_ON_PROJECT, Member.user_id == bindparam("user_id"), _LIVE)
 _PROJECT_LEVELS = select(
     func.max(case((_ON_PROJECT, Member.access_level))),
-    func.max(case((_ON_GROUPS, Member.access_level))),
-).where(Member.user_id == bindparam("user_id"), _LIVE, or_(_ON_PROJECT, _ON_GROUPS))
+    func.max(case((Member.source_type == SourceType.NAMESPACE.value, Member.access_level))),
+).where(Member.user_id == bindparam("user_id"), _LIVE, or_(_ON_PROJECT, _IN_CHAIN))
 
 
-def group_level(db: Session, user: UserFacts | None, group: Namespace, today: dt.date) -> int:
+def group_level(reads: Reader, user: UserFacts | None, group: NamespaceLike, today: dt.date) -> int:
     """The highest live membership level of ``user`` on ``group`` or any of its ancestors."""
     if user is None:
         return AccessLevel.NO_ACCESS
-    if group.kind == "user":
+    if not group.is_group:
         return AccessLevel.OWNER if group.owner_id == user.id else AccessLevel.NO_ACCESS
-    ids = [ns.id for ns in namespace_chain(group)]
-    level = db.scalar(_GROUP_LEVEL, {"group_ids": ids, "user_id": user.id, "today": today})
+    level = reads.scalar(_GROUP_LEVEL, {"namespace_id": group.id, "user_id": user.id, "today": today})
     return int(level or AccessLevel.NO_ACCESS)
 
 
-def project_levels(db: Session, user: UserFacts, project: Project, today: dt.date) -> tuple[int, int]:
+def project_levels(reads: Reader, user: UserFacts, project: ProjectLike, today: dt.date) -> tuple[int, int]:
     """(direct, inherited) levels of ``user`` on ``project``, in one query: the live project
     membership, and the highest live membership on its group or the groups above (the holder of a
     personal namespace inherits Owner)."""
     ns = project.namespace
     if not ns.is_group:
-        direct = db.scalar(_PROJECT_LEVEL, {"project_id": project.id, "user_id": user.id, "today": today})
+        direct = reads.scalar(_PROJECT_LEVEL, {"project_id": project.id, "user_id": user.id, "today": today})
         return int(direct or 0), (AccessLevel.OWNER if ns.owner_id == user.id else AccessLevel.NO_ACCESS)
-    params = {
-        "project_id": project.id,
-        "group_ids": [n.id for n in namespace_chain(ns)],
-        "user_id": user.id,
-        "today": today,
-    }
-    direct, inherited = db.execute(_PROJECT_LEVELS, params).one()
+    params = {"project_id": project.id, "namespace_id": ns.id, "user_id": user.id, "today": today}
+    row = reads.first(_PROJECT_LEVELS, params)
+    direct, inherited = row if row is not None else (None, None)
     return int(direct or 0), int(inherited or 0)
 
 
-def project_level(db: Session, user: UserFacts | None, project: Project, today: dt.date) -> int:
+def project_level(reads: Reader, user: UserFacts | None, project: ProjectLike, today: dt.date) -> int:
     """Highest of the direct membership and every ancestor group's (personal owner: Owner)."""
     if user is None:
         return AccessLevel.NO_ACCESS
-    return max(project_levels(db, user, project, today))
+    return max(project_levels(reads, user, project, today))
 
 
 def sees_internal(user: UserFacts | None) -> bool:
@@ -112,51 +122,60 @@ def _can_see_visibility(actor: Actor, visibility_level: int) -> bool:
     return visibility_level in visible_levels(actor)
 
 
-def can_read_project(db: Session, actor: Actor, project: Project, today: dt.date) -> bool:
+def can_read_project(reads: Reader, actor: Actor, project: ProjectLike, today: dt.date) -> bool:
     if actor.is_admin or _can_see_visibility(actor, project.visibility_level):
         return True
-    return project_level(db, actor.facts, project, today) >= AccessLevel.GUEST
+    return project_level(reads, actor.facts, project, today) >= AccessLevel.GUEST
 
 
-def can_read_group(db: Session, actor: Actor, group: Namespace, today: dt.date) -> bool:
+def can_read_group(reads: Reader, actor: Actor, group: NamespaceLike, today: dt.date) -> bool:
     if actor.is_admin or _can_see_visibility(actor, group.visibility_level):
         return True
-    if group_level(db, actor.facts, group, today) >= AccessLevel.MINIMAL_ACCESS:
+    if group_level(reads, actor.facts, group, today) >= AccessLevel.MINIMAL_ACCESS:
         return True
     # A member of a project or subgroup inside a private group may see the group itself.
-    return actor.facts is not None and _has_descendant_membership(db, actor.facts, group, today)
+    return actor.facts is not None and _has_descendant_membership(reads, actor.facts, group, today)
 
 
-def _has_descendant_membership(db: Session, user: UserFacts, group: Namespace, today: dt.date) -> bool:
-    like = escape_like(group.full_path) + "/%"
-    in_group = db.scalar(
-        select(Member.id)
-        .join(
-            Namespace,
-            (Member.source_id == Namespace.id) & (Member.source_type == SourceType.NAMESPACE.value),
-        )
-        .where(Member.user_id == user.id, live(today), Namespace.full_path.like(like, escape="\\"))
-        .limit(1)
+_MEMBER_OF_GROUP_BELOW = (
+    select(Member.id)
+    .join(
+        Namespace,
+        (Member.source_id == Namespace.id) & (Member.source_type == SourceType.NAMESPACE.value),
     )
-    if in_group is not None:
-        return True
-    in_project = db.scalar(
-        select(Member.id)
-        .join(Project, (Member.source_id == Project.id) & (Member.source_type == SourceType.PROJECT.value))
-        .where(Member.user_id == user.id, live(today), Project.full_path.like(like, escape="\\"))
-        .limit(1)
+    .where(
+        Member.user_id == bindparam("user_id"),
+        _LIVE,
+        Namespace.full_path.like(bindparam("like"), escape="\\"),
     )
-    return in_project is not None
+    .limit(1)
+)
+_MEMBER_OF_PROJECT_BELOW = (
+    select(Member.id)
+    .join(Project, (Member.source_id == Project.id) & (Member.source_type == SourceType.PROJECT.value))
+    .where(
+        Member.user_id == bindparam("user_id"), _LIVE, Project.full_path.like(bindparam("like"), escape="\\")
+    )
+    .limit(1)
+)
 
 
-def effective_project_level(db: Session, actor: Actor, project: Project, today: dt.date) -> int:
+def _has_descendant_membership(reads: Reader, user: UserFacts, group: NamespaceLike, today: dt.date) -> bool:
+    params = {"user_id": user.id, "today": today, "like": escape_like(group.full_path) + "/%"}
+    return (
+        reads.scalar(_MEMBER_OF_GROUP_BELOW, params) is not None
+        or reads.scalar(_MEMBER_OF_PROJECT_BELOW, params) is not None
+    )
+
+
+def effective_project_level(reads: Reader, actor: Actor, project: ProjectLike, today: dt.date) -> int:
     """The actor's level for administration checks; admins count as Owners."""
     if actor.is_admin:
         return AccessLevel.OWNER
-    return project_level(db, actor.facts, project, today)
+    return project_level(reads, actor.facts, project, today)
 
 
-def effective_group_level(db: Session, actor: Actor, group: Namespace, today: dt.date) -> int:
+def effective_group_level(reads: Reader, actor: Actor, group: NamespaceLike, today: dt.date) -> int:
     if actor.is_admin:
         return AccessLevel.OWNER
-    return group_level(db, actor.facts, group, today)
+    return group_level(reads, actor.facts, group, today)

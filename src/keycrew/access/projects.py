@@ -99,5 +99,5 @@ def project_access(ctx: Ctx, project: Project) -> tuple[int | None, int | None]:
     user = ctx.actor.facts
     if user is None:
         return None, None
-    direct, inherited = project_levels(ctx.db, user, project, ctx.today())
+    direct, inherited = project_levels(ctx.reads, user, project, ctx.today())
     return (direct or None), (inherited if project.namespace.is_group and inherited else None)

@@ -76,8 +76,8 @@ class Resource:
     def level_of(self, ctx: Ctx) -> int:
         """The actor's effective level here (admins count as Owners)."""
         if isinstance(self.obj, Project):
-            return effective_project_level(ctx.db, ctx.actor, self.obj, ctx.today())
-        return effective_group_level(ctx.db, ctx.actor, self.obj, ctx.today())
+            return effective_project_level(ctx.reads, ctx.actor, self.obj, ctx.today())
+        return effective_group_level(ctx.reads, ctx.actor, self.obj, ctx.today())
 
     def inherited_from(self) -> list[Namespace]:
         """The groups whose members inherit into this resource, nearest first."""

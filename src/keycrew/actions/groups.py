@@ -15,6 +15,6 @@ def delete_group(ctx: Ctx, group: Namespace) -> None:
 
     Issues and notes go with their projects (foreign-key cascade). Raises Forbidden.
     """
-    if effective_group_level(ctx.db, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
+    if effective_group_level(ctx.reads, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden()
     purge_group(ctx, group)

@@ -41,9 +41,9 @@ def _target_namespace(ctx: Ctx, creator: User, namespace_id: int | None) -> Name
         if found.owner_id != creator.id and not ctx.actor.is_admin:
             raise NotFound("Namespace")
         return found
-    if not can_read_group(ctx.db, ctx.actor, found, ctx.today()):
+    if not can_read_group(ctx.reads, ctx.actor, found, ctx.today()):
         raise NotFound("Namespace")
-    if effective_group_level(ctx.db, ctx.actor, found, ctx.today()) < AccessLevel.DEVELOPER:
+    if effective_group_level(ctx.reads, ctx.actor, found, ctx.today()) < AccessLevel.DEVELOPER:
         raise Forbidden()
     return found
 
@@ -176,7 +176,7 @@ def _create_repository(ctx: Ctx, project: Project, creator: User, initialize_wit
 def _add_creator_membership(ctx: Ctx, project: Project, namespace: Namespace, creator: User) -> None:
     if namespace.kind == "user":
         member_id, level = namespace.owner_id, AccessLevel.OWNER
-    elif creator.admin or group_level(ctx.db, creator, namespace, ctx.today()) >= AccessLevel.MAINTAINER:
+    elif creator.admin or group_level(ctx.reads, creator, namespace, ctx.today()) >= AccessLevel.MAINTAINER:
         return
     else:
         member_id, level = creator.id, AccessLevel.MAINTAINER
@@ -218,7 +218,7 @@ def update_project(
         raise MissingParameter(
             f"{', '.join(PROJECT_UPDATABLE)} are missing, at least one parameter must be provided"
         )
-    level = effective_project_level(ctx.db, ctx.actor, project, ctx.today())
+    level = effective_project_level(ctx.reads, ctx.actor, project, ctx.today())
     if level < Resource(project).admin_level:
         raise Forbidden()
     namespace = project.namespace
@@ -299,7 +299,7 @@ def delete_project(ctx: Ctx, project: Project) -> None:
 
     Raises Forbidden.
     """
-    if effective_project_level(ctx.db, ctx.actor, project, ctx.today()) < AccessLevel.OWNER:
+    if effective_project_level(ctx.reads, ctx.actor, project, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden()
     record(
         ctx,

@@ -43,6 +43,7 @@ from keycrew.api.auth import client_ip, resolve_principal
 from keycrew.api.params import read_params
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
+from keycrew.db.reads import PoolReads
 from keycrew.errors import Forbidden, InsufficientScope, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
@@ -272,17 +273,23 @@ class ApiEndpoint:
 @contextmanager
 def request_ctx(runtime: Runtime, request: Request, principal: Principal | None) -> Iterator[Ctx]:
     """A request's unit of work: a session (a reader's for GET and HEAD), the actor, and one
-    transaction, committed when the block ends and rolled back if it raises."""
+    transaction, committed when the block ends and rolled back if it raises. A GET or HEAD reads
+    through ``PoolReads``, on a read-only connection of its own, checked out when first needed."""
     reading = request.method in READ_METHODS
-    with runtime.read_session() if reading else runtime.sessions() as db:
-        try:
-            ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)))
-            ctx.actor = request_actor(ctx, request, principal)
-            yield ctx
-            commit(db)
-        except BaseException:
-            db.rollback()
-            raise
+    reads = PoolReads(runtime.engine) if reading else None
+    try:
+        with runtime.read_session() if reading else runtime.sessions() as db:
+            try:
+                ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)), reads)
+                ctx.actor = request_actor(ctx, request, principal)
+                yield ctx
+                commit(db)
+            except BaseException:
+                db.rollback()
+                raise
+    finally:
+        if reads is not None:
+            reads.close()
 
 
 def commit(db: Session) -> None:

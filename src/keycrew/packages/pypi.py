@@ -89,7 +89,9 @@ def authorized_project(ctx: Ctx, credential: Credential, ref: str | int, ability
     """
     project = get_project(ctx, ref)
     decision = (
-        Decision.NOT_FOUND if project is None else decide(ctx.db, credential, project, ability, ctx.today())
+        Decision.NOT_FOUND
+        if project is None
+        else decide(ctx.reads, credential, project, ability, ctx.today())
     )
     if decision is Decision.ALLOWED and project is not None:
         return project

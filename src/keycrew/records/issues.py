@@ -50,7 +50,7 @@ def _entity(project: Project) -> Entity:
 
 
 def _level(ctx: Ctx, project: Project) -> int:
-    return effective_project_level(ctx.db, ctx.actor, project, ctx.today())
+    return effective_project_level(ctx.reads, ctx.actor, project, ctx.today())
 
 
 def can_triage(ctx: Ctx, project: Project) -> bool:

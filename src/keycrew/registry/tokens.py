@@ -20,6 +20,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from keycrew.db.reads import SessionReads
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Project, Route
 from keycrew.tokens.abilities import Decision, decide, scope_allows
@@ -119,6 +120,7 @@ def authorize(
     """The ``access`` claim: per requested resource, the requested actions that are allowed."""
     repositories = [r.name for r in requests if r.type == "repository" and valid_repository_name(r.name)]
     projects = _projects_for(db, repositories)
+    reads = SessionReads(db)
     access: list[AccessEntry] = []
     for request in requests:
         if request.type == "repository":
@@ -131,7 +133,7 @@ def authorize(
                     if ability is None:
                         continue
                     if ability not in decisions:
-                        decisions[ability] = decide(db, credential, project, ability, today)
+                        decisions[ability] = decide(reads, credential, project, ability, today)
                     if decisions[ability] is Decision.ALLOWED:
                         granted.append(action)
         elif request.type == "registry":

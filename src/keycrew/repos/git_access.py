@@ -131,14 +131,14 @@ def authorize_git(
         # Without credentials git is asked for some (the project may exist for someone); with
         # them, 404, as for a project the caller may not see.
         raise Unauthenticated(ACCESS_DENIED) if credential.is_anonymous else NotFound("Project")
-    decision = decide(ctx.db, credential, project, service.ability, ctx.today())
+    decision = decide(ctx.reads, credential, project, service.ability, ctx.today())
     _refuse(credential, project, service, decision)
     may_push_protected = False
     if service is GitService.RECEIVE_PACK and credential.user is not None:
         level = (
             AccessLevel.OWNER
             if credential.user.admin
-            else project_level(ctx.db, credential.user, project, ctx.today())
+            else project_level(ctx.reads, credential.user, project, ctx.today())
         )
         may_push_protected = level >= AccessLevel.MAINTAINER
     use_due = None

@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from enum import Enum
 
-from sqlalchemy.orm import Session
-
 from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import project_level, sees_internal
+from keycrew.db.reads import Reader
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.tokens.basic import Credential
@@ -58,7 +57,7 @@ def scope_allows(credential: Credential, ability: Ability) -> bool:
 
 
 def decide(
-    db: Session, credential: Credential, project: Project, ability: Ability, today: dt.date
+    reads: Reader, credential: Credential, project: Project, ability: Ability, today: dt.date
 ) -> Decision:
     """May ``credential`` do ``ability`` on ``project``? (see Decision for what each answer means)."""
     public = project.visibility_level >= Visibility.PUBLIC.level
@@ -75,7 +74,7 @@ def decide(
         if public and ability in READS:
             return Decision.ALLOWED
         return Decision.UNAUTHENTICATED
-    level = AccessLevel.OWNER if user.admin else project_level(db, user, project, today)
+    level = AccessLevel.OWNER if user.admin else project_level(reads, user, project, today)
     # The same line as the API's visibility rules (policy.sees_internal): external users and
     # project bots see internal projects only where they are members.
     by_visibility = public or (internal and sees_internal(user))

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from keycrew.access.levels import AccessLevel
+from keycrew.db.reads import SessionReads
 from keycrew.identity.models import User
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Project
@@ -30,7 +31,7 @@ WRITES = [a for a in Ability if a not in READS]
 
 
 def _decide(world: World, credential: Credential, project: Project, ability: Ability) -> Decision:
-    return decide(world.db, credential, project, ability, world.today())
+    return decide(SessionReads(world.db), credential, project, ability, world.today())
 
 
 def _password(user: User) -> Credential:

@@ -73,14 +73,14 @@ def list_group_events(
     group_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
     group = find_group(ctx, group_id)
-    level = effective_group_level(ctx.db, ctx.actor, group, ctx.today())
+    level = effective_group_level(ctx.reads, ctx.actor, group, ctx.today())
     return _page(request, ctx, params, queries.group_events(ctx, group.id, level, _dates(params)))
 
 
 @router.get("/groups/{group_id}/audit_events/{event_id}")
 def get_group_event(group_id: str, event_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
     group = find_group(ctx, group_id)
-    level = effective_group_level(ctx.db, ctx.actor, group, ctx.today())
+    level = effective_group_level(ctx.reads, ctx.actor, group, ctx.today())
     return _render(ctx, queries.group_event(ctx, group.id, level, _event_id(event_id)))
 
 
@@ -89,12 +89,12 @@ def list_project_events(
     project_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
     project = find_project(ctx, project_id)
-    level = effective_project_level(ctx.db, ctx.actor, project, ctx.today())
+    level = effective_project_level(ctx.reads, ctx.actor, project, ctx.today())
     return _page(request, ctx, params, queries.project_events(ctx, project.id, level, _dates(params)))
 
 
 @router.get("/projects/{project_id}/audit_events/{event_id}")
 def get_project_event(project_id: str, event_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
     project = find_project(ctx, project_id)
-    level = effective_project_level(ctx.db, ctx.actor, project, ctx.today())
+    level = effective_project_level(ctx.reads, ctx.actor, project, ctx.today())
     return _render(ctx, queries.project_event(ctx, project.id, level, _event_id(event_id)))

@@ -28,6 +28,6 @@ def dashboard(search: str | None = None, page: Page = page_dep()) -> Response:
         "dashboard.html",
         title="Dashboard",
         search=term or "",
-        groups=[(g, effective_group_level(ctx.db, ctx.actor, g, today)) for g in groups],
-        projects=[(p, effective_project_level(ctx.db, ctx.actor, p, today)) for p in projects],
+        groups=[(g, effective_group_level(ctx.reads, ctx.actor, g, today)) for g in groups],
+        projects=[(p, effective_project_level(ctx.reads, ctx.actor, p, today)) for p in projects],
     )

@@ -53,7 +53,7 @@ def group_overview(full_path: str, page: Page = page_dep()) -> Response:
         title=group.full_name,
         group=group,
         visibility=Visibility.from_level(group.visibility_level).value,
-        level=effective_group_level(ctx.db, ctx.actor, group, ctx.today()),
+        level=effective_group_level(ctx.reads, ctx.actor, group, ctx.today()),
         subgroups=list(ctx.db.scalars(groups_query(ctx, parent=group))),
         projects=list(ctx.db.scalars(projects_query(ctx, namespace=group, order_by="name", sort="asc"))),
     )
@@ -69,6 +69,6 @@ def project_overview(full_path: str, page: Page = page_dep()) -> Response:
         title=project.name,
         project=project,
         visibility=Visibility.from_level(project.visibility_level).value,
-        level=effective_project_level(ctx.db, ctx.actor, project, ctx.today()),
+        level=effective_project_level(ctx.reads, ctx.actor, project, ctx.today()),
         http_url=f"{ctx.instance.external_url}/{project.full_path}.git",
     )

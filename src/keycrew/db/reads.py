@@ -1,0 +1,249 @@
+"""Reads that skip the ORM: prebuilt Core statements run straight on the driver.
+
+A request that only reads pays most of its time in SQLAlchemy's execution machinery, not in the
+database: loading a project through the ORM costs some 40 times the query itself (see
+docs/benchmarks.md). A ``Reads`` runs a statement built once at import time (a ``select`` of
+columns with ``bindparam`` placeholders) on a DBAPI connection: the statement is compiled once per
+dialect, its parameters are put in the driver's order through the types' own bind processors, and
+the columns come back through the types' own result processors (datetimes, booleans), as rows with
+attribute access. The SQL is SQLAlchemy's, so it is the same on SQLite and PostgreSQL; psycopg
+prepares a statement on the server once it has run a few times.
+
+Two kinds:
+
+- ``PoolReads``: its own pooled connection and a read transaction of its own (DEFERRED on
+  SQLite), begun at the first statement and ended when the request's unit of work ends. For GET
+  and HEAD requests, which write nothing.
+- ``SessionReads``: the session's connection and transaction, after a flush, so a use case that
+  writes sees its own changes. For everything else (writes, the CLI, tests).
+
+Statements run here are reported to the engine's ``before_cursor_execute`` listeners, so metrics
+and query-count tests see them like any other.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+Params = Mapping[str, Any]
+Processor = Callable[[Any], Any] | None
+
+
+class Compiled:
+    """One statement compiled for one dialect: its SQL, its parameter order and processors."""
+
+    __slots__ = (
+        "_shapes",
+        "binds",
+        "compiled",
+        "defaults",
+        "expanding",
+        "expanding_names",
+        "names",
+        "positional",
+        "results",
+        "row",
+        "sql",
+    )
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.compiled = compiled
+        self.positional = bool(compiled.positional)
+        # Expanding (IN lists) and post-compile (rendered) parameters change the SQL per call.
+        self.expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
+        self.expanding_names = tuple(compiled.bind_names[b] for b in compiled.post_compile_params)
+        if compiled.literal_execute_params:
+            raise ValueError("a statement read here binds its values; no literal_execute parameters")
+        self._shapes: dict[tuple[int, ...], tuple[str, tuple[str, ...], dict[str, list[str]]]] = {}
+        self.sql = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Values built into the statement (a LIMIT, a literal compared with a column).
+        self.defaults = {key: value for key, value in compiled.params.items() if value is not None}
+        self.binds: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            process = bind.type._cached_bind_processor(dialect)
+            if process is not None:
+                self.binds[name] = process
+        columns = list(statement.selected_columns)
+        self.results: list[Processor] = [
+            column.type._cached_result_processor(dialect, None) for column in columns
+        ]
+        self.row: Any = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
+
+    def arguments(self, params: Params) -> tuple[str, Any]:
+        """The SQL and the driver's arguments for ``params``."""
+        sql, names = self.sql, self.names
+        merged = {**self.defaults, **params} if params else self.defaults
+        if self.expanding:
+            sql, names, merged = self._expand(merged)
+        binds = self.binds
+        if binds:
+            merged = {key: (binds[key](v) if key in binds else v) for key, v in merged.items()}
+        if self.positional:
+            return sql, tuple(merged[name] for name in names)
+        return sql, merged
+
+    def _expand(self, params: dict[str, Any]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        """An IN list's SQL has one placeholder per item: compiled once per list length."""
+        lengths = tuple(len(params[name]) for name in self.expanding_names)
+        shape = self._shapes.get(lengths)
+        if shape is None:
+            state = self.compiled.construct_expanded_state(params, escape_names=False)
+            shape = (state.statement, tuple(state.positiontup or ()), dict(state.parameter_expansion))
+            self._shapes[lengths] = shape
+        sql, names, expansion = shape
+        values = {key: value for key, value in params.items() if key not in expansion}
+        for name, expanded in expansion.items():
+            for key, value in zip(expanded, params[name], strict=True):
+                values[key] = value
+                if name in self.binds:
+                    self.binds.setdefault(key, self.binds[name])
+        return sql, names, values
+
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
+        processors = self.results
+        make = self.row._make
+        if not any(processors):
+            return [make(r) for r in raw]
+        return [
+            make([v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True)])
+            for r in raw
+        ]
+
+
+class Statements:
+    """Compiled statements of one dialect, keyed by the statement object (built once per module)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._compiled: dict[int, tuple[Select[Any], Compiled]] = {}
+
+    def __getitem__(self, statement: Select[Any]) -> Compiled:
+        found = self._compiled.get(id(statement))
+        if found is not None and found[0] is statement:
+            return found[1]
+        compiled = Compiled(statement, self.dialect)
+        # The statement is kept with its compiled form, so its id is never reused for another.
+        self._compiled[id(statement)] = (statement, compiled)
+        return compiled
+
+
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def statements_for(dialect: Dialect) -> Statements:
+    found = _STATEMENTS.get(dialect.name)
+    if found is None:
+        found = _STATEMENTS[dialect.name] = Statements(dialect)
+    return found
+
+
+class Reader(Protocol):
+    """What read models and access rules read through: a ``PoolReads`` or a ``SessionReads``."""
+
+    def rows(self, statement: Select[Any], params: Params | None = None) -> list[Any]: ...
+
+    def first(self, statement: Select[Any], params: Params | None = None) -> Any | None: ...
+
+    def scalar(self, statement: Select[Any], params: Params | None = None) -> Any: ...
+
+    def scalars(self, statement: Select[Any], params: Params | None = None) -> list[Any]: ...
+
+
+class _Reads:
+    _engine: Engine
+    _statements: Statements
+
+    def _cursor(self) -> Any:
+        raise NotImplementedError
+
+    def rows(self, statement: Select[Any], params: Params | None = None) -> list[Any]:
+        cursor = self._cursor()
+        compiled = self._statements[statement]
+        sql, arguments = compiled.arguments(params or {})
+        dispatch = self._engine.dispatch.before_cursor_execute
+        if dispatch:
+            dispatch(None, cursor, sql, arguments, None, False)
+        try:
+            cursor.execute(sql, arguments)
+            raw = cursor.fetchall()
+        finally:
+            cursor.close()
+        return compiled.rows(raw)
+
+    def first(self, statement: Select[Any], params: Params | None = None) -> Any | None:
+        found = self.rows(statement, params)
+        return found[0] if found else None
+
+    def scalar(self, statement: Select[Any], params: Params | None = None) -> Any:
+        found = self.rows(statement, params)
+        return found[0][0] if found else None
+
+    def scalars(self, statement: Select[Any], params: Params | None = None) -> list[Any]:
+        return [row[0] for row in self.rows(statement, params)]
+
+
+class PoolReads(_Reads):
+    """A read-only unit of work on a connection of its own, checked out at the first statement."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._statements = statements_for(engine.dialect)
+        self._pooled: Any = None
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    def _cursor(self) -> Any:
+        if self._pooled is None:
+            pooled = self._engine.raw_connection()
+            try:
+                driver: Any = pooled.dbapi_connection
+                if self._sqlite:
+                    # One snapshot for the request's reads; DEFERRED never waits on a writer.
+                    driver.execute("BEGIN DEFERRED")
+                else:
+                    # PostgreSQL's READ COMMITTED gives each statement its own snapshot anyway:
+                    # without a transaction a read costs one round trip, not three.
+                    driver.autocommit = True
+            except BaseException:
+                pooled.close()
+                raise
+            self._pooled = pooled
+        return self._pooled.cursor()
+
+    def close(self) -> None:
+        """End the read transaction and give the connection back (nothing was written)."""
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None:
+            try:
+                if self._sqlite:
+                    pooled.rollback()
+                else:
+                    driver: Any = pooled.dbapi_connection
+                    driver.autocommit = False
+            finally:
+                pooled.close()
+
+
+class SessionReads(_Reads):
+    """Reads on a session's own connection and transaction, after its pending changes are flushed."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _cursor(self) -> Any:
+        session = self._session
+        if session.new or session.dirty or session.deleted:
+            session.flush()
+        connection = session.connection()
+        self._engine = connection.engine
+        self._statements = statements_for(self._engine.dialect)
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        return dbapi.cursor()
