@@ -14,9 +14,10 @@ from keycrew.access.policy import (
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import Forbidden, NotFound
-from keycrew.namespaces import paths
+from keycrew.namespaces import paths, views
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import ProjectView
 
 
 def _ref(ref: str | int) -> tuple[int | None, str | None]:
@@ -79,6 +80,15 @@ def find_project(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> P
     return project
 
 
+def read_project(ctx: Ctx, ref: str | int) -> ProjectView:
+    """``find_project`` for a read: the project as column values (NotFound as there)."""
+    project_id, path = _ref(ref)
+    project = views.read_project(ctx.reads, project_id, path)
+    if project is None or not can_read_project(ctx.reads, ctx.actor, project, ctx.today()):
+        raise NotFound("Project")
+    return project
+
+
 def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Namespace:
     """The group ``ref`` names if the actor may read it (NotFound otherwise), Forbidden below min_level."""
     group = get_group(ctx, ref)
@@ -89,4 +99,12 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
     return group
 
 
-__all__ = ["AccessLevel", "find_group", "find_project", "get_group", "get_namespace", "get_project"]
+__all__ = [
+    "AccessLevel",
+    "find_group",
+    "find_project",
+    "get_group",
+    "get_namespace",
+    "get_project",
+    "read_project",
+]

@@ -15,7 +15,7 @@ from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, ca
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.context import Actor, UserFacts
-from keycrew.db.reads import Reader
+from keycrew.db.reads import Reader, prepared
 from keycrew.db.text import escape_like
 from keycrew.identity.types import UserType
 from keycrew.namespaces.kinds import SourceType, Visibility
@@ -59,14 +59,18 @@ _IN_CHAIN = and_(
     Member.source_type == SourceType.NAMESPACE.value,
     Member.source_id.in_(_chain_ids().scalar_subquery()),
 )
-_GROUP_LEVEL = select(func.max(Member.access_level)).where(
-    _IN_CHAIN, Member.user_id == bindparam("user_id"), _LIVE
+_GROUP_LEVEL = prepared(
+    select(func.max(Member.access_level)).where(_IN_CHAIN, Member.user_id == bindparam("user_id"), _LIVE)
 )
-_PROJECT_LEVEL = select(Member.access_level).where(_ON_PROJECT, Member.user_id == bindparam("user_id"), _LIVE)
-_PROJECT_LEVELS = select(
-    func.max(case((_ON_PROJECT, Member.access_level))),
-    func.max(case((Member.source_type == SourceType.NAMESPACE.value, Member.access_level))),
-).where(Member.user_id == bindparam("user_id"), _LIVE, or_(_ON_PROJECT, _IN_CHAIN))
+_PROJECT_LEVEL = prepared(
+    select(Member.access_level).where(_ON_PROJECT, Member.user_id == bindparam("user_id"), _LIVE)
+)
+_PROJECT_LEVELS = prepared(
+    select(
+        func.max(case((_ON_PROJECT, Member.access_level))),
+        func.max(case((Member.source_type == SourceType.NAMESPACE.value, Member.access_level))),
+    ).where(Member.user_id == bindparam("user_id"), _LIVE, or_(_ON_PROJECT, _IN_CHAIN))
+)
 
 
 def group_level(reads: Reader, user: UserFacts | None, group: NamespaceLike, today: dt.date) -> int:
@@ -137,7 +141,7 @@ def can_read_group(reads: Reader, actor: Actor, group: NamespaceLike, today: dt.
     return actor.facts is not None and _has_descendant_membership(reads, actor.facts, group, today)
 
 
-_MEMBER_OF_GROUP_BELOW = (
+_MEMBER_OF_GROUP_BELOW = prepared(
     select(Member.id)
     .join(
         Namespace,
@@ -150,7 +154,7 @@ _MEMBER_OF_GROUP_BELOW = (
     )
     .limit(1)
 )
-_MEMBER_OF_PROJECT_BELOW = (
+_MEMBER_OF_PROJECT_BELOW = prepared(
     select(Member.id)
     .join(Project, (Member.source_id == Project.id) & (Member.source_type == SourceType.PROJECT.value))
     .where(

@@ -15,6 +15,7 @@ from keycrew.db.text import contains
 from keycrew.errors import NotFound
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import ProjectLike
 
 PROJECT_ORDERS = ("id", "name", "path", "created_at", "updated_at", "last_activity_at", "similarity")
 
@@ -94,7 +95,7 @@ def projects_query(
     )
 
 
-def project_access(ctx: Ctx, project: Project) -> tuple[int | None, int | None]:
+def project_access(ctx: Ctx, project: ProjectLike) -> tuple[int | None, int | None]:
     """(direct project level, inherited group level) of the actor, as GitLab's ``permissions``."""
     user = ctx.actor.facts
     if user is None:

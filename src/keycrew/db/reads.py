@@ -23,9 +23,10 @@ and query-count tests see them like any other.
 
 from __future__ import annotations
 
-from collections import namedtuple
+import threading
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Dialect
@@ -52,8 +53,8 @@ class Compiled:
         "sql",
     )
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Select[Any], dialect: Dialect, cache_key: Any = None) -> None:
+        compiled = statement.compile(dialect=dialect, cache_key=cache_key)
         self.compiled = compiled
         self.positional = bool(compiled.positional)
         # Expanding (IN lists) and post-compile (rendered) parameters change the SQL per call.
@@ -77,10 +78,9 @@ class Compiled:
         ]
         self.row: Any = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
 
-    def arguments(self, params: Params) -> tuple[str, Any]:
-        """The SQL and the driver's arguments for ``params``."""
+    def arguments(self, merged: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL and the driver's arguments for the values of every parameter."""
         sql, names = self.sql, self.names
-        merged = {**self.defaults, **params} if params else self.defaults
         if self.expanding:
             sql, names, merged = self._expand(merged)
         binds = self.binds
@@ -90,7 +90,7 @@ class Compiled:
             return sql, tuple(merged[name] for name in names)
         return sql, merged
 
-    def _expand(self, params: dict[str, Any]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    def _expand(self, params: Mapping[str, Any]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         """An IN list's SQL has one placeholder per item: compiled once per list length."""
         lengths = tuple(len(params[name]) for name in self.expanding_names)
         shape = self._shapes.get(lengths)
@@ -118,21 +118,61 @@ class Compiled:
         ]
 
 
+# Statements built once (module level) and run many times: compiled once per dialect, found by
+# identity. They are kept alive here, so an id is never reused by another statement.
+_PREPARED: dict[int, Select[Any]] = {}
+
+S = TypeVar("S", bound=Select[Any])
+
+
+def prepared(statement: S) -> S:
+    """Mark a statement built once at import time (its parameters as ``bindparam``): reads find
+    its compiled form by identity, the cheapest way. Any other statement is found by its cache key."""
+    _PREPARED[id(statement)] = statement
+    return statement
+
+
 class Statements:
-    """Compiled statements of one dialect, keyed by the statement object (built once per module)."""
+    """Compiled statements of one dialect: prepared ones by identity, others by SQLAlchemy's cache
+    key (the statement's structure; its literal values are extracted as parameters), the most
+    recently used ``DYNAMIC_LIMIT`` of them."""
+
+    DYNAMIC_LIMIT = 500
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._compiled: dict[int, tuple[Select[Any], Compiled]] = {}
+        self._prepared: dict[int, Compiled] = {}
+        self._dynamic: OrderedDict[Any, Compiled] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def __getitem__(self, statement: Select[Any]) -> Compiled:
-        found = self._compiled.get(id(statement))
-        if found is not None and found[0] is statement:
-            return found[1]
-        compiled = Compiled(statement, self.dialect)
-        # The statement is kept with its compiled form, so its id is never reused for another.
-        self._compiled[id(statement)] = (statement, compiled)
-        return compiled
+    def bind(self, statement: Select[Any], params: Params | None) -> tuple[Compiled, Mapping[str, Any]]:
+        """The compiled statement and the value of each of its parameters."""
+        found = self._prepared.get(id(statement))
+        if found is not None:
+            return found, {**found.defaults, **params} if params else found.defaults
+        if _PREPARED.get(id(statement)) is statement:
+            compiled = self._prepared[id(statement)] = Compiled(statement, self.dialect)
+            return compiled, {**compiled.defaults, **params} if params else compiled.defaults
+        key = statement._generate_cache_key()
+        if key is None:  # a construct that cannot be cached: compiled for this one use
+            compiled = Compiled(statement, self.dialect)
+            return compiled, compiled.compiled.construct_params(dict(params or {}), escape_names=False)
+        with self._lock:
+            compiled_or_none = self._dynamic.get(key.key)
+            if compiled_or_none is not None:
+                self._dynamic.move_to_end(key.key)
+        if compiled_or_none is None:
+            # As SQLAlchemy's own cache does: compiled under its key, which lines its
+            # parameters up with those of the next statement of the same structure.
+            compiled_or_none = Compiled(statement, self.dialect, key)
+            with self._lock:
+                self._dynamic[key.key] = compiled_or_none
+                if len(self._dynamic) > self.DYNAMIC_LIMIT:
+                    self._dynamic.popitem(last=False)
+        values = compiled_or_none.compiled.construct_params(
+            dict(params or {}), extracted_parameters=key.bindparams, escape_names=False
+        )
+        return compiled_or_none, values
 
 
 _STATEMENTS: dict[str, Statements] = {}
@@ -166,8 +206,8 @@ class _Reads:
 
     def rows(self, statement: Select[Any], params: Params | None = None) -> list[Any]:
         cursor = self._cursor()
-        compiled = self._statements[statement]
-        sql, arguments = compiled.arguments(params or {})
+        compiled, values = self._statements.bind(statement, params)
+        sql, arguments = compiled.arguments(values)
         dispatch = self._engine.dispatch.before_cursor_execute
         if dispatch:
             dispatch(None, cursor, sql, arguments, None, False)

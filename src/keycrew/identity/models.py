@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -13,7 +14,40 @@ from keycrew.identity.types import SINGLETON_TYPES, UserState, UserType
 _SINGLETONS = ", ".join(str(int(t)) for t in sorted(SINGLETON_TYPES))
 
 
-class User(Base):
+class UserTraits:
+    """What a user's type and state say, for a ``User`` row and a ``UserView`` alike."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        user_type: int
+        state: str
+
+    @property
+    def type(self) -> UserType:
+        return UserType(self.user_type)
+
+    @property
+    def is_internal(self) -> bool:
+        return self.type.is_internal
+
+    @property
+    def is_bot(self) -> bool:
+        return self.type.is_bot
+
+    @property
+    def is_human(self) -> bool:
+        return self.type is UserType.HUMAN
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == UserState.ACTIVE
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.state in (UserState.BLOCKED, UserState.BANNED, UserState.BLOCKED_PENDING_APPROVAL)
+
+
+class User(UserTraits, Base):
     __tablename__ = "users"
     __table_args__ = (
         # Exactly one user of each singleton internal type, even under concurrent first use.
@@ -62,30 +96,6 @@ class User(Base):
     # A service account made by a group or project Owner belongs to that group or project.
     provisioned_by_group_id: Mapped[int | None] = mapped_column(Integer, index=True)
     provisioned_by_project_id: Mapped[int | None] = mapped_column(Integer, index=True)
-
-    @property
-    def type(self) -> UserType:
-        return UserType(self.user_type)
-
-    @property
-    def is_internal(self) -> bool:
-        return self.type.is_internal
-
-    @property
-    def is_bot(self) -> bool:
-        return self.type.is_bot
-
-    @property
-    def is_human(self) -> bool:
-        return self.type is UserType.HUMAN
-
-    @property
-    def is_active(self) -> bool:
-        return self.state == UserState.ACTIVE
-
-    @property
-    def is_blocked(self) -> bool:
-        return self.state in (UserState.BLOCKED, UserState.BANNED, UserState.BLOCKED_PENDING_APPROVAL)
 
     def detached_copy(self) -> User:
         """A copy of this row's column values, in no session: rendered from a cache, never

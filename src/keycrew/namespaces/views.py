@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import bindparam, select
 
-from keycrew.db.reads import Reader
+from keycrew.db.reads import Reader, prepared
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project, Route
 
@@ -126,11 +126,13 @@ _PROJECT_WIDTH = len(_PROJECT_FIELDS)
 _PROJECTS = select(*PROJECT_COLUMNS).join_from(
     Project.__table__, Namespace.__table__, _P.namespace_id == _N.id
 )
-PROJECT_BY_ID = _PROJECTS.where(_P.id == bindparam("id"))
-PROJECTS_BY_IDS = _PROJECTS.where(_P.id.in_(bindparam("ids", expanding=True)))
-NAMESPACE_BY_ID = select(*NAMESPACE_COLUMNS).where(_N.id == bindparam("id"))
-_SOURCE_BY_PATH = select(Route.__table__.c.source_type, Route.__table__.c.source_id).where(
-    Route.__table__.c.path_lower == bindparam("path")
+PROJECT_BY_ID = prepared(_PROJECTS.where(_P.id == bindparam("id")))
+PROJECTS_BY_IDS = prepared(_PROJECTS.where(_P.id.in_(bindparam("ids", expanding=True))))
+NAMESPACE_BY_ID = prepared(select(*NAMESPACE_COLUMNS).where(_N.id == bindparam("id")))
+_SOURCE_BY_PATH = prepared(
+    select(Route.__table__.c.source_type, Route.__table__.c.source_id).where(
+        Route.__table__.c.path_lower == bindparam("path")
+    )
 )
 
 

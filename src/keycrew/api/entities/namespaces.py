@@ -7,16 +7,18 @@ from typing import Any
 
 from keycrew.api.entities import iso
 from keycrew.identity.models import User
+from keycrew.identity.views import UserView
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import NamespaceLike, ProjectLike
 from keycrew.repos import storage as repos
 
 
-def _namespace_web_url(ns: Namespace, base: str) -> str:
+def _namespace_web_url(ns: NamespaceLike, base: str) -> str:
     return f"{base}/{ns.full_path}" if ns.kind == "user" else f"{base}/groups/{ns.full_path}"
 
 
-def namespace_basic(ns: Namespace, base: str) -> dict[str, Any]:
+def namespace_basic(ns: NamespaceLike, base: str) -> dict[str, Any]:
     return {
         "id": ns.id,
         "name": ns.name,
@@ -94,7 +96,7 @@ def group_detail(
     return data
 
 
-def project_simple(p: Project, base: str) -> dict[str, Any]:
+def project_simple(p: ProjectLike, base: str) -> dict[str, Any]:
     """GitLab's BasicProjectDetails (``simple=true`` listings)."""
     ns = p.namespace
     web_url = f"{base}/{p.full_path}"
@@ -122,10 +124,10 @@ def project_simple(p: Project, base: str) -> dict[str, Any]:
 
 
 def project(
-    p: Project,
+    p: ProjectLike,
     base: str,
     *,
-    owner: User | None = None,
+    owner: User | UserView | None = None,
     permissions: tuple[int | None, int | None] | None = None,
     repositories: Path | None = None,
 ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 
 from keycrew.access import projects as project_cases
 from keycrew.access.levels import MEMBER_LEVELS
-from keycrew.access.lookup import find_project
+from keycrew.access.lookup import find_project, read_project
 from keycrew.actions import projects as project_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
@@ -20,8 +20,10 @@ from keycrew.api.pagination import fetch, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
+from keycrew.identity.views import read_user
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Project
+from keycrew.namespaces.views import ProjectLike
 
 router = APIRouter()
 
@@ -90,8 +92,9 @@ def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[An
     return paginate_rows(request, ctx, params, query, render_page)
 
 
-def _detail(request: Request, ctx: Ctx, project: Project) -> dict[str, Any]:
-    owner = _owners(ctx, [project]).get(project.namespace.owner_id or 0)
+def _detail(request: Request, ctx: Ctx, project: ProjectLike) -> dict[str, Any]:
+    ns = project.namespace
+    owner = read_user(ctx.reads, ns.owner_id) if ns.kind == "user" and ns.owner_id else None
     return project_entity(
         project,
         base_url(request),
@@ -145,7 +148,7 @@ def post_project_for_user(
 
 @router.api_route("/projects/{project_id}", methods=["GET", "HEAD"])
 def get_project(project_id: str, request: Request, ctx: Ctx = api_ctx(auth=False)) -> dict[str, Any]:
-    return _detail(request, ctx, find_project(ctx, project_id))
+    return _detail(request, ctx, read_project(ctx, project_id))
 
 
 @router.put("/projects/{project_id}")
