@@ -82,7 +82,8 @@ def test_a_prepared_statement_gives_what_sqlalchemy_gives(engine: Engine) -> Non
         reads.close()
     with engine.connect() as conn:
         expected = conn.execute(BY_ID, {"id": 3}).one()
-    assert row is not None and missing is None
+    assert row is not None
+    assert missing is None
     assert tuple(row) == tuple(expected)
     assert (row.name, row.active, row.due, row.at) == ("thing 3", True, dt.date(2030, 1, 3), AT)
     assert row.at.tzinfo is not None
@@ -128,7 +129,7 @@ def test_statements_built_per_call_are_remembered_within_a_limit(engine: Engine)
     statements.DYNAMIC_LIMIT = 5
     for width in range(1, 12):
         query = select(*[T.id] * 1, T.name).where(*[T.id > i for i in range(width)])
-        compiled, values = statements.bind(query, None)
+        _compiled, values = statements.bind(query, None)
         assert len(values) == width
     assert len(statements._dynamic) == 5
 
@@ -143,7 +144,8 @@ def test_a_read_request_sees_committed_rows_and_a_session_its_own(engine: Engine
             outside.close()
         inside = SessionReads(db)
         row = inside.first(BY_ID, {"id": 50})
-        assert row is not None and row.name == "pending"
+        assert row is not None
+        assert row.name == "pending"
         db.rollback()
     reads = PoolReads(engine)
     try:
@@ -166,7 +168,8 @@ def test_every_statement_is_reported_to_the_engine_listeners(engine: Engine) -> 
     finally:
         reads.close()
         event.remove(engine, "before_cursor_execute", before)
-    assert len(seen) == 2 and all("things" in sql for sql in seen)
+    assert len(seen) == 2
+    assert all("things" in sql for sql in seen)
 
 
 def test_a_read_connection_goes_back_to_the_pool_without_a_transaction(engine: Engine) -> None:
@@ -179,7 +182,8 @@ def test_a_read_connection_goes_back_to_the_pool_without_a_transaction(engine: E
     reads = PoolReads(engine)
     try:
         row = reads.first(BY_ID, {"id": 1})
-        assert row is not None and row.name == "renamed"
+        assert row is not None
+        assert row.name == "renamed"
     finally:
         reads.close()
     assert statements_for(engine.dialect) is statements_for(engine.dialect)
