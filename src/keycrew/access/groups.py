@@ -225,17 +225,18 @@ def groups_query(
 
     ``owned`` and ``min_access_level`` take precedence over ``all_available``.
     """
-    db, actor, today = ctx.db, ctx.actor, ctx.today()
+    actor, today = ctx.actor, ctx.today()
     query = select(Namespace).where(Namespace.kind == "group")
     user = actor.facts
     if owned:
-        query = query.where(queries.groups_owned_directly(db, user.id, today) if user else Namespace.id < 0)
+        owned_ones = queries.groups_owned_directly(ctx.reads, user.id, today) if user else Namespace.id < 0
+        query = query.where(owned_ones)
     elif min_access_level is not None:
         query = query.where(
-            queries.groups_reached(db, user.id, today, min_access_level) if user else Namespace.id < 0
+            queries.groups_reached(ctx.reads, user.id, today, min_access_level) if user else Namespace.id < 0
         )
     else:
-        query = query.where(queries.visible_groups(db, actor, today, all_available=all_available))
+        query = query.where(queries.visible_groups(ctx.reads, actor, today, all_available=all_available))
     if parent is not None:
         query = query.where(Namespace.parent_id == parent.id)
     if descendants_of is not None:

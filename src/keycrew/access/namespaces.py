@@ -28,7 +28,7 @@ def namespaces_query(ctx: Ctx, *, search: str | None = None, owned_only: bool = 
         query = query.where(
             or_(
                 and_(Namespace.kind == "user", Namespace.owner_id == user.id),
-                queries.groups_reached(ctx.db, user.id, ctx.today(), level),
+                queries.groups_reached(ctx.reads, user.id, ctx.today(), level),
             )
         )
     if search:

@@ -48,19 +48,19 @@ def projects_query(
     include_subgroups: bool = False,
 ) -> Select[Any]:
     """The projects a listing shows the actor, filtered and ordered as GitLab's ProjectsFinder does."""
-    db, actor, today = ctx.db, ctx.actor, ctx.today()
+    actor, today = ctx.actor, ctx.today()
     user = actor.facts
-    query = select(Project).where(queries.visible_projects(db, actor, today))
+    query = select(Project).where(queries.visible_projects(ctx.reads, actor, today))
     if owned or membership or min_access_level is not None:
         if user is None:
             query = query.where(Project.id < 0)
         else:
             if owned:
-                query = query.where(queries.projects_reached(db, user.id, today, AccessLevel.OWNER))
+                query = query.where(queries.projects_reached(ctx.reads, user.id, today, AccessLevel.OWNER))
             if membership:
-                query = query.where(queries.projects_reached(db, user.id, today, AccessLevel.GUEST))
+                query = query.where(queries.projects_reached(ctx.reads, user.id, today, AccessLevel.GUEST))
             if min_access_level is not None:
-                query = query.where(queries.projects_reached(db, user.id, today, min_access_level))
+                query = query.where(queries.projects_reached(ctx.reads, user.id, today, min_access_level))
     if namespace is not None:
         if include_subgroups:
             query = query.where(

@@ -11,30 +11,30 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
-from sqlalchemy.orm import Session
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import live, visible_levels
 from keycrew.context import Actor
+from keycrew.db.reads import Reader
 from keycrew.db.text import escape_like
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 
 
 def _group_memberships(
-    db: Session, user_id: int, today: dt.date, min_level: int, *, exact_level: bool = False
+    reads: Reader, user_id: int, today: dt.date, min_level: int, *, exact_level: bool = False
 ) -> list[tuple[int, str]]:
     """(id, full path) of the groups where the user holds a live direct membership at ``min_level``+."""
     level = Member.access_level == min_level if exact_level else Member.access_level >= min_level
-    rows = db.execute(
+    rows = reads.rows(
         select(Namespace.id, Namespace.full_path)
         .join(
             Member,
             and_(Member.source_id == Namespace.id, Member.source_type == SourceType.NAMESPACE.value),
         )
         .where(Member.user_id == user_id, Namespace.kind == "group", live(today), level)
-    ).all()
+    )
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
@@ -53,27 +53,27 @@ def _prefixes(full_path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def groups_reached(db: Session, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
+def groups_reached(reads: Reader, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
     """Groups where the user's effective level (own or inherited membership) is ``min_level``+."""
-    return and_(Namespace.kind == "group", _subtrees(_group_memberships(db, user_id, today, min_level)))
+    return and_(Namespace.kind == "group", _subtrees(_group_memberships(reads, user_id, today, min_level)))
 
 
-def groups_owned_directly(db: Session, user_id: int, today: dt.date) -> ColumnElement[bool]:
+def groups_owned_directly(reads: Reader, user_id: int, today: dt.date) -> ColumnElement[bool]:
     """Groups where the user holds a direct Owner membership (GitLab's ``owned``)."""
-    ids = [r[0] for r in _group_memberships(db, user_id, today, AccessLevel.OWNER)]
+    ids = [r[0] for r in _group_memberships(reads, user_id, today, AccessLevel.OWNER)]
     return Namespace.id.in_(ids) if ids else false()
 
 
-def groups_related(db: Session, user_id: int, today: dt.date) -> ColumnElement[bool]:
+def groups_related(reads: Reader, user_id: int, today: dt.date) -> ColumnElement[bool]:
     """Groups the user is tied to: member groups, their descendants and ancestors, and the groups
     (with ancestors) of projects the user is a member of."""
-    rows = _group_memberships(db, user_id, today, AccessLevel.MINIMAL_ACCESS)
-    project_namespaces = db.execute(
+    rows = _group_memberships(reads, user_id, today, AccessLevel.MINIMAL_ACCESS)
+    project_namespaces = reads.rows(
         select(Namespace.full_path)
         .join(Project, Project.namespace_id == Namespace.id)
         .join(Member, and_(Member.source_id == Project.id, Member.source_type == SourceType.PROJECT.value))
         .where(Member.user_id == user_id, Namespace.kind == "group", live(today))
-    ).all()
+    )
     ancestor_paths: set[str] = set()
     for _, path in rows:
         ancestor_paths.update(_prefixes(path))
@@ -87,7 +87,7 @@ def groups_related(db: Session, user_id: int, today: dt.date) -> ColumnElement[b
 
 
 def visible_groups(
-    db: Session, actor: Actor, today: dt.date, *, all_available: bool | None = None
+    reads: Reader, actor: Actor, today: dt.date, *, all_available: bool | None = None
 ) -> ColumnElement[bool]:
     """The groups a group listing shows the actor (GitLab's GroupsFinder).
 
@@ -101,7 +101,7 @@ def visible_groups(
         return Namespace.kind == "group"
     if user is None:
         return and_(Namespace.kind == "group", Namespace.visibility_level.in_(visible_levels(actor)))
-    related = groups_related(db, user.id, today)
+    related = groups_related(reads, user.id, today)
     if not all_available:
         return related
     return or_(
@@ -109,7 +109,7 @@ def visible_groups(
     )
 
 
-def projects_reached(db: Session, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
+def projects_reached(reads: Reader, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
     """Projects where the user's effective level is ``min_level``+ (direct, inherited or personal)."""
     direct = (
         select(Member.source_id)
@@ -122,7 +122,7 @@ def projects_reached(db: Session, user_id: int, today: dt.date, min_level: int) 
         .scalar_subquery()
     )
     conditions: list[ColumnElement[bool]] = [Project.id.in_(direct)]
-    rows = _group_memberships(db, user_id, today, min_level)
+    rows = _group_memberships(reads, user_id, today, min_level)
     if rows:
         conditions.append(
             Project.namespace_id.in_(select(Namespace.id).where(_subtrees(rows)).scalar_subquery())
@@ -134,14 +134,14 @@ def projects_reached(db: Session, user_id: int, today: dt.date, min_level: int) 
     return or_(*conditions)
 
 
-def visible_projects(db: Session, actor: Actor, today: dt.date) -> ColumnElement[bool]:
+def visible_projects(reads: Reader, actor: Actor, today: dt.date) -> ColumnElement[bool]:
     """The projects the actor may read: by visibility, or by membership."""
     if actor.is_admin:
         return true()
     by_visibility = Project.visibility_level.in_(visible_levels(actor))
     if actor.facts is None:
         return by_visibility
-    return or_(by_visibility, projects_reached(db, actor.facts.id, today, AccessLevel.GUEST))
+    return or_(by_visibility, projects_reached(reads, actor.facts.id, today, AccessLevel.GUEST))
 
 
 def namespace_subtree(ns: Namespace) -> ColumnElement[bool]:

@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from keycrew.api.entities import JSON
 from keycrew.api.params import Params
+from keycrew.db.reads import Query, Reader
 from keycrew.errors import BadParameter
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[Any])
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
 # Keeps OFFSET within a 64-bit integer on every backend; pages past any real data are empty anyway.
@@ -52,7 +54,7 @@ class Page:
         return None if self.total is None else max(1, math.ceil(self.total / self.per_page))
 
 
-def count_upto(db: Session, query: Select[Any]) -> int | None:
+def count_upto(db: Session | Reader, query: Select[Any]) -> int | None:
     """The rows ``query`` selects, counted up to COUNT_LIMIT + 1 (None past the limit)."""
     rows = query.order_by(None)
     if not rows._distinct:  # rows are counted, not columns: read none of them
@@ -75,15 +77,30 @@ def fetch(
     ``counted`` selects as many rows as ``query``, more cheaply (counted instead of it)."""
     page, per_page = page_args(params)
     total = count_upto(db, query if counted is None else counted)
-    # Past the count limit one row more tells whether a next page exists.
-    extra = 1 if total is None else 0
-    sliced = query.limit(per_page + extra).offset((page - 1) * per_page)
+    sliced = _slice(query, page, per_page, total)
     if tuples:
         rows: list[Any] = [tuple(r) for r in db.execute(sliced).all()]
     elif unique:
         rows = list(db.scalars(sliced).unique().all())
     else:
         rows = list(db.scalars(sliced).all())
+    return _page(rows, page, per_page, total)
+
+
+def fetch_rows(reads: Reader, params: Params, query: Query, *, counted: Select[Any] | None = None) -> Page:
+    """``fetch`` for a select of columns, read without the ORM (``keycrew.db.reads``)."""
+    page, per_page = page_args(params)
+    total = count_upto(reads, query if counted is None else counted)
+    return _page(reads.rows(_slice(query, page, per_page, total)), page, per_page, total)
+
+
+def _slice(query: S, page: int, per_page: int, total: int | None) -> S:
+    # Past the count limit one row more tells whether a next page exists.
+    extra = 1 if total is None else 0
+    return query.limit(per_page + extra).offset((page - 1) * per_page)
+
+
+def _page(rows: list[Any], page: int, per_page: int, total: int | None) -> Page:
     if total is None:
         more = len(rows) > per_page
         rows = rows[:per_page]

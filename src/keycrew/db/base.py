@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData, Text, TypeDecorator
@@ -51,6 +52,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        """On SQLite, straight from the stored text (naive UTC) to an aware datetime in one step:
+        lists read many timestamps."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        parse, utc = dt.datetime.fromisoformat, dt.UTC
+
+        def process(value: str | None) -> dt.datetime | None:
+            return None if value is None else parse(value).replace(tzinfo=utc)
+
+        return process
 
 
 class JSONList(TypeDecorator[list[Any]]):

@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session
 
 Params = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
+# A select of any columns.
+Query = Select[*tuple[Any, ...]]
 
 
 class Compiled:
@@ -48,12 +50,13 @@ class Compiled:
         "expanding_names",
         "names",
         "positional",
+        "processed",
         "results",
         "row",
         "sql",
     )
 
-    def __init__(self, statement: Select[Any], dialect: Dialect, cache_key: Any = None) -> None:
+    def __init__(self, statement: Query, dialect: Dialect, cache_key: Any = None) -> None:
         compiled = statement.compile(dialect=dialect, cache_key=cache_key)
         self.compiled = compiled
         self.positional = bool(compiled.positional)
@@ -76,6 +79,7 @@ class Compiled:
         self.results: list[Processor] = [
             column.type._cached_result_processor(dialect, None) for column in columns
         ]
+        self.processed = [(i, p) for i, p in enumerate(self.results) if p is not None]
         self.row: Any = namedtuple("Row", [column.key for column in columns], rename=True)  # type: ignore[misc]
 
     def arguments(self, merged: Mapping[str, Any]) -> tuple[str, Any]:
@@ -108,21 +112,26 @@ class Compiled:
         return sql, names, values
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
-        processors = self.results
         make = self.row._make
-        if not any(processors):
+        processed = self.processed
+        if not processed:
             return [make(r) for r in raw]
-        return [
-            make([v if p is None or v is None else p(v) for p, v in zip(processors, r, strict=True)])
-            for r in raw
-        ]
+        rows = []
+        for r in raw:
+            values = list(r)
+            for index, process in processed:
+                value = values[index]
+                if value is not None:
+                    values[index] = process(value)
+            rows.append(make(values))
+        return rows
 
 
 # Statements built once (module level) and run many times: compiled once per dialect, found by
 # identity. They are kept alive here, so an id is never reused by another statement.
-_PREPARED: dict[int, Select[Any]] = {}
+_PREPARED: dict[int, Query] = {}
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Query)
 
 
 def prepared(statement: S) -> S:
@@ -145,7 +154,7 @@ class Statements:
         self._dynamic: OrderedDict[Any, Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
-    def bind(self, statement: Select[Any], params: Params | None) -> tuple[Compiled, Mapping[str, Any]]:
+    def bind(self, statement: Query, params: Params | None) -> tuple[Compiled, Mapping[str, Any]]:
         """The compiled statement and the value of each of its parameters."""
         found = self._prepared.get(id(statement))
         if found is not None:
@@ -188,13 +197,13 @@ def statements_for(dialect: Dialect) -> Statements:
 class Reader(Protocol):
     """What read models and access rules read through: a ``PoolReads`` or a ``SessionReads``."""
 
-    def rows(self, statement: Select[Any], params: Params | None = None) -> list[Any]: ...
+    def rows(self, statement: Query, params: Params | None = None) -> list[Any]: ...
 
-    def first(self, statement: Select[Any], params: Params | None = None) -> Any | None: ...
+    def first(self, statement: Query, params: Params | None = None) -> Any | None: ...
 
-    def scalar(self, statement: Select[Any], params: Params | None = None) -> Any: ...
+    def scalar(self, statement: Query, params: Params | None = None) -> Any: ...
 
-    def scalars(self, statement: Select[Any], params: Params | None = None) -> list[Any]: ...
+    def scalars(self, statement: Query, params: Params | None = None) -> list[Any]: ...
 
 
 class _Reads:
@@ -204,7 +213,7 @@ class _Reads:
     def _cursor(self) -> Any:
         raise NotImplementedError
 
-    def rows(self, statement: Select[Any], params: Params | None = None) -> list[Any]:
+    def rows(self, statement: Query, params: Params | None = None) -> list[Any]:
         cursor = self._cursor()
         compiled, values = self._statements.bind(statement, params)
         sql, arguments = compiled.arguments(values)
@@ -218,15 +227,15 @@ class _Reads:
             cursor.close()
         return compiled.rows(raw)
 
-    def first(self, statement: Select[Any], params: Params | None = None) -> Any | None:
+    def first(self, statement: Query, params: Params | None = None) -> Any | None:
         found = self.rows(statement, params)
         return found[0] if found else None
 
-    def scalar(self, statement: Select[Any], params: Params | None = None) -> Any:
+    def scalar(self, statement: Query, params: Params | None = None) -> Any:
         found = self.rows(statement, params)
         return found[0][0] if found else None
 
-    def scalars(self, statement: Select[Any], params: Params | None = None) -> list[Any]:
+    def scalars(self, statement: Query, params: Params | None = None) -> list[Any]:
         return [row[0] for row in self.rows(statement, params)]
 
 

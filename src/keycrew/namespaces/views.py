@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 
-from keycrew.db.reads import Reader, prepared
+from keycrew.db.reads import Query, Reader, prepared
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project, Route
 
@@ -134,6 +134,14 @@ _SOURCE_BY_PATH = prepared(
         Route.__table__.c.path_lower == bindparam("path")
     )
 )
+
+
+def project_rows(query: Select[Any]) -> Query:
+    """A listing of projects (``select(Project)`` with its filters and order) as rows of
+    ``PROJECT_COLUMNS``, for ``project_view``."""
+    return query.with_only_columns(*PROJECT_COLUMNS, maintain_column_froms=False).where(
+        _P.namespace_id == _N.id
+    )
 
 
 def project_view(row: Any) -> ProjectView:

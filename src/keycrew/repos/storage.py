@@ -184,6 +184,17 @@ def _discard(root: Path, path: Path) -> None:
         shutil.rmtree(graveyard, ignore_errors=True)
 
 
+def has_branch(root: Path, project_id: int) -> bool:
+    """Whether the project's repository has a branch (GitLab's ``empty_repo`` is the opposite).
+
+    A listing asks this of every project on its page, and most repositories of an instance are
+    never pushed to: a missing one costs a single ``stat`` here, without building a Path.
+    """
+    if not os.path.isdir(f"{root}/{project_id}.git"):
+        return False
+    return not is_empty(repository_path(root, project_id))
+
+
 def is_empty(path: Path) -> bool:
     """No branch yet (GitLab's ``empty_repo``); a missing repository is empty too. Reads files only."""
     heads = path / "refs" / "heads"

@@ -27,7 +27,10 @@ def iso(value: dt.datetime | None) -> str | None:
     """GitLab's timestamp form: 2024-01-01T12:00:00.000Z."""
     if value is None:
         return None
-    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    # 2024-01-01T12:00:00.000+00:00 without its offset
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def day(value: dt.date | None) -> str | None:

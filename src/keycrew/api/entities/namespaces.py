@@ -140,7 +140,7 @@ def project(
             "creator_id": p.creator_id,
             "issues_enabled": True,
             "open_issues_count": None,
-            "empty_repo": repositories is None or repos.is_empty(repos.repository_path(repositories, p.id)),
+            "empty_repo": repositories is None or not repos.has_branch(repositories, p.id),
             "container_registry_enabled": True,
             "request_access_enabled": True,
             "updated_at": iso(p.updated_at),

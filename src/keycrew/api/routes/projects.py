@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from keycrew.access import projects as project_cases
 from keycrew.access.levels import MEMBER_LEVELS
@@ -16,14 +16,13 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
 from keycrew.api.entities.namespaces import project_simple
-from keycrew.api.pagination import fetch, respond
+from keycrew.api.pagination import fetch, fetch_rows, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
-from keycrew.identity.views import read_user
+from keycrew.identity.views import read_user, user_views
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.models import Project
-from keycrew.namespaces.views import ProjectLike
+from keycrew.namespaces.views import ProjectLike, project_rows, project_view
 
 router = APIRouter()
 
@@ -68,28 +67,23 @@ def project_list_options(params: Params) -> dict[str, Any]:
     }
 
 
-def _owners(ctx: Ctx, projects: list[Project]) -> dict[int, User]:
-    ids = {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id}
-    if not ids:
-        return {}
-    return {u.id: u for u in ctx.db.scalars(select(User).where(User.id.in_(ids))).all()}
-
-
 def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> Response:
+    """A page of ``query`` (a ``select(Project)``), read as column values and rendered in one go."""
     base = base_url(request)
-    simple = params.flag("simple")
-
-    def render_page(rows: list[Project]) -> list[dict[str, Any]]:
-        if simple:
-            return [project_simple(p, base) for p in rows]
-        owners = _owners(ctx, rows)
-        repositories = ctx.instance.repositories_dir
-        return [
-            project_entity(p, base, owner=owners.get(p.namespace.owner_id or 0), repositories=repositories)
-            for p in rows
-        ]
-
-    return paginate_rows(request, ctx, params, query, render_page)
+    found = fetch_rows(ctx.reads, params, project_rows(query))
+    projects = [project_view(row) for row in found.rows]
+    if params.flag("simple"):
+        return respond(request, [project_simple(p, base) for p in projects], found)
+    owners = user_views(
+        ctx.reads,
+        {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id},
+    )
+    repositories = ctx.instance.repositories_dir
+    items = [
+        project_entity(p, base, owner=owners.get(p.namespace.owner_id or 0), repositories=repositories)
+        for p in projects
+    ]
+    return respond(request, items, found)
 
 
 def _detail(request: Request, ctx: Ctx, project: ProjectLike) -> dict[str, Any]:
