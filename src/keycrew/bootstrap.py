@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keycrew.clock import Clock, SystemClock
 from keycrew.config import Settings
-from keycrew.context import Actor, Ctx, Instance
+from keycrew.context import Actor, Ctx, Instance, LazySession
 from keycrew.db.engine import make_engine, make_sessionmaker
 from keycrew.db.reads import Reader
 from keycrew.identity.models import User
@@ -59,8 +59,8 @@ class Runtime:
     def _read_bind(self) -> Engine:
         return self.engine.execution_options(sqlite_begin="DEFERRED")
 
-    def ctx(self, db: Session, actor: Actor, reads: Reader | None = None) -> Ctx:
-        return Ctx(db, actor, self.instance, self.clock, reads)  # type: ignore[arg-type]
+    def ctx(self, db: Session | LazySession, actor: Actor, reads: Reader | None = None) -> Ctx:
+        return Ctx(db, actor, self.instance, self.clock, reads)
 
     def start_background(self) -> None:
         """Threads a serving process needs: cache invalidation listener, token usage writer."""

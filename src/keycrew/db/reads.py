@@ -11,9 +11,11 @@ prepares a statement on the server once it has run a few times.
 
 Two kinds:
 
-- ``PoolReads``: its own pooled connection and a read transaction of its own (DEFERRED on
-  SQLite), begun at the first statement and ended when the request's unit of work ends. For GET
-  and HEAD requests, which write nothing.
+- ``PoolReads``: a pooled connection of its own, checked out at the first statement and given
+  back when the request's unit of work ends, each statement in its own implicit transaction
+  (autocommit): every statement sees what was committed when it began, as PostgreSQL's default
+  READ COMMITTED gives anyway, and a read costs no BEGIN or COMMIT (one round trip, not three, on
+  PostgreSQL). For GET and HEAD requests, which write nothing.
 - ``SessionReads``: the session's connection and transaction, after a flush, so a use case that
   writes sees its own changes. For everything else (writes, the CLI, tests).
 
@@ -251,29 +253,22 @@ class PoolReads(_Reads):
     def _cursor(self) -> Any:
         if self._pooled is None:
             pooled = self._engine.raw_connection()
-            try:
-                driver: Any = pooled.dbapi_connection
-                if self._sqlite:
-                    # One snapshot for the request's reads; DEFERRED never waits on a writer.
-                    driver.execute("BEGIN DEFERRED")
-                else:
-                    # PostgreSQL's READ COMMITTED gives each statement its own snapshot anyway:
-                    # without a transaction a read costs one round trip, not three.
+            if not self._sqlite:  # pysqlite runs statements in autocommit already (engine.py)
+                try:
+                    driver: Any = pooled.dbapi_connection
                     driver.autocommit = True
-            except BaseException:
-                pooled.close()
-                raise
+                except BaseException:
+                    pooled.close()
+                    raise
             self._pooled = pooled
         return self._pooled.cursor()
 
     def close(self) -> None:
-        """End the read transaction and give the connection back (nothing was written)."""
+        """Give the connection back to the pool (nothing was written)."""
         pooled, self._pooled = self._pooled, None
         if pooled is not None:
             try:
-                if self._sqlite:
-                    pooled.rollback()
-                else:
+                if not self._sqlite:
                     driver: Any = pooled.dbapi_connection
                     driver.autocommit = False
             finally:
@@ -283,11 +278,11 @@ class PoolReads(_Reads):
 class SessionReads(_Reads):
     """Reads on a session's own connection and transaction, after its pending changes are flushed."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Callable[[], Session]) -> None:
         self._session = session
 
     def _cursor(self) -> Any:
-        session = self._session
+        session = self._session if isinstance(self._session, Session) else self._session()
         if session.new or session.dirty or session.deleted:
             session.flush()
         connection = session.connection()

@@ -18,9 +18,21 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
+_BASE_URLS: dict[tuple[Any, ...], str] = {}
+
+
 def base_url(request: Request) -> str:
-    """The URL the client used to reach us (web_url and Link headers are built from it)."""
-    return str(request.base_url).rstrip("/")
+    """The URL the client used to reach us (web_url and Link headers are built from it).
+
+    Computed once per scheme, Host header and mount point: a request names few of them."""
+    scope = request.scope
+    key = (scope.get("scheme"), request.headers.get("host"), scope.get("server"), scope.get("root_path"))
+    found = _BASE_URLS.get(key)
+    if found is None:
+        found = str(request.base_url).rstrip("/")
+        if len(_BASE_URLS) < 256:  # any Host header a client sends: keep the table bounded
+            _BASE_URLS[key] = found
+    return found
 
 
 def iso(value: dt.datetime | None) -> str | None:
