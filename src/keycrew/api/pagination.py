@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
-from sqlalchemy import Select, func, literal, select
+from sqlalchemy import Select, Table, func, literal, select
 from sqlalchemy.orm import Session
 
 from keycrew.api.entities import JSON, base_url
@@ -54,14 +54,36 @@ class Page:
         return None if self.total is None else max(1, math.ceil(self.total / self.per_page))
 
 
-def count_upto(db: Session | Reader, query: Select[Any]) -> int | None:
-    """The rows ``query`` selects, counted up to COUNT_LIMIT + 1 (None past the limit)."""
+def count_upto(db: Session | Reader, query: Select[Any], *, sqlite: bool = False) -> int | None:
+    """The rows ``query`` selects, counted up to COUNT_LIMIT + 1 (None past the limit).
+
+    On SQLite a whole table (no condition, no join: an admin's listing of every project, say) is
+    counted exactly with a plain count(*), which SQLite answers from the b-tree without reading
+    the rows; bounding it with a LIMIT would make it read up to COUNT_LIMIT rows instead.
+    """
+    whole = _whole_table(query) if sqlite else None
+    if whole is not None:
+        total = int(db.scalar(select(func.count()).select_from(whole)) or 0)
+        return None if total > COUNT_LIMIT else total
     rows = query.order_by(None)
     if not rows._distinct:  # rows are counted, not columns: read none of them
         rows = rows.with_only_columns(literal(1), maintain_column_froms=True)
     counted = rows.limit(COUNT_LIMIT + 1).subquery()
     total = int(db.scalar(select(func.count()).select_from(counted)) or 0)
     return None if total > COUNT_LIMIT else total
+
+
+def _whole_table(query: Select[Any]) -> Table | None:
+    """The table ``query`` lists every row of, if it does (no WHERE, GROUP BY, DISTINCT, join)."""
+    if query.whereclause is not None or query._group_by_clauses or query._distinct:
+        return None
+    if query._limit_clause is not None or query._offset_clause is not None or query._having_criteria:
+        return None
+    if query._setup_joins or query._from_obj:
+        return None
+    # What the selected columns name, without compiling an ORM statement (get_final_froms would).
+    froms = query.columns_clause_froms
+    return froms[0] if len(froms) == 1 and isinstance(froms[0], Table) else None
 
 
 def fetch(
@@ -90,7 +112,7 @@ def fetch(
 def fetch_rows(reads: Reader, params: Params, query: Query, *, counted: Select[Any] | None = None) -> Page:
     """``fetch`` for a select of columns, read without the ORM (``keycrew.db.reads``)."""
     page, per_page = page_args(params)
-    total = count_upto(reads, query if counted is None else counted)
+    total = count_upto(reads, query if counted is None else counted, sqlite=reads.dialect.name == "sqlite")
     return _page(reads.rows(_slice(query, page, per_page, total)), page, per_page, total)
 
 

@@ -199,6 +199,9 @@ def statements_for(dialect: Dialect) -> Statements:
 class Reader(Protocol):
     """What read models and access rules read through: a ``PoolReads`` or a ``SessionReads``."""
 
+    @property
+    def dialect(self) -> Dialect: ...
+
     def rows(self, statement: Query, params: Params | None = None) -> list[Any]: ...
 
     def first(self, statement: Query, params: Params | None = None) -> Any | None: ...
@@ -211,6 +214,10 @@ class Reader(Protocol):
 class _Reads:
     _engine: Engine
     _statements: Statements
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._engine.dialect
 
     def _cursor(self) -> Any:
         raise NotImplementedError
@@ -281,8 +288,15 @@ class SessionReads(_Reads):
     def __init__(self, session: Session | Callable[[], Session]) -> None:
         self._session = session
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._get_session().get_bind().dialect
+
+    def _get_session(self) -> Session:
+        return self._session if isinstance(self._session, Session) else self._session()
+
     def _cursor(self) -> Any:
-        session = self._session if isinstance(self._session, Session) else self._session()
+        session = self._get_session()
         if session.new or session.dirty or session.deleted:
             session.flush()
         connection = session.connection()

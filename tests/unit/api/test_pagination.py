@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, literal, select
+from sqlalchemy import Column, Integer, MetaData, Select, Table, insert, literal, select, true
 from starlette.requests import Request
 
-from keycrew.api.pagination import COUNT_LIMIT, fetch, respond
+from keycrew.api.pagination import COUNT_LIMIT, _whole_table, count_upto, fetch, respond
 from keycrew.api.params import Params
 from keycrew.bootstrap import Runtime
+from keycrew.db.reads import PoolReads
+from keycrew.namespaces.models import Namespace, Project
 
 
 def _numbers(count: int) -> Select[Any]:
@@ -84,3 +86,45 @@ def test_past_the_count_limit_the_next_page_is_known_from_one_more_row(runtime: 
     items, headers = _page(runtime, COUNT_LIMIT + 50, f"per_page=50&page={last_full - 1}")
     assert len(items) == 50
     assert headers["x-next-page"] == str(last_full)
+
+
+def _rows_table(runtime: Runtime, count: int) -> Table:
+    table = Table(f"count_probe_{count}", MetaData(), Column("id", Integer, primary_key=True))
+    with runtime.engine.begin() as conn:
+        table.create(conn)
+        if count:
+            conn.execute(insert(table), [{"id": i} for i in range(1, count + 1)])
+    return table
+
+
+@pytest.mark.parametrize("count", [0, 3, COUNT_LIMIT, COUNT_LIMIT + 1])
+def test_a_whole_table_is_counted_as_a_limited_count_would(runtime: Runtime, count: int) -> None:
+    """SQLite counts a whole table from its b-tree (no LIMIT); the answer is the bounded one's."""
+    table = _rows_table(runtime, count)
+    reads = PoolReads(runtime.engine)
+    try:
+        whole = count_upto(reads, select(table), sqlite=True)
+        bounded = count_upto(reads, select(table), sqlite=False)
+        filtered = count_upto(reads, select(table).where(table.c.id > 1), sqlite=True)
+    finally:
+        reads.close()
+    expected = count if count <= COUNT_LIMIT else None
+    assert whole == bounded == expected
+    assert filtered == (max(count - 1, 0) if count - 1 <= COUNT_LIMIT else None)
+
+
+def test_only_an_unconditioned_single_table_select_is_a_whole_table() -> None:
+    for whole in (select(Project), select(Project.id).order_by(Project.id)):
+        table = _whole_table(whole)
+        assert table is not None
+        assert table.name == "projects"
+    for narrowed in (
+        select(Project).where(true()),
+        select(Project).where(Project.id > 3),
+        select(Project).join(Namespace),
+        select(Project.id, Namespace.id),
+        select(Project.id).distinct(),
+        select(Project.id).group_by(Project.id),
+        select(Project).limit(5),
+    ):
+        assert _whole_table(narrowed) is None

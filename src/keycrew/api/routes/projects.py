@@ -70,7 +70,8 @@ def project_list_options(params: Params) -> dict[str, Any]:
 def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> Response:
     """A page of ``query`` (a ``select(Project)``), read as column values and rendered in one go."""
     base = base_url(request)
-    found = fetch_rows(ctx.reads, params, project_rows(query))
+    # Counted without the namespaces: as many rows, one table.
+    found = fetch_rows(ctx.reads, params, project_rows(query), counted=query)
     projects = [project_view(row) for row in found.rows]
     if params.flag("simple"):
         return respond(request, [project_simple(p, base) for p in projects], found)
