@@ -17,7 +17,7 @@ from keycrew.errors import Forbidden, NotFound
 from keycrew.namespaces import paths, views
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
-from keycrew.namespaces.views import ProjectView
+from keycrew.namespaces.views import NamespaceView, ProjectView
 
 
 def _ref(ref: str | int) -> tuple[int | None, str | None]:
@@ -99,6 +99,15 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
     return group
 
 
+def read_group(ctx: Ctx, ref: str | int) -> NamespaceView:
+    """``find_group`` for a read: the group as column values (NotFound as there)."""
+    ns_id, path = _ref(ref)
+    group = views.read_namespace(ctx.reads, ns_id, path)
+    if group is None or not group.is_group or not can_read_group(ctx.reads, ctx.actor, group, ctx.today()):
+        raise NotFound("Group")
+    return group
+
+
 __all__ = [
     "AccessLevel",
     "find_group",
@@ -106,5 +115,6 @@ __all__ = [
     "get_group",
     "get_namespace",
     "get_project",
+    "read_group",
     "read_project",
 ]

@@ -14,11 +14,12 @@ resource-token use cases create that membership with ``create_membership``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Date, String, and_, bindparam, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from keycrew.access import queries
@@ -32,10 +33,12 @@ from keycrew.access.resources import Resource
 from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
-from keycrew.db.text import contains
+from keycrew.db.reads import Query, prepared
+from keycrew.db.text import escape_like
 from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.identity.views import USER_COLUMNS, UserView
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 
@@ -84,90 +87,184 @@ def is_project_bot(user: User) -> bool:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _direct_query(source: Resource, today: dt.date) -> Select[Any]:
-    query: Any = (
-        select(Member, User)
-        .join(User, User.id == Member.user_id)
-        .where(Member.source_type == source.source_type.value, Member.source_id == source.id, live(today))
-    )
-    return cast("Select[Any]", query)
+class MemberView(NamedTuple):
+    """A membership row as column values (``keycrew.db.reads``): renders as a ``Member``."""
+
+    id: int
+    source_type: str
+    source_id: int
+    user_id: int
+    access_level: int
+    expires_at: dt.date | None
+    created_by_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
-def _filter(query: Select[Any], search: str | None, user_ids: list[int] | None) -> Select[Any]:
+class MembershipView(NamedTuple):
+    """``Membership`` read as column values, for reads."""
+
+    member: MemberView
+    user: UserView
+    source_type: str
+    source_id: int
+
+
+_M = Member.__table__.c
+MEMBER_COLUMNS = [_M[name] for name in MemberView._fields]
+_MEMBER_WIDTH = len(MEMBER_COLUMNS)
+
+
+def membership_view(row: Any) -> MembershipView:
+    """A membership with its user from a row of a ``MemberListing`` (its own source)."""
+    member = MemberView(*row[:_MEMBER_WIDTH])
+    return MembershipView(member, UserView(*row[_MEMBER_WIDTH:]), member.source_type, member.source_id)
+
+
+# The member listings, built once per shape with their values as parameters: the source
+# (:own_type, :own_id), the groups its members inherit from (:group_1, :group_2, ... nearest
+# first), the day (:today) and the filters (:pattern and :email for a search, :user_ids).
+_PATTERN = bindparam("pattern", type_=String())
+
+
+def _bound_filter(query: Any, search: bool, ids: bool) -> Any:
     if search:
         query = query.where(
-            or_(contains(User.username, search), contains(User.name, search), User.email == search.lower())
+            or_(
+                func.lower(User.username).like(_PATTERN, escape="\\"),
+                func.lower(User.name).like(_PATTERN, escape="\\"),
+                User.email == bindparam("email"),
+            )
         )
-    if user_ids is not None:
-        query = query.where(Member.user_id.in_(user_ids))
+    if ids:
+        query = query.where(Member.user_id.in_(bindparam("user_ids", expanding=True)))
     return query
 
 
-def direct_members_query(
-    ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
-) -> Select[Any]:
-    """The live direct memberships of ``source``, oldest first."""
-    return _filter(_direct_query(source, ctx.today()), search, user_ids).order_by(Member.id)
+def _sources(groups: int) -> list[ColumnElement[bool]]:
+    """The membership rows of the source and of the ``groups`` groups above it, nearest first."""
+    on = [and_(Member.source_type == bindparam("own_type"), Member.source_id == bindparam("own_id"))]
+    on += [
+        and_(Member.source_type == SourceType.NAMESPACE.value, Member.source_id == bindparam(f"group_{i}"))
+        for i in range(1, groups + 1)
+    ]
+    return on
 
 
-def _inherited_chain(source: Resource) -> list[ColumnElement[bool]]:
-    """The membership rows of ``source`` and of the groups it inherits from, nearest first."""
-    chain: list[tuple[str, int]] = [(source.source_type.value, source.id)]
-    chain += [(SourceType.NAMESPACE.value, ns.id) for ns in source.inherited_from()]
-    return [and_(Member.source_type == kind, Member.source_id == source_id) for kind, source_id in chain]
+@functools.cache
+def _listing(groups: int | None, search: bool, ids: bool, shape: str) -> Any:
+    """A listing's statement (direct memberships with ``groups`` None, else inherited from that
+    many groups): ``shape`` "orm" (Member and User), "page" (columns for ``membership_view``,
+    :limit rows from :offset) or "count" (its rows, up to :count_limit)."""
+    live_today = live(bindparam("today", type_=Date()))
+    what = (Member, User) if shape == "orm" else (*MEMBER_COLUMNS, *USER_COLUMNS)
+    if groups is None:
+        direct = select(*((literal(1),) if shape == "count" else what))
+        rows = _bound_filter(
+            direct.join_from(Member, User, User.id == Member.user_id).where(*_sources(0), live_today),
+            search,
+            ids,
+        )
+        if shape != "count":
+            rows = rows.order_by(Member.id)
+    elif shape == "count":
+        rows = _bound_filter(
+            select(Member.user_id)
+            .distinct()
+            .join(User, User.id == Member.user_id)
+            .where(or_(*_sources(groups)), live_today),
+            search,
+            ids,
+        )
+    else:
+        # One membership per user: the highest level wins, the nearest source on a tie.
+        on = _sources(groups)
+        nearness = case(*((condition, place) for place, condition in enumerate(on)), else_=len(on))
+        best = func.row_number().over(
+            partition_by=Member.user_id, order_by=(Member.access_level.desc(), nearness)
+        )
+        ranked = _bound_filter(
+            select(Member.id.label("member_id"), best.label("place"))
+            .join(User, User.id == Member.user_id)
+            .where(or_(*on), live_today),
+            search,
+            ids,
+        ).subquery()
+        rows = (
+            select(*what)
+            .join_from(Member, ranked, ranked.c.member_id == Member.id)
+            .join(User, User.id == Member.user_id)
+            .where(ranked.c.place == 1)
+            .order_by(User.id)
+        )
+    if shape == "count":
+        return prepared(select(func.count()).select_from(rows.limit(bindparam("count_limit")).subquery()))
+    if shape == "page":
+        return prepared(rows.limit(bindparam("limit")).offset(bindparam("offset")))
+    return rows
 
 
-def all_members_query(
-    ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
-) -> Select[Any]:
-    """Direct and inherited memberships, one per user, by user id: the highest level wins (the
-    nearest source on a tie). Chosen in SQL, so that a page of a large group reads one page."""
-    on = _inherited_chain(source)
-    nearness = case(*((condition, place) for place, condition in enumerate(on)), else_=len(on))
-    best = func.row_number().over(
-        partition_by=Member.user_id, order_by=(Member.access_level.desc(), nearness)
-    )
-    ranked = _filter(
-        select(Member.id.label("member_id"), best.label("place"))
-        .join(User, User.id == Member.user_id)
-        .where(or_(*on), live(ctx.today())),
-        search,
-        user_ids,
-    ).subquery()
-    query: Any = (
-        select(Member, User)
-        .join(ranked, ranked.c.member_id == Member.id)
-        .join(User, User.id == Member.user_id)
-        .where(ranked.c.place == 1)
-        .order_by(User.id)
-    )
-    return cast("Select[Any]", query)
+@dataclass(frozen=True)
+class MemberListing:
+    """A member listing's statements and the values of their parameters: ``page`` (with :limit
+    and :offset) gives rows for ``membership_view``, ``count`` their number up to :count_limit."""
+
+    page: Query
+    count: Query
+    values: dict[str, Any]
 
 
-def all_members_counted(
-    ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
-) -> Select[Any]:
-    """As many rows as ``all_members_query`` (one per user), without ranking them: for counting."""
-    query: Any = (
-        select(Member.user_id)
-        .distinct()
-        .join(User, User.id == Member.user_id)
-        .where(or_(*_inherited_chain(source)), live(ctx.today()))
-    )
-    return _filter(cast("Select[Any]", query), search, user_ids)
+def _values(
+    ctx: Ctx, source: Resource, groups: list[int] | None, search: str | None, user_ids: list[int] | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"own_type": source.source_type.value, "own_id": source.id, "today": ctx.today()}
+    for place, group_id in enumerate(groups or (), start=1):
+        values[f"group_{place}"] = group_id
+    if search:
+        values["pattern"] = f"%{escape_like(search.lower())}%"
+        values["email"] = search.lower()
+    if user_ids is not None:
+        values["user_ids"] = user_ids
+    return values
+
+
+def _shape(
+    ctx: Ctx, source: Resource, inherited: bool, search: str | None, user_ids: list[int] | None
+) -> tuple[tuple[int | None, bool, bool], dict[str, Any]]:
+    groups = source.inherited_ids(ctx.reads) if inherited else None
+    shape = (None if groups is None else len(groups), bool(search), user_ids is not None)
+    return shape, _values(ctx, source, groups, search, user_ids)
+
+
+def member_listing(
+    ctx: Ctx,
+    source: Resource,
+    *,
+    inherited: bool = False,
+    search: str | None = None,
+    user_ids: list[int] | None = None,
+) -> MemberListing:
+    """The live direct memberships of ``source``, oldest first; with ``inherited``, direct and
+    inherited ones, one per user (the highest level, the nearest source on a tie), by user id.
+    Chosen in SQL, so that a page of a large group reads one page."""
+    shape, values = _shape(ctx, source, inherited, search, user_ids)
+    return MemberListing(_listing(*shape, "page"), _listing(*shape, "count"), values)
 
 
 def all_members(
     ctx: Ctx, source: Resource, *, search: str | None = None, user_ids: list[int] | None = None
 ) -> list[Membership]:
-    """Every row of ``all_members_query``."""
-    rows = ctx.db.execute(all_members_query(ctx, source, search=search, user_ids=user_ids)).all()
+    """Direct and inherited memberships as ``member_listing(inherited=True)`` lists them."""
+    shape, values = _shape(ctx, source, True, search, user_ids)
+    rows = ctx.db.execute(_listing(*shape, "orm"), values).all()
     return [Membership(member, user, member.source_type, member.source_id) for member, user in rows]
 
 
 def get_member(ctx: Ctx, source: Resource, user_id: int) -> Membership:
     """The live direct membership of ``user_id``; NotFound("Member") otherwise."""
-    row = ctx.db.execute(_direct_query(source, ctx.today()).where(Member.user_id == user_id)).first()
+    row = ctx.db.execute(
+        _listing(None, False, True, "orm"), _values(ctx, source, None, None, [user_id])
+    ).first()
     if row is None:
         raise NotFound("Member")
     return Membership(row[0], row[1], source.source_type.value, source.id)
@@ -178,6 +275,24 @@ def get_any_member(ctx: Ctx, source: Resource, user_id: int) -> Membership:
     if not found:
         raise NotFound("Member")
     return found[0]
+
+
+def _read_one(ctx: Ctx, source: Resource, user_id: int, *, inherited: bool) -> MembershipView:
+    listing = member_listing(ctx, source, inherited=inherited, user_ids=[user_id])
+    row = ctx.reads.first(listing.page, {**listing.values, "limit": 1, "offset": 0})
+    if row is None:
+        raise NotFound("Member")
+    return membership_view(row)
+
+
+def read_member(ctx: Ctx, source: Resource, user_id: int) -> MembershipView:
+    """``get_member`` for a read, as column values."""
+    return _read_one(ctx, source, user_id, inherited=False)
+
+
+def read_any_member(ctx: Ctx, source: Resource, user_id: int) -> MembershipView:
+    """``get_any_member`` for a read, as column values."""
+    return _read_one(ctx, source, user_id, inherited=True)
 
 
 def _row(db: Session, source: Resource, user_id: int) -> Member | None:

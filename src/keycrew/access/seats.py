@@ -7,33 +7,47 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Date, bindparam, exists, func, or_, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.context import Ctx
+from keycrew.db.reads import prepared
 from keycrew.errors import Forbidden
 from keycrew.identity.models import User
 from keycrew.identity.types import UserState, UserType
 from keycrew.instance.models import InstanceSettings
-from keycrew.instance.settings import Plan, instance_settings
+from keycrew.instance.settings import Plan, SettingsView, instance_settings, settings_view
 
 # The only types that can ever hold a seat: bots, service accounts and internal users never do.
 BILLABLE_TYPES = frozenset({UserType.HUMAN, UserType.SERVICE_USER})
 
 
-def _excludes_guests(settings: InstanceSettings) -> bool:
+_U = User.__table__.c
+_M = Member.__table__.c
+
+
+def guests_are_free(settings: InstanceSettings | SettingsView) -> bool:
+    """Whether Guests take no seat under the instance's plan (Ultimate)."""
     return settings.plan == Plan.ULTIMATE
 
 
-def _has_role_above_guest(today: dt.date) -> ColumnElement[bool]:
+def _has_role_above_guest(today: dt.date | BindParameter[dt.date]) -> ColumnElement[bool]:
     return exists(
-        select(Member.id).where(
-            Member.user_id == User.id,
-            Member.access_level > AccessLevel.GUEST,
-            or_(Member.expires_at.is_(None), Member.expires_at > today),
+        select(_M.id).where(
+            _M.user_id == _U.id,
+            _M.access_level > AccessLevel.GUEST,
+            or_(_M.expires_at.is_(None), _M.expires_at > today),
         )
     )
+
+
+def _billable(today: dt.date | BindParameter[dt.date] | None) -> ColumnElement[bool]:
+    """Billable users, with the Ultimate rule (a live role above Guest) unless ``today`` is None."""
+    condition = (_U.state == UserState.ACTIVE.value) & _U.user_type.in_([int(t) for t in BILLABLE_TYPES])
+    if today is not None:
+        condition = condition & _has_role_above_guest(today)
+    return condition
 
 
 def billable_condition(ctx: Ctx, settings: InstanceSettings | None = None) -> ColumnElement[bool]:
@@ -44,10 +58,20 @@ def billable_condition(ctx: Ctx, settings: InstanceSettings | None = None) -> Co
     somewhere (GitLab counts users whose highest role is Guest, or who have none, as free).
     """
     settings = settings or instance_settings(ctx)
-    condition = (User.state == UserState.ACTIVE.value) & User.user_type.in_([int(t) for t in BILLABLE_TYPES])
-    if _excludes_guests(settings):
-        condition = condition & _has_role_above_guest(ctx.today())
-    return condition
+    return _billable(ctx.today() if guests_are_free(settings) else None)
+
+
+def billable_column(guests_free: bool) -> ColumnElement[bool]:
+    """``billable_condition`` as a column of a statement built once: true for a billable user.
+    With ``guests_free`` (``guests_are_free``) it takes a ``today`` parameter."""
+    return _billable(bindparam("today", type_=Date) if guests_free else None)
+
+
+# Which of some users take a seat: without and with the Ultimate rule.
+_BILLABLE_AMONG = {
+    free: prepared(select(_U.id).where(_U.id.in_(bindparam("ids", expanding=True)), billable_column(free)))
+    for free in (False, True)
+}
 
 
 def billable_users_count(ctx: Ctx) -> int:
@@ -55,11 +79,14 @@ def billable_users_count(ctx: Ctx) -> int:
 
 
 def billable_ids(ctx: Ctx, user_ids: Iterable[int]) -> set[int]:
-    """Which of ``user_ids`` take a seat (for the admin entity's ``using_license_seat``)."""
-    ids = list(set(user_ids))
+    """Which of ``user_ids`` take a seat (for the admin entity's ``using_license_seat``), read
+    through ``ctx.reads``: one statement, and the settings row."""
+    ids = sorted(set(user_ids))
     if not ids:
         return set()
-    return set(ctx.db.scalars(select(User.id).where(User.id.in_(ids), billable_condition(ctx))).all())
+    free = guests_are_free(settings_view(ctx))
+    params: dict[str, Any] = {"ids": ids, "today": ctx.today()} if free else {"ids": ids}
+    return set(ctx.reads.scalars(_BILLABLE_AMONG[free], params))
 
 
 def is_billable(ctx: Ctx, user: User) -> bool:
@@ -170,7 +197,7 @@ def seat_breakdown(ctx: Ctx) -> SeatBreakdown:
         ctx.db.scalar(select(func.count(User.id)).where(people, User.state != UserState.ACTIVE.value)) or 0
     )
     guests = 0
-    if _excludes_guests(settings):
+    if guests_are_free(settings):
         guests = int(
             ctx.db.scalar(
                 select(func.count(User.id)).where(

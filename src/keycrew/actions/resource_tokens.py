@@ -8,9 +8,10 @@ rolls all three back, so no orphan bot is ever left.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
@@ -20,6 +21,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
+from keycrew.db.reads import prepared
 from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
 from keycrew.identity.bots import bot_email, bot_username
 from keycrew.identity.models import User
@@ -31,6 +33,7 @@ from keycrew.tokens.expiry import check_expiry
 from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES
+from keycrew.tokens.views import PersonalAccessTokenView, read_bot_token
 
 TOKEN_LEVELS = (
     AccessLevel.GUEST,
@@ -42,15 +45,29 @@ TOKEN_LEVELS = (
 )
 DEFAULT_LEVEL = AccessLevel.MAINTAINER
 
+# A token row or its view: who may see a resource's token is the same for both.
+Token = TypeVar("Token", PersonalAccessToken, PersonalAccessTokenView)
+
+_M = Member.__table__.c
+_T = PersonalAccessToken.__table__.c
+_U = User.__table__.c
+_PROJECT_BOT = _U.user_type == int(UserType.PROJECT_BOT)
+_NOT_IMPERSONATION = _T.impersonation.is_(False)
+_IN_RESOURCE = (_M.source_type == bindparam("source_type"), _M.source_id == bindparam("source_id"))
+_BOT_LEVEL = prepared(select(_M.access_level).where(*_IN_RESOURCE, _M.user_id == bindparam("user_id")))
+_BOT_LEVELS = prepared(
+    select(_M.user_id, _M.access_level).where(*_IN_RESOURCE, _M.user_id.in_(bindparam("ids", expanding=True)))
+)
+
 
 def actor_is_bot(ctx: Ctx) -> bool:
-    user = ctx.actor.user
-    return user is not None and user.type is UserType.PROJECT_BOT
+    user = ctx.actor.facts
+    return user is not None and user.user_type == UserType.PROJECT_BOT
 
 
 def can_manage(ctx: Ctx, resource: Resource) -> bool:
     """Who may read, create, rotate and revoke a resource's tokens (admins always)."""
-    if ctx.actor.user is None:
+    if ctx.actor.facts is None:
         return False
     return ctx.actor.is_admin or resource.level_of(ctx) >= resource.admin_level
 
@@ -63,14 +80,12 @@ def grantable_levels(ctx: Ctx, resource: Resource) -> tuple[AccessLevel, ...]:
     return tuple(level for level in TOKEN_LEVELS if level <= own)
 
 
+def _in(resource: Resource) -> dict[str, Any]:
+    return {"source_type": resource.source_type.value, "source_id": resource.id}
+
+
 def bot_level(ctx: Ctx, resource: Resource, bot_id: int) -> int:
-    level = ctx.db.scalar(
-        select(Member.access_level).where(
-            Member.source_type == resource.source_type.value,
-            Member.source_id == resource.id,
-            Member.user_id == bot_id,
-        )
-    )
+    level = ctx.reads.scalar(_BOT_LEVEL, {**_in(resource), "user_id": bot_id})
     return int(level or 0)
 
 
@@ -156,10 +171,8 @@ def create_resource_token(
 
 
 def bots_of(resource: Resource) -> Select[Any]:
-    return select(User.id).where(
-        User.user_type == int(UserType.PROJECT_BOT),
-        User.bot_resource_type == resource.source_type.value,
-        User.bot_resource_id == resource.id,
+    return select(_U.id).where(
+        _PROJECT_BOT, _U.bot_resource_type == resource.source_type.value, _U.bot_resource_id == resource.id
     )
 
 
@@ -167,9 +180,7 @@ def tokens_query(ctx: Ctx, resource: Resource) -> Select[Any]:
     """The resource's tokens, for callers who may manage them (others: Unauthenticated, as GitLab)."""
     if not can_manage(ctx, resource):
         raise Unauthenticated()
-    return select(PersonalAccessToken).where(
-        PersonalAccessToken.user_id.in_(bots_of(resource)), PersonalAccessToken.impersonation.is_(False)
-    )
+    return select(PersonalAccessToken).where(_T.user_id.in_(bots_of(resource)), _NOT_IMPERSONATION)
 
 
 def find_resource_token(ctx: Ctx, resource: Resource, token_ref: int | str) -> PersonalAccessToken:
@@ -179,20 +190,43 @@ def find_resource_token(ctx: Ctx, resource: Resource, token_ref: int | str) -> P
     Not found, or not visible to a caller who may not manage tokens: admins get NotFound, others
     Unauthenticated (GitLab's answers). BadParameter for a reference that is not an id.
     """
-    label = f"{resource.kind} Access Token"
-    if token_ref == "self":
-        token = ctx.db.get(PersonalAccessToken, ctx.actor.token_id) if ctx.actor.token_id else None
-        owned = token is not None and _belongs(ctx, resource, token)
-        if token is None or not owned:
-            raise NotFound(label)
-        return token
+    token_id = (ctx.actor.token_id or 0) if token_ref == "self" else _token_id(token_ref)
+    # An id beyond the id column's range names no token (and must not reach the database).
+    token = ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None
+    if token is not None and not _belongs(ctx, resource, token):
+        token = None
+    return _visible(ctx, resource, token, own=token_ref == "self")
+
+
+def read_resource_token(ctx: Ctx, resource: Resource, token_ref: int | str) -> PersonalAccessTokenView:
+    """``find_resource_token`` for a read: the token as column values, found with its bot in one
+    statement (same errors)."""
+    token_id = (ctx.actor.token_id or 0) if token_ref == "self" else _token_id(token_ref)
+    found = (
+        read_bot_token(ctx.reads, token_id, resource.source_type.value, resource.id)
+        if 0 < token_id <= MAX_ID
+        else None
+    )
+    return _visible(ctx, resource, found, own=token_ref == "self")
+
+
+def _token_id(token_ref: int | str) -> int:
     if isinstance(token_ref, str):
         if not (token_ref.isascii() and token_ref.isdigit()):
             raise BadParameter("token_id is invalid")
-        token_ref = int(token_ref)
-    # An id beyond the id column's range names no token (and must not reach the database).
-    token = ctx.db.get(PersonalAccessToken, token_ref) if 0 < token_ref <= MAX_ID else None
-    if token is None or not _belongs(ctx, resource, token) or not can_manage(ctx, resource):
+        return int(token_ref)
+    return token_ref
+
+
+def _visible(ctx: Ctx, resource: Resource, token: Token | None, *, own: bool) -> Token:
+    """``token`` (one of the resource's bots', or None) if the actor may see it: the request's
+    own token (``own``) always, any other if the actor may manage the resource's tokens."""
+    label = f"{resource.kind} Access Token"
+    if own:
+        if token is None:
+            raise NotFound(label)
+        return token
+    if token is None or not can_manage(ctx, resource):
         if ctx.actor.is_admin:
             raise NotFound(label)
         if not can_manage(ctx, resource):
@@ -241,16 +275,12 @@ def rotate_resource_token(
     return issued, level
 
 
-def token_levels(ctx: Ctx, resource: Resource, tokens: list[PersonalAccessToken]) -> dict[int, int]:
+def token_levels(
+    ctx: Ctx, resource: Resource, tokens: Iterable[PersonalAccessToken | PersonalAccessTokenView]
+) -> dict[int, int]:
     """user id → the bot's access level, for rendering a page of tokens in one query."""
-    user_ids = {t.user_id for t in tokens}
+    user_ids = sorted({t.user_id for t in tokens})
     if not user_ids:
         return {}
-    rows = ctx.db.execute(
-        select(Member.user_id, Member.access_level).where(
-            Member.source_type == resource.source_type.value,
-            Member.source_id == resource.id,
-            Member.user_id.in_(user_ids),
-        )
-    ).all()
+    rows = ctx.reads.rows(_BOT_LEVELS, {**_in(resource), "ids": user_ids})
     return {int(uid): int(level) for uid, level in rows}

@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, case, func, select
 
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
+from keycrew.db.reads import Query
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.lockout import is_locked
 from keycrew.identity.models import User
 from keycrew.identity.types import INTERNAL_TYPES, NON_INTERNAL_TYPES, UserState, UserType
+from keycrew.identity.views import USER_LISTING, UserView, read_user
 from keycrew.instance.settings import instance_settings
 
 ORDER_BY = ("id", "name", "username", "created_at", "updated_at")
@@ -23,6 +25,11 @@ SORT = ("asc", "desc")
 HIDDEN_STATES = ("blocked", "banned", "ldap_blocked")
 # Shorter search terms match names and usernames exactly, longer ones anywhere.
 MIN_CHARS_FOR_PARTIAL_MATCH = 3
+
+# Filters and orders are written on the table's columns, so that a listing of columns stays a
+# Core statement (cheaper to build and to key than one that goes through the ORM).
+_U = User.__table__.c
+S = TypeVar("S", bound=Select[Any])
 
 
 class UserKind(StrEnum):
@@ -87,6 +94,14 @@ def find_user(ctx: Ctx, user_id: int) -> User:
     return user
 
 
+def read_user_view(ctx: Ctx, user_id: int) -> UserView:
+    """``find_user`` for a read: the user as column values, through ``ctx.reads``."""
+    user = read_user(ctx.reads, user_id) if 0 < user_id <= MAX_ID else None
+    if user is None:
+        raise NotFound("User")
+    return user
+
+
 def lock_user(ctx: Ctx, user: User) -> User:
     """Re-read ``user`` under a row lock (PostgreSQL) so that concurrent changes queue up.
 
@@ -107,7 +122,7 @@ def _like(value: str) -> str:
 
 
 def _search_condition(term: str, *, with_emails: bool, minimum_char_limit: bool) -> ColumnElement[bool]:
-    name, username = func.lower(User.name), User.username_lower
+    name, username = func.lower(_U.name), _U.username_lower
     if minimum_char_limit and len(term) < MIN_CHARS_FOR_PARTIAL_MATCH:
         condition = (name == term) | (username == term)
     else:
@@ -115,7 +130,7 @@ def _search_condition(term: str, *, with_emails: bool, minimum_char_limit: bool)
         condition = name.like(pattern, escape="\\") | username.like(pattern, escape="\\")
     if with_emails:
         # Admins also find users by their (private) e-mail address, matched exactly.
-        condition = condition | (User.email == term)
+        condition = condition | (_U.email == term)
     return condition
 
 
@@ -133,6 +148,15 @@ def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
     blocked or banned users, and their created_* and order filters are ignored. Raises
     BadParameter for an unknown order_by or sort.
     """
+    return _listing(ctx, filters, select(User))
+
+
+def user_listing(ctx: Ctx, filters: UserFilters) -> Query:
+    """``users_query`` as rows of ``USER_COLUMNS`` (for ``user_view``), read without the ORM."""
+    return _listing(ctx, filters, USER_LISTING)
+
+
+def _listing(ctx: Ctx, filters: UserFilters, query: S) -> S:
     check_order(filters.order_by, filters.sort)
     if filters.kind is not None:
         _kind_condition(filters.kind)  # BadParameter before anything else
@@ -140,79 +164,76 @@ def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
     admin = actor.is_admin
     if actor.is_anonymous and not filters.username:
         raise Forbidden("Not authorized to access /api/v4/users")
-    query = select(User)
     if not admin:
-        query = query.where(User.state.not_in(HIDDEN_STATES))
+        query = query.where(_U.state.not_in(HIDDEN_STATES))
     if filters.username is not None:
-        query = query.where(User.username_lower == filters.username.lower())
+        query = query.where(_U.username_lower == filters.username.lower())
     if filters.admins and admin:
-        query = query.where(User.admin.is_(True))
+        query = query.where(_U.admin.is_(True))
     if filters.humans:
-        query = query.where(User.user_type == int(UserType.HUMAN))
+        query = query.where(_U.user_type == int(UserType.HUMAN))
     if filters.exclude_humans:
-        query = query.where(User.user_type != int(UserType.HUMAN))
+        query = query.where(_U.user_type != int(UserType.HUMAN))
     search_term: str | None = None
     if filters.search:
         search_term = filters.search.removeprefix("@").lower()
         if not search_term.strip():
-            return query.where(User.id.is_(None))
+            return query.where(_U.id.is_(None))
         query = query.where(
             _search_condition(search_term, with_emails=admin, minimum_char_limit=filters.minimum_char_limit)
         )
     if filters.blocked:
-        query = query.where(User.state.in_((UserState.BLOCKED.value, "ldap_blocked")))
+        query = query.where(_U.state.in_((UserState.BLOCKED.value, "ldap_blocked")))
     if filters.active:
         # GitLab's `active` scope: state active and not an internal user.
         query = query.where(
-            User.state == UserState.ACTIVE.value, User.user_type.in_([int(t) for t in NON_INTERNAL_TYPES])
+            _U.state == UserState.ACTIVE.value, _U.user_type.in_([int(t) for t in NON_INTERNAL_TYPES])
         )
     if filters.exclude_active:
-        query = query.where(User.state != UserState.ACTIVE.value)
+        query = query.where(_U.state != UserState.ACTIVE.value)
     if filters.external:
-        query = query.where(User.external.is_(True))
+        query = query.where(_U.external.is_(True))
     if filters.exclude_external:
-        query = query.where(User.external.is_(False))
+        query = query.where(_U.external.is_(False))
     if admin and filters.created_after is not None:
-        query = query.where(User.created_at >= filters.created_after)
+        query = query.where(_U.created_at >= filters.created_after)
     if admin and filters.created_before is not None:
-        query = query.where(User.created_at <= filters.created_before)
+        query = query.where(_U.created_at <= filters.created_before)
     if filters.exclude_internal:
-        query = query.where(User.user_type.in_([int(t) for t in NON_INTERNAL_TYPES]))
+        query = query.where(_U.user_type.in_([int(t) for t in NON_INTERNAL_TYPES]))
     if filters.without_project_bots:
-        query = query.where(User.user_type != int(UserType.PROJECT_BOT))
+        query = query.where(_U.user_type != int(UserType.PROJECT_BOT))
     if filters.kind is not None:
         query = query.where(_kind_condition(filters.kind))
     if (admin and filters.two_factor == "enabled") or filters.public_email is not None:
-        query = query.where(User.id.is_(None))
+        query = query.where(_U.id.is_(None))
     return _ordered(query, filters, admin=admin, search_term=search_term)
 
 
-def _ordered(
-    query: Select[Any], filters: UserFilters, *, admin: bool, search_term: str | None
-) -> Select[Any]:
+def _ordered(query: S, filters: UserFilters, *, admin: bool, search_term: str | None) -> S:
     custom = admin and (filters.order_by is not None or filters.sort is not None)
     if search_term is not None and not custom:
         # Exact matches first (username, then name), then by name and id.
         priority = case(
-            (User.username_lower == search_term, 1),
-            (func.lower(User.name) == search_term, 2),
+            (_U.username_lower == search_term, 1),
+            (func.lower(_U.name) == search_term, 2),
             else_=3,
         )
-        return query.order_by(priority.asc(), User.name.asc(), User.id.asc())
+        return query.order_by(priority.asc(), _U.name.asc(), _U.id.asc())
     order_by = (filters.order_by if admin else None) or "id"
     sort = (filters.sort if admin else None) or "desc"
-    column = getattr(User, order_by)
+    column = _U[order_by]
     primary = column.asc() if sort == "asc" else column.desc()
     if order_by == "id":
         return query.order_by(primary)
     # Ties broken by id in the same direction, as GitLab does.
-    return query.order_by(primary, User.id.asc() if sort == "asc" else User.id.desc())
+    return query.order_by(primary, _U.id.asc() if sort == "asc" else _U.id.desc())
 
 
 def _kind_condition(kind: str) -> ColumnElement[bool]:
     if kind not in {k.value for k in UserKind}:
         raise BadParameter("kind does not have a valid value")
-    return User.user_type.in_(sorted(int(t) for t in KIND_TYPES[UserKind(kind)]))
+    return _U.user_type.in_(sorted(int(t) for t in KIND_TYPES[UserKind(kind)]))
 
 
 def users_by_kind(ctx: Ctx, filters: UserFilters) -> dict[str, int]:

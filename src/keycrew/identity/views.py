@@ -46,8 +46,13 @@ class UserView(_UserRow, UserTraits):
     __slots__ = ()
 
 
+# What renderers and rules that only read accept: a row or its view (the same attribute names).
+AnyUser = User | UserView
+
 _U = User.__table__.c
 USER_COLUMNS = [_U[name] for name in _UserRow._fields]
+# What a listing of users (``identity.queries.user_listing``) adds its filters and order to.
+USER_LISTING = select(*USER_COLUMNS)
 USER_BY_ID = prepared(select(*USER_COLUMNS).where(_U.id == bindparam("id")))
 USERS_BY_IDS = prepared(select(*USER_COLUMNS).where(_U.id.in_(bindparam("ids", expanding=True))))
 

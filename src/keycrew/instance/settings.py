@@ -3,13 +3,17 @@ settings), and the license's plan and paid seats."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
 
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
+from keycrew.db.reads import prepared
 from keycrew.errors import BadParameter, Forbidden
 from keycrew.instance.models import InstanceSettings
 
@@ -28,6 +32,39 @@ def instance_settings(ctx: Ctx) -> InstanceSettings:
         ctx.db.add(row)
         ctx.db.flush()
     return row
+
+
+class SettingsView(NamedTuple):
+    """The settings row as column values, for reads (see ``keycrew.db.reads``)."""
+
+    id: int
+    plan: str
+    seats: int | None
+    max_personal_access_token_lifetime: int
+    require_personal_access_token_expiry: bool
+    inactive_resource_access_tokens_delete_after_days: int
+    password_authentication_enabled_for_git: bool
+    max_login_attempts: int
+    failed_login_attempts_unlock_period_in_minutes: int
+    service_access_tokens_expiration_enforced: bool
+    updated_at: dt.datetime
+
+
+_S = InstanceSettings.__table__.c
+_SETTINGS_ROW = prepared(select(*[_S[name] for name in SettingsView._fields]).where(_S.id == 1))
+# What a row created on first need holds: the model's own column defaults.
+_DEFAULTS: dict[str, Any] = {
+    column.key: getattr(column.default, "arg", None) for column in InstanceSettings.__table__.columns
+}
+
+
+def settings_view(ctx: Ctx) -> SettingsView:
+    """The settings as ``instance_settings`` gives them, read without the ORM and without writing:
+    the model's defaults while the row does not exist yet."""
+    row = ctx.reads.first(_SETTINGS_ROW)
+    if row is None:
+        return SettingsView(**{**_DEFAULTS, "id": 1, "updated_at": ctx.now()})
+    return SettingsView(*row)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -10,7 +11,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 from keycrew.db.base import Base, JSONList, UTCDateTime
 
 
-class PersonalAccessToken(Base):
+class TokenTraits:
+    """Whether a token still works, for a token row and a token view alike."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        revoked: bool
+        expires_at: dt.date | None
+
+    def is_expired(self, today: dt.date) -> bool:
+        """A token dies at 00:00 UTC on its expiry date."""
+        return self.expires_at is not None and self.expires_at <= today
+
+    def is_active(self, today: dt.date) -> bool:
+        return not self.revoked and not self.is_expired(today)
+
+
+class PersonalAccessToken(TokenTraits, Base):
     __tablename__ = "personal_access_tokens"
     # Ids are never reused on SQLite either: a client holding an old id must not hit a new token.
     __table_args__ = {"sqlite_autoincrement": True}
@@ -34,15 +51,8 @@ class PersonalAccessToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    def is_expired(self, today: dt.date) -> bool:
-        """A token dies at 00:00 UTC on its expiry date."""
-        return self.expires_at is not None and self.expires_at <= today
 
-    def is_active(self, today: dt.date) -> bool:
-        return not self.revoked and not self.is_expired(today)
-
-
-class DeployToken(Base):
+class DeployToken(TokenTraits, Base):
     """A project or group deploy token: a username and a secret for git and registries only."""
 
     __tablename__ = "deploy_tokens"
@@ -65,9 +75,3 @@ class DeployToken(Base):
     creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-
-    def is_expired(self, today: dt.date) -> bool:
-        return self.expires_at is not None and self.expires_at <= today
-
-    def is_active(self, today: dt.date) -> bool:
-        return not self.revoked and not self.is_expired(today)

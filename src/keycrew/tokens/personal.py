@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID, record_id
+from keycrew.db.reads import prepared
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
@@ -18,6 +19,15 @@ from keycrew.tokens.expiry import check_expiry, expiry_policy, service_account_t
 from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
+from keycrew.tokens.views import PersonalAccessTokenView, read_token
+
+# A token row or its view: the rules of who may see a token are the same for both.
+Token = TypeVar("Token", PersonalAccessToken, PersonalAccessTokenView)
+
+_USER_ID = prepared(select(User.__table__.c.id).where(User.__table__.c.id == bindparam("id")))
+# Listings are built of the table's columns: the same SQL as the ORM's attributes give, for less.
+_T = PersonalAccessToken.__table__.c
+_NOT_IMPERSONATION = _T.impersonation.is_(False)
 
 
 def create_personal_access_token(
@@ -99,23 +109,29 @@ def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
     query = select(PersonalAccessToken)
     if actor.is_admin:
         if user_id is not None:
-            if not 0 < user_id <= MAX_ID or ctx.db.get(User, user_id) is None:
+            if not 0 < user_id <= MAX_ID or ctx.reads.scalar(_USER_ID, {"id": user_id}) is None:
                 raise NotFound("User")
-            query = query.where(PersonalAccessToken.user_id == user_id)
+            query = query.where(_T.user_id == user_id)
         return query
     if user_id is not None and user_id != actor.facts.id:
         raise Unauthenticated()
-    return query.where(
-        PersonalAccessToken.user_id == actor.facts.id, PersonalAccessToken.impersonation.is_(False)
-    )
+    return query.where(_T.user_id == actor.facts.id, _NOT_IMPERSONATION)
 
 
 def find_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
     """A token the actor owns (or any, for admins). Missing or not the actor's: admins get
     NotFound, others Unauthenticated, so that ids cannot be probed."""
+    return _visible(ctx, ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None)
+
+
+def read_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessTokenView:
+    """``find_personal_token`` for a read: the token as column values (same errors)."""
+    return _visible(ctx, read_token(ctx.reads, token_id) if 0 < token_id <= MAX_ID else None)
+
+
+def _visible(ctx: Ctx, token: Token | None) -> Token:
     actor = ctx.actor
     assert actor.facts is not None
-    token = ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or (not actor.is_admin and token.user_id != actor.facts.id):
         if actor.is_admin:
             raise NotFound("Personal Access Token")
@@ -193,16 +209,32 @@ def impersonated_user(ctx: Ctx, user_id: int) -> User:
     return user
 
 
-def impersonation_tokens_query(user: User) -> Select[Any]:
-    return select(PersonalAccessToken).where(
-        PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(True)
-    )
+def impersonated_user_id(ctx: Ctx, user_id: int) -> int:
+    """``impersonated_user`` for a read: the id of the user, read without the ORM (same errors)."""
+    if not ctx.actor.is_admin:
+        raise Forbidden()
+    found: int | None = ctx.reads.scalar(_USER_ID, {"id": record_id(user_id)})
+    if found is None:
+        raise NotFound("User")
+    return found
+
+
+def impersonation_tokens_query(user_id: int) -> Select[Any]:
+    return select(PersonalAccessToken).where(_T.user_id == user_id, _T.impersonation.is_(True))
 
 
 def find_impersonation_token(ctx: Ctx, user: User, token_id: int) -> PersonalAccessToken:
     """One of ``user``'s impersonation tokens; NotFound("Impersonation Token") otherwise."""
-    token = ctx.db.get(PersonalAccessToken, record_id(token_id))
-    if token is None or token.user_id != user.id or not token.impersonation:
+    return _impersonation(ctx.db.get(PersonalAccessToken, record_id(token_id)), user.id)
+
+
+def read_impersonation_token(ctx: Ctx, user_id: int, token_id: int) -> PersonalAccessTokenView:
+    """``find_impersonation_token`` for a read: the token as column values (same errors)."""
+    return _impersonation(read_token(ctx.reads, record_id(token_id)), user_id)
+
+
+def _impersonation(token: Token | None, user_id: int) -> Token:
+    if token is None or token.user_id != user_id or not token.impersonation:
         raise NotFound("Impersonation Token")
     return token
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from keycrew.access.members import Membership
+from keycrew.access.members import Membership, MembershipView
 from keycrew.api.entities import day, iso
 from keycrew.identity.models import User
+from keycrew.identity.views import UserView
 from keycrew.namespaces.kinds import SourceType
 
 
-def _user_basic(user: User, base: str) -> dict[str, Any]:
+def _user_basic(user: User | UserView, base: str) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -23,10 +25,10 @@ def _user_basic(user: User, base: str) -> dict[str, Any]:
 
 
 def member(
-    found: Membership,
+    found: Membership | MembershipView,
     base: str,
     *,
-    creators: dict[int, User] | None = None,
+    creators: Mapping[int, User | UserView] | None = None,
     show_email: bool = False,
     with_source: bool = False,
 ) -> dict[str, Any]:

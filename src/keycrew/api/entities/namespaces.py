@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,6 @@ from keycrew.api.entities import iso
 from keycrew.identity.models import User
 from keycrew.identity.views import UserView
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.views import NamespaceLike, ProjectLike
 from keycrew.repos import storage as repos
 
@@ -31,7 +31,7 @@ def namespace_basic(ns: NamespaceLike, base: str) -> dict[str, Any]:
     }
 
 
-def namespace(ns: Namespace, base: str, *, projects_count: int | None = None) -> dict[str, Any]:
+def namespace(ns: NamespaceLike, base: str, *, projects_count: int | None = None) -> dict[str, Any]:
     """GET /namespaces items (GitLab's Entities::Namespace)."""
     data = namespace_basic(ns, base)
     data.update(
@@ -48,7 +48,7 @@ def namespace(ns: Namespace, base: str, *, projects_count: int | None = None) ->
     return data
 
 
-def group(ns: Namespace, base: str) -> dict[str, Any]:
+def group(ns: NamespaceLike, base: str) -> dict[str, Any]:
     return {
         "id": ns.id,
         "web_url": f"{base}/groups/{ns.full_path}",
@@ -84,7 +84,11 @@ def group(ns: Namespace, base: str) -> dict[str, Any]:
 
 
 def group_detail(
-    ns: Namespace, base: str, projects: list[Project] | None, *, repositories: Path | None = None
+    ns: NamespaceLike,
+    base: str,
+    projects: Sequence[ProjectLike] | None,
+    *,
+    repositories: Path | None = None,
 ) -> dict[str, Any]:
     """GET /groups/:id (GitLab's GroupDetail): the group with its projects unless with_projects=false."""
     data = group(ns, base)

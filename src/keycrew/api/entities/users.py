@@ -1,4 +1,6 @@
-"""User entities: basic, public, and the detailed view for the user themself and admins."""
+"""User entities: basic, public, and the detailed view for the user themself and admins.
+
+Each renders a ``User`` row or a ``UserView`` (its column values, read without the ORM) alike."""
 
 from __future__ import annotations
 
@@ -7,10 +9,13 @@ from typing import Any
 from keycrew.access.seats import License
 from keycrew.api.entities import day, iso
 from keycrew.context import Actor
-from keycrew.identity.models import User
+from keycrew.identity.types import UserType
+from keycrew.identity.views import AnyUser
+
+_TYPE_NAMES = {t: t.name.lower() for t in UserType}
 
 
-def user_basic(user: User, base: str) -> dict[str, Any]:
+def user_basic(user: AnyUser, base: str) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -23,7 +28,11 @@ def user_basic(user: User, base: str) -> dict[str, Any]:
     }
 
 
-def user_public(user: User, base: str) -> dict[str, Any]:
+def user_public(user: AnyUser, base: str) -> dict[str, Any]:
+    return _public(user, base, user.is_bot)
+
+
+def _public(user: AnyUser, base: str, bot: bool) -> dict[str, Any]:
     data = user_basic(user, base)
     data.update(
         {
@@ -38,7 +47,7 @@ def user_public(user: User, base: str) -> dict[str, Any]:
             "organization": "",
             "job_title": "",
             "pronouns": None,
-            "bot": user.is_bot,
+            "bot": bot,
             "work_information": None,
             "followers": 0,
             "following": 0,
@@ -49,7 +58,7 @@ def user_public(user: User, base: str) -> dict[str, Any]:
     return data
 
 
-def user_listed(user: User, base: str) -> dict[str, Any]:
+def user_listed(user: AnyUser, base: str) -> dict[str, Any]:
     """A user in a list seen by a non-admin (GitLab's UserBasic), with the bot badge."""
     data = user_basic(user, base)
     data["bot"] = user.is_bot
@@ -57,7 +66,7 @@ def user_listed(user: User, base: str) -> dict[str, Any]:
 
 
 def user_detail(
-    user: User,
+    user: AnyUser,
     base: str,
     *,
     admin_view: bool,
@@ -65,7 +74,8 @@ def user_detail(
     using_license_seat: bool = False,
 ) -> dict[str, Any]:
     """What /user returns, and what admins see for any user."""
-    data = user_public(user, base)
+    user_type = user.type
+    data = _public(user, base, user_type.is_bot)
     data.update(
         {
             "last_sign_in_at": iso(user.last_sign_in_at),
@@ -83,7 +93,7 @@ def user_detail(
             "external": user.external,
             "private_profile": user.private_profile,
             "commit_email": user.email,
-            "user_type": user.type.name.lower(),
+            "user_type": _TYPE_NAMES[user_type],
         }
     )
     if admin_view:
@@ -106,7 +116,7 @@ def user_detail(
     return data
 
 
-def user_for(viewer: Actor, user: User, base: str) -> dict[str, Any]:
+def user_for(viewer: Actor, user: AnyUser, base: str) -> dict[str, Any]:
     """The richest view ``viewer`` may see of ``user``."""
     if viewer.is_admin:
         return user_detail(user, base, admin_view=True)

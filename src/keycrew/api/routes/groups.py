@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from keycrew.access import groups as group_cases
 from keycrew.access.levels import MEMBER_LEVELS
-from keycrew.access.lookup import find_group
+from keycrew.access.lookup import find_group, read_group
 from keycrew.access.projects import projects_query
 from keycrew.actions import groups as group_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
@@ -20,7 +20,8 @@ from keycrew.api.routes.projects import project_list_options, render_projects
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.models import Namespace
+from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import project_rows, project_view
 
 router = APIRouter()
 
@@ -87,12 +88,11 @@ def post_group(request: Request, ctx: Ctx = api_ctx(), params: Params = params_d
 def get_group(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> dict[str, Any]:
-    group = find_group(ctx, group_id)
+    group = read_group(ctx, group_id)
     projects = None
     if params.boolean("with_projects", True):
-        projects = list(
-            ctx.db.scalars(projects_query(ctx, namespace=group, order_by="id", sort="asc").limit(100)).all()
-        )
+        query = projects_query(ctx, order_by="id", sort="asc").where(Project.namespace_id == group.id)
+        projects = [project_view(row) for row in ctx.reads.rows(project_rows(query.limit(100)))]
     return group_detail(group, base_url(request), projects, repositories=ctx.instance.repositories_dir)
 
 

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from keycrew.access import members as cases
-from keycrew.access.lookup import find_group, find_project
-from keycrew.access.members import Membership
-from keycrew.access.models import Member
-from keycrew.access.resources import Resource
+from keycrew.access.lookup import find_group, find_project, read_group, read_project
+from keycrew.access.members import MemberListing, Membership, MembershipView, membership_view
+from keycrew.access.resources import Holder, Resource
 from keycrew.api import errors as api_errors
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.members import member as member_entity
+from keycrew.api.pagination import COUNT_LIMIT, Page, page_args, respond
 from keycrew.api.params import path_id
-from keycrew.api.routes.projects import paginate_rows
 from keycrew.context import Ctx
 from keycrew.db.base import record_id
 from keycrew.errors import BadParameter, MissingParameter, NotFound
 from keycrew.identity.models import User
+from keycrew.identity.views import user_views
 
 router = APIRouter()
 
@@ -31,24 +31,39 @@ def _user_id(value: str) -> int:
     return path_id(value, "user_id")
 
 
-def _creators(ctx: Ctx, found: list[Membership]) -> dict[int, User]:
-    ids = {m.member.created_by_id for m in found if m.member.created_by_id is not None}
-    if not ids:
-        return {}
-    return {u.id: u for u in ctx.db.scalars(select(User).where(User.id.in_(ids))).all()}
-
-
-def _render(request: Request, ctx: Ctx, found: list[Membership], *, with_source: bool = False) -> list[Any]:
+def _render(
+    request: Request,
+    ctx: Ctx,
+    found: Sequence[Membership | MembershipView],
+    *,
+    with_source: bool = False,
+) -> list[Any]:
+    """Members with who added them (one look-up for the page's creators)."""
     base = base_url(request)
-    creators = _creators(ctx, found)
+    creators = user_views(ctx.reads, {m.member.created_by_id for m in found if m.member.created_by_id})
     admin = ctx.actor.is_admin
     return [
         member_entity(m, base, creators=creators, show_email=admin, with_source=with_source) for m in found
     ]
 
 
-def _one(request: Request, ctx: Ctx, found: Membership, *, with_source: bool = False) -> dict[str, Any]:
+def _one(
+    request: Request, ctx: Ctx, found: Membership | MembershipView, *, with_source: bool = False
+) -> dict[str, Any]:
     return dict(_render(request, ctx, [found], with_source=with_source)[0])
+
+
+def _fetch(ctx: Ctx, params: Params, listing: MemberListing) -> Page:
+    """The requested page of a listing, counted up to COUNT_LIMIT as ``pagination.fetch_rows``
+    counts (its statements are prepared: the page's bounds are parameters)."""
+    page, per_page = page_args(params)
+    counted = int(ctx.reads.scalar(listing.count, {**listing.values, "count_limit": COUNT_LIMIT + 1}) or 0)
+    total = None if counted > COUNT_LIMIT else counted
+    # Past the count limit one row more tells whether a next page exists.
+    bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
+    rows = ctx.reads.rows(listing.page, {**listing.values, **bounds})
+    more = len(rows) > per_page if total is None else page * per_page < total
+    return Page(rows[:per_page], page, per_page, total, more)
 
 
 def _find_user(ctx: Ctx, params: Params) -> tuple[User | None, list[int] | None]:
@@ -81,58 +96,50 @@ def _find_user(ctx: Ctx, params: Params) -> tuple[User | None, list[int] | None]
     return user, None
 
 
-def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
+def _register(kind: str, finder: Callable[[Ctx, str], Holder], reader: Callable[[Ctx, str], Holder]) -> None:
+    """The member routes under ``/{kind}/:id``: reads find the source with ``reader`` (a read
+    view), changes with ``finder`` (the ORM object)."""
     prefix = f"/{kind}/{{source_id}}/members"
 
     def source_of(ctx: Ctx, source_id: str) -> Resource:
         return Resource(finder(ctx, source_id))
 
+    def read_source(ctx: Ctx, source_id: str) -> Resource:
+        return Resource(reader(ctx, source_id))
+
     @router.get(prefix, name=f"list_{kind}_members")
     def list_members(
         source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
-        source = source_of(ctx, source_id)
-        query = cases.direct_members_query(
-            ctx,
-            source,
-            search=params.text("query", blank_is_absent=True),
-            user_ids=params.ids("user_ids"),
-        )
-
-        def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
-            found = [Membership(m, u, source.source_type.value, source.id) for m, u in rows]
-            return _render(request, ctx, found)
-
-        return paginate_rows(request, ctx, params, query, render_page, tuples=True)
+        source = read_source(ctx, source_id)
+        search, user_ids = params.text("query", blank_is_absent=True), params.ids("user_ids")
+        found = _fetch(ctx, params, cases.member_listing(ctx, source, search=search, user_ids=user_ids))
+        return respond(request, _render(request, ctx, [membership_view(r) for r in found.rows]), found)
 
     @router.get(f"{prefix}/all", name=f"list_all_{kind}_members")
     def list_all_members(
         source_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
-        source = source_of(ctx, source_id)
+        source = read_source(ctx, source_id)
         search, user_ids = params.text("query", blank_is_absent=True), params.ids("user_ids")
-        query = cases.all_members_query(ctx, source, search=search, user_ids=user_ids)
-        counted = cases.all_members_counted(ctx, source, search=search, user_ids=user_ids)
-
-        def render_page(rows: list[tuple[Member, User]]) -> list[Any]:
-            found = [Membership(m, u, m.source_type, m.source_id) for m, u in rows]
-            return _render(request, ctx, found, with_source=True)
-
-        return paginate_rows(request, ctx, params, query, render_page, tuples=True, counted=counted)
+        listing = cases.member_listing(ctx, source, inherited=True, search=search, user_ids=user_ids)
+        found = _fetch(ctx, params, listing)
+        items = _render(request, ctx, [membership_view(r) for r in found.rows], with_source=True)
+        return respond(request, items, found)
 
     @router.get(f"{prefix}/all/{{user_id}}", name=f"get_any_{kind}_member")
     def get_any_member(
         source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx()
     ) -> dict[str, Any]:
         uid = _user_id(user_id)
-        source = source_of(ctx, source_id)
-        return _one(request, ctx, cases.get_any_member(ctx, source, uid), with_source=True)
+        source = read_source(ctx, source_id)
+        return _one(request, ctx, cases.read_any_member(ctx, source, uid), with_source=True)
 
     @router.get(f"{prefix}/{{user_id}}", name=f"get_{kind}_member")
     def get_member(source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx()) -> dict[str, Any]:
         uid = _user_id(user_id)
-        source = source_of(ctx, source_id)
-        return _one(request, ctx, cases.get_member(ctx, source, uid))
+        source = read_source(ctx, source_id)
+        return _one(request, ctx, cases.read_member(ctx, source, uid))
 
     @router.post(prefix, status_code=201, name=f"add_{kind}_member")
     def add_member(
@@ -173,5 +180,5 @@ def _register(kind: str, finder: Callable[[Ctx, str], Any]) -> None:
         return Response(status_code=204)
 
 
-_register("groups", find_group)
-_register("projects", find_project)
+_register("groups", find_group, read_group)
+_register("projects", find_project, read_project)

@@ -6,16 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from keycrew.access.lookup import find_group, find_project
+from keycrew.access.lookup import find_group, find_project, read_group, read_project
 from keycrew.actions import resource_tokens as rt
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.tokens import resource_access_token
-from keycrew.api.pagination import paginate_page
+from keycrew.api.pagination import fetch_rows, respond
 from keycrew.api.params import path_id
 from keycrew.api.routes.tokens import token_filters
 from keycrew.context import Ctx
 from keycrew.tokens.lifecycle import filtered
 from keycrew.tokens.scopes import Scope
+from keycrew.tokens.views import token_rows, token_view
 
 router = APIRouter()
 
@@ -24,6 +25,11 @@ KINDS = ("projects", "groups")
 
 def _resource(ctx: Ctx, kind: str, ref: str) -> rt.Resource:
     return rt.Resource.of(find_project(ctx, ref) if kind == "projects" else find_group(ctx, ref))
+
+
+def _read_resource(ctx: Ctx, kind: str, ref: str) -> rt.Resource:
+    """``_resource`` for a read: the project or group as column values."""
+    return rt.Resource.of(read_project(ctx, ref) if kind == "projects" else read_group(ctx, ref))
 
 
 def _token_ref(raw: str) -> int | str:
@@ -38,19 +44,20 @@ def _register(kind: str) -> None:
     def list_tokens(
         resource_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
-        resource = _resource(ctx, kind, resource_id)
+        resource = _read_resource(ctx, kind, resource_id)
         query = filtered(rt.tokens_query(ctx, resource), token_filters(params), ctx.today())
-
-        def render(tokens: list[Any]) -> list[dict[str, Any]]:
-            levels = rt.token_levels(ctx, resource, tokens)
-            return [resource_access_token(t, ctx.today(), levels.get(t.user_id, 0)) for t in tokens]
-
-        return paginate_page(request, ctx.db, params, query, render)
+        found = fetch_rows(ctx.reads, params, token_rows(query))
+        tokens = [token_view(row) for row in found.rows]
+        levels = rt.token_levels(ctx, resource, tokens)
+        today = ctx.today()
+        return respond(
+            request, [resource_access_token(t, today, levels.get(t.user_id, 0)) for t in tokens], found
+        )
 
     @router.get(base + "/{token_id}", name=f"get_{kind}_access_token")
     def get_token(resource_id: str, token_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
-        resource = _resource(ctx, kind, resource_id)
-        token = rt.find_resource_token(ctx, resource, _token_ref(token_id))
+        resource = _read_resource(ctx, kind, resource_id)
+        token = rt.read_resource_token(ctx, resource, _token_ref(token_id))
         return resource_access_token(token, ctx.today(), rt.bot_level(ctx, resource, token.user_id))
 
     @router.post(base, status_code=201, name=f"create_{kind}_access_token")

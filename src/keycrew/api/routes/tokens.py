@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from keycrew.api.deps import Params, api_ctx, params_dep, principal_dep, runtime_of
 from keycrew.api.entities.tokens import impersonation_token, personal_access_token
-from keycrew.api.pagination import paginate_query
+from keycrew.api.pagination import fetch_rows, respond
 from keycrew.api.params import path_id
 from keycrew.context import Ctx
 from keycrew.tokens import personal
@@ -16,6 +16,7 @@ from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.principal import Principal
 from keycrew.tokens.scopes import Scope
+from keycrew.tokens.views import token_rows, token_view
 
 router = APIRouter()
 
@@ -48,8 +49,9 @@ def list_personal_access_tokens(
     request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
     query = personal.personal_tokens_query(ctx, user_id=params.id("user_id"))
-    query = filtered(query, token_filters(params), ctx.today())
-    return paginate_query(request, ctx.db, params, query, lambda t: personal_access_token(t, ctx.today()))
+    found = fetch_rows(ctx.reads, params, token_rows(filtered(query, token_filters(params), ctx.today())))
+    today = ctx.today()
+    return respond(request, [personal_access_token(token_view(row), today) for row in found.rows], found)
 
 
 @router.get("/personal_access_tokens/self")
@@ -60,7 +62,7 @@ async def get_self_token(request: Request, principal: Principal = principal_dep(
 
 @router.get("/personal_access_tokens/{token_id}")
 def get_personal_access_token(token_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
-    return personal_access_token(personal.find_personal_token(ctx, _token_id(token_id)), ctx.today())
+    return personal_access_token(personal.read_personal_token(ctx, _token_id(token_id)), ctx.today())
 
 
 @router.post("/personal_access_tokens/self/rotate")
@@ -113,11 +115,13 @@ def create_own_token(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dic
 def list_impersonation_tokens(
     user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
-    user = personal.impersonated_user(ctx, path_id(user_id, "user_id"))
+    owner_id = personal.impersonated_user_id(ctx, path_id(user_id, "user_id"))
     state = params.choice("state", ("all", *STATES), default="all")
-    query = personal.impersonation_tokens_query(user)
+    query = personal.impersonation_tokens_query(owner_id)
     query = filtered(query, TokenFilters(state=None if state == "all" else state), ctx.today())
-    return paginate_query(request, ctx.db, params, query, lambda t: impersonation_token(t, ctx.today()))
+    found = fetch_rows(ctx.reads, params, token_rows(query))
+    today = ctx.today()
+    return respond(request, [impersonation_token(token_view(row), today) for row in found.rows], found)
 
 
 @router.post("/users/{user_id}/impersonation_tokens", status_code=201)
@@ -142,7 +146,9 @@ def _impersonation_token(ctx: Ctx, user_id: str, token_id: str) -> PersonalAcces
 
 @router.get("/users/{user_id}/impersonation_tokens/{token_id}")
 def get_impersonation_token(user_id: str, token_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
-    return impersonation_token(_impersonation_token(ctx, user_id, token_id), ctx.today())
+    owner_id = personal.impersonated_user_id(ctx, path_id(user_id, "user_id"))
+    token = personal.read_impersonation_token(ctx, owner_id, path_id(token_id, "impersonation_token_id"))
+    return impersonation_token(token, ctx.today())
 
 
 @router.delete("/users/{user_id}/impersonation_tokens/{token_id}", status_code=204)

@@ -7,22 +7,25 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from keycrew.access.seats import billable_ids, current_license
+from keycrew.access.seats import billable_column, current_license, guests_are_free
 from keycrew.actions import users as user_actions
 from keycrew.actions.deletion import destroy_user
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
-from keycrew.api.pagination import fetch, respond
+from keycrew.api.pagination import fetch_rows, respond
 from keycrew.context import Ctx
+from keycrew.db.reads import Query, prepared
 from keycrew.errors import BadParameter, Forbidden, MissingParameter
 from keycrew.identity import lifecycle
 from keycrew.identity.models import User
-from keycrew.identity.queries import UserFilters, find_user, users_query
+from keycrew.identity.queries import UserFilters, find_user, read_user_view, user_listing
 from keycrew.identity.users import UPDATABLE, NewUser, admin_create_user, update_user
+from keycrew.identity.views import AnyUser, user_view
+from keycrew.instance.settings import settings_view
 from keycrew.namespaces.models import Namespace
 from keycrew.tokens.personal import create_personal_access_token
 
@@ -49,26 +52,41 @@ _FLAGS = ("admin", "external", "can_create_group", "private_profile")
 
 # -- rendering -------------------------------------------------------------------------------------
 
+_U = User.__table__.c
+_N = Namespace.__table__.c
+# What admins see of some users besides their row: the personal namespace, and whether the user
+# takes a seat (the rule of access.seats, without and with Ultimate's free Guests).
+_ADMIN_FACTS = {
+    guests_free: prepared(
+        select(_U.id, _N.id.label("namespace_id"), billable_column(guests_free).label("billable"))
+        .select_from(
+            User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user"))
+        )
+        .where(_U.id.in_(bindparam("ids", expanding=True)))
+    )
+    for guests_free in (False, True)
+}
 
-def _admin_renderer(ctx: Ctx, request: Request, users: Sequence[User]) -> Callable[[User], dict[str, Any]]:
+
+def _admin_renderer(
+    ctx: Ctx, request: Request, users: Sequence[AnyUser]
+) -> Callable[[AnyUser], dict[str, Any]]:
     """Renders users as admins see them, with the lookups for the whole page done at once."""
-
-    ids = [u.id for u in users]
     namespaces: dict[int, int] = {}
-    if ids:
-        namespaces = {
-            owner: ns_id
-            for ns_id, owner in ctx.db.execute(
-                select(Namespace.id, Namespace.owner_id).where(
-                    Namespace.kind == "user", Namespace.owner_id.in_(ids)
-                )
-            ).all()
-            if owner is not None
-        }
-    seats = billable_ids(ctx, ids)
+    seats: set[int] = set()
+    if users:
+        guests_free = guests_are_free(settings_view(ctx))
+        params: dict[str, Any] = {"ids": sorted({u.id for u in users})}
+        if guests_free:
+            params["today"] = ctx.today()
+        for user_id, namespace_id, billable in ctx.reads.rows(_ADMIN_FACTS[guests_free], params):
+            if namespace_id is not None:
+                namespaces[user_id] = namespace_id
+            if billable:
+                seats.add(user_id)
     base = base_url(request)
 
-    def render(user: User) -> dict[str, Any]:
+    def render(user: AnyUser) -> dict[str, Any]:
         return user_detail(
             user,
             base,
@@ -80,21 +98,21 @@ def _admin_renderer(ctx: Ctx, request: Request, users: Sequence[User]) -> Callab
     return render
 
 
-def _render_one(ctx: Ctx, request: Request, user: User) -> dict[str, Any]:
+def _render_one(ctx: Ctx, request: Request, user: AnyUser) -> dict[str, Any]:
     if ctx.actor.is_admin:
         return _admin_renderer(ctx, request, [user])(user)
     return user_public(user, base_url(request))
 
 
-def _paginate_users(ctx: Ctx, request: Request, params: Params, query: Any, *, basic: bool) -> Response:
-    found = fetch(ctx.db, params, query)
-    rows = found.rows
+def _paginate_users(ctx: Ctx, request: Request, params: Params, query: Query, *, basic: bool) -> Response:
+    found = fetch_rows(ctx.reads, params, query)
+    users = [user_view(row) for row in found.rows]
     if basic or not ctx.actor.is_admin:
         base = base_url(request)
-        items = [user_listed(u, base) for u in rows]
+        items = [user_listed(u, base) for u in users]
     else:
-        render = _admin_renderer(ctx, request, rows)
-        items = [render(u) for u in rows]
+        render = _admin_renderer(ctx, request, users)
+        items = [render(u) for u in users]
     return respond(request, items, found)
 
 
@@ -128,7 +146,7 @@ def _filters(params: Params) -> UserFilters:
 def list_users(
     request: Request, ctx: Ctx = api_ctx(auth=False, read_user=True), params: Params = params_dep()
 ) -> Response:
-    query = users_query(ctx, _filters(params))
+    query = user_listing(ctx, _filters(params))
     return _paginate_users(ctx, request, params, query, basic=False)
 
 
@@ -136,7 +154,7 @@ def list_users(
 def get_user_route(user_id: int, request: Request, ctx: Ctx = api_ctx(auth=False, read_user=True)) -> Any:
     if ctx.actor.is_anonymous:
         raise Forbidden("Not authorized!")
-    return _render_one(ctx, request, find_user(ctx, user_id))
+    return _render_one(ctx, request, read_user_view(ctx, user_id))
 
 
 @router.post("/users", status_code=201)
@@ -286,7 +304,7 @@ def search(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
         raise BadParameter(f"Scope not supported: keycrew searches users only, not {scope}")
     assert term is not None
     # A blank term finds nobody here (GET /users?search= lists everyone instead, as GitLab).
-    query = users_query(ctx, UserFilters(search=term.strip() or "@", minimum_char_limit=False))
+    query = user_listing(ctx, UserFilters(search=term.strip() or "@", minimum_char_limit=False))
     return _paginate_users(ctx, request, params, query, basic=True)
 
 
