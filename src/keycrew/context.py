@@ -15,6 +15,7 @@ from keycrew.db.reads import Reader, SessionReads
 
 if TYPE_CHECKING:
     from keycrew.identity.models import User
+    from keycrew.identity.views import UserView
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Actor:
     ) -> None:
         self._user = user
         self._load: Callable[[], User] | None = None
-        self._cached: User | None = None
+        self._cached: UserView | None = None
         self.facts: UserFacts | None = user
         self.token_id = token_id
         self.ip = ip
@@ -87,7 +88,7 @@ class Actor:
         facts: UserFacts,
         load: Callable[[], User],
         *,
-        cached: User | None = None,
+        cached: UserView | None = None,
         token_id: int | None,
         ip: str | None,
         scopes: frozenset[str] | None,
@@ -108,7 +109,7 @@ class Actor:
         return self._user
 
     @property
-    def user_to_render(self) -> User | None:
+    def user_to_render(self) -> User | UserView | None:
         """The user for showing only (never to change or add to a session): the row if it was
         loaded, else the cached copy the actor was made with, else the row, loaded now."""
         if self._load is not None and self._cached is not None:

@@ -15,7 +15,7 @@ from keycrew.db.text import contains
 from keycrew.errors import NotFound
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
-from keycrew.namespaces.views import ProjectLike
+from keycrew.namespaces.views import NamespaceLike, ProjectLike
 
 PROJECT_ORDERS = ("id", "name", "path", "created_at", "updated_at", "last_activity_at", "similarity")
 
@@ -44,7 +44,7 @@ def projects_query(
     archived: bool | None = None,
     order_by: str = "created_at",
     sort: str = "desc",
-    namespace: Namespace | None = None,
+    namespace: NamespaceLike | None = None,
     include_subgroups: bool = False,
 ) -> Select[Any]:
     """The projects a listing shows the actor, filtered and ordered as GitLab's ProjectsFinder does."""

@@ -20,6 +20,7 @@ from keycrew.db.reads import Reader
 from keycrew.db.text import escape_like
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import NamespaceLike
 
 
 def _group_memberships(
@@ -144,10 +145,10 @@ def visible_projects(reads: Reader, actor: Actor, today: dt.date) -> ColumnEleme
     return or_(by_visibility, projects_reached(reads, actor.facts.id, today, AccessLevel.GUEST))
 
 
-def namespace_subtree(ns: Namespace) -> ColumnElement[bool]:
+def namespace_subtree(ns: NamespaceLike) -> ColumnElement[bool]:
     """The namespace and every namespace under it."""
     return _subtrees([(ns.id, ns.full_path)])
 
 
-def descendants_of(ns: Namespace) -> ColumnElement[bool]:
+def descendants_of(ns: NamespaceLike) -> ColumnElement[bool]:
     return Namespace.full_path.like(escape_like(ns.full_path) + "/%", escape="\\")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -114,6 +114,20 @@ def fetch_rows(reads: Reader, params: Params, query: Query, *, counted: Select[A
     page, per_page = page_args(params)
     total = count_upto(reads, query if counted is None else counted, sqlite=reads.dialect.name == "sqlite")
     return _page(reads.rows(_slice(query, page, per_page, total)), page, per_page, total)
+
+
+def fetch_prepared(
+    reads: Reader, params: Params, page_rows: Query, count: Query, values: Mapping[str, Any]
+) -> Page:
+    """``fetch_rows`` for statements prepared once per listing shape: ``count`` counts the rows
+    up to ``:count_limit``, ``page_rows`` reads ``:limit`` of them from ``:offset``; ``values``
+    are their other parameters."""
+    page, per_page = page_args(params)
+    counted = int(reads.scalar(count, {**values, "count_limit": COUNT_LIMIT + 1}) or 0)
+    total = None if counted > COUNT_LIMIT else counted
+    # Past the count limit one row more tells whether a next page exists.
+    bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
+    return _page(reads.rows(page_rows, {**values, **bounds}), page, per_page, total)
 
 
 def _slice(query: S, page: int, per_page: int, total: int | None) -> S:

@@ -97,14 +97,6 @@ class User(UserTraits, Base):
     provisioned_by_group_id: Mapped[int | None] = mapped_column(Integer, index=True)
     provisioned_by_project_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
-    def detached_copy(self) -> User:
-        """A copy of this row's column values, in no session: rendered from a cache, never
-        changed or added to a session."""
-        copy = User()
-        for column in User.__table__.columns:
-            setattr(copy, column.key, getattr(self, column.key))
-        return copy
-
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r} type={self.user_type} state={self.state}>"
 

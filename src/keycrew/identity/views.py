@@ -45,6 +45,11 @@ class UserView(_UserRow, UserTraits):
 
     __slots__ = ()
 
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        """The view of a loaded row."""
+        return cls(*(getattr(user, name) for name in _UserRow._fields))
+
 
 # What renderers and rules that only read accept: a row or its view (the same attribute names).
 AnyUser = User | UserView

@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from keycrew.identity.models import User
-from keycrew.tokens.models import PersonalAccessToken
+from keycrew.identity.views import UserView
+from keycrew.tokens.models import PersonalAccessToken, TokenTraits
 
 # The kinds of row a cached principal depends on, as the cache's invalidation names them.
 TOKEN_ROW = "t"
@@ -15,7 +16,7 @@ WATCHED_ROWS: dict[type, str] = {PersonalAccessToken: TOKEN_ROW, User: USER_ROW}
 
 
 @dataclass(frozen=True)
-class TokenSnapshot:
+class TokenSnapshot(TokenTraits):
     id: int
     user_id: int
     name: str
@@ -42,12 +43,6 @@ class TokenSnapshot:
             token.last_used_at,
         )
 
-    def is_expired(self, today: dt.date) -> bool:
-        return self.expires_at is not None and self.expires_at <= today
-
-    def is_active(self, today: dt.date) -> bool:
-        return not self.revoked and not self.is_expired(today)
-
 
 @dataclass(frozen=True)
 class UserSnapshot:
@@ -58,8 +53,9 @@ class UserSnapshot:
     user_type: int
     admin: bool
     external: bool
-    # Every column of the row as it was loaded, for rendering the user without reading it again.
-    row: User = field(compare=False, repr=False)
+    # Every column of the row as it was loaded (but the password digest), for rendering the user
+    # without reading it again.
+    row: UserView = field(compare=False, repr=False)
 
     @classmethod
     def of(cls, user: User) -> UserSnapshot:
@@ -71,7 +67,7 @@ class UserSnapshot:
             user.user_type,
             user.admin,
             user.external,
-            user.detached_copy(),
+            UserView.of(user),
         )
 
 

@@ -137,7 +137,7 @@ def list_descendant_groups(
 def list_group_projects(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
-    group = find_group(ctx, group_id)
+    group = read_group(ctx, group_id)
     query = projects_query(
         ctx,
         namespace=group,

@@ -16,7 +16,7 @@ from keycrew.api import errors as api_errors
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.members import member as member_entity
-from keycrew.api.pagination import COUNT_LIMIT, Page, page_args, respond
+from keycrew.api.pagination import Page, fetch_prepared, respond
 from keycrew.api.params import path_id
 from keycrew.context import Ctx
 from keycrew.db.base import record_id
@@ -54,16 +54,7 @@ def _one(
 
 
 def _fetch(ctx: Ctx, params: Params, listing: MemberListing) -> Page:
-    """The requested page of a listing, counted up to COUNT_LIMIT as ``pagination.fetch_rows``
-    counts (its statements are prepared: the page's bounds are parameters)."""
-    page, per_page = page_args(params)
-    counted = int(ctx.reads.scalar(listing.count, {**listing.values, "count_limit": COUNT_LIMIT + 1}) or 0)
-    total = None if counted > COUNT_LIMIT else counted
-    # Past the count limit one row more tells whether a next page exists.
-    bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
-    rows = ctx.reads.rows(listing.page, {**listing.values, **bounds})
-    more = len(rows) > per_page if total is None else page * per_page < total
-    return Page(rows[:per_page], page, per_page, total, more)
+    return fetch_prepared(ctx.reads, params, listing.page, listing.count, listing.values)
 
 
 def _find_user(ctx: Ctx, params: Params) -> tuple[User | None, list[int] | None]:
