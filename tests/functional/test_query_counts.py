@@ -75,10 +75,10 @@ LISTS = {
     "/personal_access_tokens?per_page={n}": 2,
     "/projects?per_page={n}": 2,
     "/users?per_page={n}": 4,
-    "/groups?per_page={n}": 3,
-    "/namespaces?per_page={n}": 4,
+    "/groups?per_page={n}": 2,
+    "/namespaces?per_page={n}": 3,
     "/audit_events?per_page={n}": 3,
-    "/groups/{group}/projects?per_page={n}": 4,
+    "/groups/{group}/projects?per_page={n}": 3,
     # A count and a page chosen in SQL (one membership per user), rather than every membership of
     # the group and its ancestors read to build one page in memory: a page of a group of 10,000
     # members costs what a page of 20 does.
@@ -120,3 +120,37 @@ def test_the_counter_sees_statements(server: LiveServer, factory: Factory) -> No
     with counting(server) as seen:
         assert server.root("GET", "/users?per_page=1").status_code == 200
     assert seen, "no statement counted"
+
+
+# The everyday reads that run without the ORM (keycrew.db.reads): the session is never opened.
+WITHOUT_SESSION = [
+    *SINGLE,
+    *(t for t in LISTS if not t.startswith("/audit_events")),
+    "/groups/{group}/members?per_page=20",
+    "/projects/{project}/members?per_page=20",
+    "/namespaces/{group}",
+    "/groups/{group}/subgroups",
+    "/groups/{group}/access_tokens",
+    "/personal_access_tokens/self",
+]
+
+
+def test_everyday_reads_never_open_the_orm_session(
+    server: LiveServer, world: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    read_session = server.runtime.read_session
+
+    def counted() -> Any:
+        opened.append(threading.current_thread().name)
+        return read_session()
+
+    monkeypatch.setattr(server.runtime, "read_session", counted)
+    for template in WITHOUT_SESSION:
+        path = template.format(n=20, **world)
+        response = server.root("GET", path)
+        assert response.status_code == 200, (path, response.text)
+        assert not opened, f"GET {path} opened an ORM session"
+    # The instrument itself: a read still on the ORM is seen.
+    assert server.root("GET", "/audit_events?per_page=5").status_code == 200
+    assert opened

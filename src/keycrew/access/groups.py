@@ -21,6 +21,7 @@ from keycrew.identity import validation
 from keycrew.namespaces import paths
 from keycrew.namespaces.kinds import SourceType, Visibility
 from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import NamespaceLike
 
 GROUP_ORDERS = ("name", "path", "id", "similarity")
 
@@ -218,8 +219,8 @@ def groups_query(
     skip_groups: list[int] | None = None,
     order_by: str = "name",
     sort: str = "asc",
-    parent: Namespace | None = None,
-    descendants_of: Namespace | None = None,
+    parent: NamespaceLike | None = None,
+    descendants_of: NamespaceLike | None = None,
 ) -> Select[Any]:
     """The groups a listing shows the actor, filtered and ordered as GitLab's GroupsFinder does.
 

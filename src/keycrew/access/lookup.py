@@ -99,6 +99,12 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
     return group
 
 
+def read_namespace(ctx: Ctx, ref: str | int) -> NamespaceView | None:
+    """``get_namespace`` for a read: a group or personal namespace as column values, unchecked."""
+    ns_id, path = _ref(ref)
+    return views.read_namespace(ctx.reads, ns_id, path)
+
+
 def read_group(ctx: Ctx, ref: str | int) -> NamespaceView:
     """``find_group`` for a read: the group as column values (NotFound as there)."""
     ns_id, path = _ref(ref)
@@ -116,5 +122,6 @@ __all__ = [
     "get_namespace",
     "get_project",
     "read_group",
+    "read_namespace",
     "read_project",
 ]

@@ -8,12 +8,13 @@ from sqlalchemy import Select, and_, or_, select
 
 from keycrew.access import queries
 from keycrew.access.levels import AccessLevel
-from keycrew.access.lookup import get_namespace
+from keycrew.access.lookup import read_namespace
 from keycrew.access.policy import group_level
 from keycrew.context import Ctx
 from keycrew.db.text import contains
 from keycrew.errors import NotFound
 from keycrew.namespaces.models import Namespace
+from keycrew.namespaces.views import NamespaceView
 
 
 def namespaces_query(ctx: Ctx, *, search: str | None = None, owned_only: bool = False) -> Select[Any]:
@@ -36,9 +37,9 @@ def namespaces_query(ctx: Ctx, *, search: str | None = None, owned_only: bool = 
     return query.order_by(Namespace.id)
 
 
-def find_namespace(ctx: Ctx, ref: str | int) -> Namespace:
+def find_namespace(ctx: Ctx, ref: str | int) -> NamespaceView:
     """A namespace the actor holds or belongs to (admins: any); NotFound("Namespace") otherwise."""
-    ns = get_namespace(ctx, ref)
+    ns = read_namespace(ctx, ref)
     if ns is None:
         raise NotFound("Namespace")
     if ctx.actor.is_admin:

@@ -141,6 +141,12 @@ def project_rows(query: Select[Any]) -> Query:
     return query.with_only_columns(*PROJECT_COLUMNS, maintain_column_froms=False).select_from(_WITH_NAMESPACE)
 
 
+def namespace_rows(query: Select[Any]) -> Query:
+    """A listing of namespaces (``select(Namespace)`` with its filters and order) as rows of
+    ``NAMESPACE_COLUMNS``, for ``NamespaceView``."""
+    return query.with_only_columns(*NAMESPACE_COLUMNS, maintain_column_froms=True)
+
+
 def project_view(row: Any) -> ProjectView:
     """A project with its namespace from a row of ``PROJECT_COLUMNS``."""
     return ProjectView(*row[:_PROJECT_WIDTH], NamespaceView(*row[_PROJECT_WIDTH:]))  # type: ignore[call-arg]

@@ -15,13 +15,13 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import group as group_entity
 from keycrew.api.entities.namespaces import group_detail
-from keycrew.api.pagination import paginate_query
+from keycrew.api.pagination import fetch_rows, respond
 from keycrew.api.routes.projects import project_list_options, render_projects
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.models import Namespace, Project
-from keycrew.namespaces.views import project_rows, project_view
+from keycrew.namespaces.models import Project
+from keycrew.namespaces.views import NamespaceLike, NamespaceView, namespace_rows, project_rows, project_view
 
 router = APIRouter()
 
@@ -46,8 +46,8 @@ def _list_groups(
     ctx: Ctx,
     params: Params,
     *,
-    parent: Namespace | None = None,
-    descendants_of: Namespace | None = None,
+    parent: NamespaceLike | None = None,
+    descendants_of: NamespaceLike | None = None,
 ) -> Response:
     query = group_cases.groups_query(
         ctx,
@@ -63,7 +63,8 @@ def _list_groups(
         descendants_of=descendants_of,
     )
     base = base_url(request)
-    return paginate_query(request, ctx.db, params, query, lambda g: group_entity(g, base))
+    found = fetch_rows(ctx.reads, params, namespace_rows(query), counted=query)
+    return respond(request, [group_entity(NamespaceView(*row), base) for row in found.rows], found)
 
 
 @router.get("/groups")
@@ -123,14 +124,14 @@ def delete_group(group_id: str, ctx: Ctx = api_ctx()) -> dict[str, Any]:
 def list_subgroups(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
-    return _list_groups(request, ctx, params, parent=find_group(ctx, group_id))
+    return _list_groups(request, ctx, params, parent=read_group(ctx, group_id))
 
 
 @router.get("/groups/{group_id}/descendant_groups")
 def list_descendant_groups(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
-    return _list_groups(request, ctx, params, descendants_of=find_group(ctx, group_id))
+    return _list_groups(request, ctx, params, descendants_of=read_group(ctx, group_id))
 
 
 @router.get("/groups/{group_id}/projects")

@@ -6,28 +6,33 @@ from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from keycrew.access.namespaces import find_namespace, namespaces_query
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import namespace as namespace_entity
-from keycrew.api.routes.projects import paginate_rows
+from keycrew.api.pagination import fetch_rows, respond
 from keycrew.context import Ctx
-from keycrew.namespaces.models import Namespace, Project
+from keycrew.db.reads import prepared
+from keycrew.namespaces.models import Project
+from keycrew.namespaces.views import NamespaceView, namespace_rows
 
 router = APIRouter()
 
 
-def _project_counts(ctx: Ctx, namespaces: list[Namespace]) -> Counter[int]:
+_PROJECT_COUNTS = prepared(
+    select(Project.namespace_id, func.count())
+    .where(Project.namespace_id.in_(bindparam("ids", expanding=True)))
+    .group_by(Project.namespace_id)
+)
+
+
+def _project_counts(ctx: Ctx, namespaces: list[NamespaceView]) -> Counter[int]:
     ids = [ns.id for ns in namespaces]
     if not ids:
         return Counter()
-    rows = ctx.db.execute(
-        select(Project.namespace_id, func.count())
-        .where(Project.namespace_id.in_(ids))
-        .group_by(Project.namespace_id)
-    ).all()
+    rows = ctx.reads.rows(_PROJECT_COUNTS, {"ids": ids})
     return Counter({int(ns_id): int(count) for ns_id, count in rows})
 
 
@@ -37,12 +42,12 @@ def list_namespaces(request: Request, ctx: Ctx = api_ctx(), params: Params = par
         ctx, search=params.text("search", blank_is_absent=True), owned_only=params.flag("owned_only")
     )
     base = base_url(request)
-
-    def render_page(rows: list[Namespace]) -> list[dict[str, Any]]:
-        counts = _project_counts(ctx, rows)
-        return [namespace_entity(ns, base, projects_count=counts[ns.id]) for ns in rows]
-
-    return paginate_rows(request, ctx, params, query, render_page)
+    found = fetch_rows(ctx.reads, params, namespace_rows(query), counted=query)
+    namespaces = [NamespaceView(*row) for row in found.rows]
+    counts = _project_counts(ctx, namespaces)
+    return respond(
+        request, [namespace_entity(ns, base, projects_count=counts[ns.id]) for ns in namespaces], found
+    )
 
 
 @router.get("/namespaces/{namespace_id}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -16,7 +15,7 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
 from keycrew.api.entities.namespaces import project_simple
-from keycrew.api.pagination import fetch, fetch_rows, respond
+from keycrew.api.pagination import fetch_rows, respond
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
@@ -28,21 +27,6 @@ router = APIRouter()
 
 VISIBILITIES = tuple(v.value for v in Visibility)
 SORTS = ("asc", "desc")
-
-
-def paginate_rows(
-    request: Request,
-    ctx: Ctx,
-    params: Params,
-    query: Select[Any],
-    render_page: Callable[[list[Any]], list[Any]],
-    *,
-    tuples: bool = False,
-    counted: Select[Any] | None = None,
-) -> Response:
-    """Count and slice ``query`` in the database, then render the page's rows in one go."""
-    found = fetch(ctx.db, params, query, tuples=tuples, counted=counted)
-    return respond(request, render_page(found.rows), found)
 
 
 def _visibility(params: Params) -> Visibility | None:
