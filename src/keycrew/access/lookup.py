@@ -10,6 +10,8 @@ from keycrew.access.policy import (
     can_read_project,
     effective_group_level,
     effective_project_level,
+    may_read_project,
+    project_levels,
 )
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
@@ -99,6 +101,20 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
     return group
 
 
+def read_project_with_levels(ctx: Ctx, ref: str | int) -> tuple[ProjectView, tuple[int, int] | None]:
+    """``read_project`` and the actor's (direct, inherited) levels on the project (None for an
+    anonymous visitor), read once for the check and for the caller (GitLab's ``permissions``)."""
+    project_id, path = _ref(ref)
+    project = views.read_project(ctx.reads, project_id, path)
+    if project is None:
+        raise NotFound("Project")
+    user = ctx.actor.facts
+    levels = None if user is None else project_levels(ctx.reads, user, project, ctx.today())
+    if not may_read_project(ctx.actor, project, levels):
+        raise NotFound("Project")
+    return project, levels
+
+
 def read_namespace(ctx: Ctx, ref: str | int) -> NamespaceView | None:
     """``get_namespace`` for a read: a group or personal namespace as column values, unchecked."""
     ns_id, path = _ref(ref)
@@ -124,4 +140,5 @@ __all__ = [
     "read_group",
     "read_namespace",
     "read_project",
+    "read_project_with_levels",
 ]

@@ -127,9 +127,18 @@ def _can_see_visibility(actor: Actor, visibility_level: int) -> bool:
 
 
 def can_read_project(reads: Reader, actor: Actor, project: ProjectLike, today: dt.date) -> bool:
+    if may_read_project(actor, project, None):
+        return True
+    user = actor.facts
+    return user is not None and may_read_project(actor, project, project_levels(reads, user, project, today))
+
+
+def may_read_project(actor: Actor, project: ProjectLike, levels: tuple[int, int] | None) -> bool:
+    """``can_read_project`` with the actor's (direct, inherited) levels already read (None: not
+    read, or no user)."""
     if actor.is_admin or _can_see_visibility(actor, project.visibility_level):
         return True
-    return project_level(reads, actor.facts, project, today) >= AccessLevel.GUEST
+    return levels is not None and max(levels) >= AccessLevel.GUEST
 
 
 def can_read_group(reads: Reader, actor: Actor, group: NamespaceLike, today: dt.date) -> bool:

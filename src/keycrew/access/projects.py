@@ -97,10 +97,15 @@ def projects_query(
     )
 
 
-def project_access(ctx: Ctx, project: ProjectLike) -> tuple[int | None, int | None]:
-    """(direct project level, inherited group level) of the actor, as GitLab's ``permissions``."""
+def project_access(
+    ctx: Ctx, project: ProjectLike, levels: tuple[int, int] | None = None
+) -> tuple[int | None, int | None]:
+    """(direct project level, inherited group level) of the actor, as GitLab's ``permissions``;
+    ``levels``: the actor's (direct, inherited) levels if already read."""
     user = ctx.actor.facts
     if user is None:
         return None, None
-    direct, inherited = project_levels(ctx.reads, user, project, ctx.today())
+    direct, inherited = (
+        levels if levels is not None else project_levels(ctx.reads, user, project, ctx.today())
+    )
     return (direct or None), (inherited if project.namespace.is_group and inherited else None)

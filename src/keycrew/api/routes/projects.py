@@ -9,7 +9,7 @@ from sqlalchemy import Select
 
 from keycrew.access import projects as project_cases
 from keycrew.access.levels import MEMBER_LEVELS
-from keycrew.access.lookup import find_project, read_project
+from keycrew.access.lookup import find_project, read_project_with_levels
 from keycrew.actions import projects as project_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
@@ -71,14 +71,16 @@ def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[An
     return respond(request, items, found)
 
 
-def _detail(request: Request, ctx: Ctx, project: ProjectLike) -> dict[str, Any]:
+def _detail(
+    request: Request, ctx: Ctx, project: ProjectLike, levels: tuple[int, int] | None = None
+) -> dict[str, Any]:
     ns = project.namespace
     owner = read_user(ctx.reads, ns.owner_id) if ns.kind == "user" and ns.owner_id else None
     return project_entity(
         project,
         base_url(request),
         owner=owner,
-        permissions=project_cases.project_access(ctx, project),
+        permissions=project_cases.project_access(ctx, project, levels),
         repositories=ctx.instance.repositories_dir,
     )
 
@@ -127,7 +129,8 @@ def post_project_for_user(
 
 @router.api_route("/projects/{project_id}", methods=["GET", "HEAD"])
 def get_project(project_id: str, request: Request, ctx: Ctx = api_ctx(auth=False)) -> dict[str, Any]:
-    return _detail(request, ctx, read_project(ctx, project_id))
+    project, levels = read_project_with_levels(ctx, project_id)
+    return _detail(request, ctx, project, levels)
 
 
 @router.put("/projects/{project_id}")
