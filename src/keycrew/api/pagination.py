@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from keycrew.api.entities import JSON, base_url
 from keycrew.api.params import Params
-from keycrew.db.reads import Query, Reader
+from keycrew.db.reads import Query, Reader, prepared
 from keycrew.errors import BadParameter
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ def count_upto(db: Session | Reader, query: Select[Any], *, sqlite: bool = False
     """
     whole = _whole_table(query) if sqlite else None
     if whole is not None:
-        total = int(db.scalar(select(func.count()).select_from(whole)) or 0)
+        total = int(db.scalar(_count_of(whole)) or 0)
         return None if total > COUNT_LIMIT else total
     rows = query.order_by(None)
     if not rows._distinct:  # rows are counted, not columns: read none of them
@@ -71,6 +71,17 @@ def count_upto(db: Session | Reader, query: Select[Any], *, sqlite: bool = False
     counted = rows.limit(COUNT_LIMIT + 1).subquery()
     total = int(db.scalar(select(func.count()).select_from(counted)) or 0)
     return None if total > COUNT_LIMIT else total
+
+
+_TABLE_COUNTS: dict[str, Query] = {}
+
+
+def _count_of(table: Table) -> Query:
+    """SELECT count(*) FROM table, built once per table."""
+    found = _TABLE_COUNTS.get(table.name)
+    if found is None:
+        found = _TABLE_COUNTS[table.name] = prepared(select(func.count()).select_from(table))
+    return found
 
 
 def _whole_table(query: Select[Any]) -> Table | None:
@@ -145,10 +156,12 @@ def _page(rows: list[Any], page: int, per_page: int, total: int | None) -> Page:
     return Page(rows, page, per_page, total, more)
 
 
-def _link(request: Request, page: int, per_page: int) -> str:
-    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")]
-    query += [("page", str(page)), ("per_page", str(per_page))]
-    return f"{base_url(request)}{request.url.path}?{urlencode(query)}"
+def _link_prefix(request: Request) -> str:
+    """The request's URL with its parameters but page and per_page, ready for those two."""
+    query = urlencode(
+        [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")]
+    )
+    return f"{base_url(request)}{request.url.path}?{query}{'&' if query else ''}"
 
 
 def respond(request: Request, items: list[Any], found: Page) -> JSON:
@@ -163,15 +176,16 @@ def respond(request: Request, items: list[Any], found: Page) -> JSON:
     if found.total is not None and total_pages is not None:
         headers["X-Total"] = str(found.total)
         headers["X-Total-Pages"] = str(total_pages)
+    prefix = _link_prefix(request)
     links = []
     if page > 1:
         previous = page - 1 if total_pages is None else min(page - 1, total_pages)
-        links.append(f'<{_link(request, previous, per_page)}>; rel="prev"')
+        links.append(f'<{prefix}page={previous}&per_page={per_page}>; rel="prev"')
     if found.more:
-        links.append(f'<{_link(request, page + 1, per_page)}>; rel="next"')
-    links.append(f'<{_link(request, 1, per_page)}>; rel="first"')
+        links.append(f'<{prefix}page={page + 1}&per_page={per_page}>; rel="next"')
+    links.append(f'<{prefix}page=1&per_page={per_page}>; rel="first"')
     if total_pages is not None:
-        links.append(f'<{_link(request, total_pages, per_page)}>; rel="last"')
+        links.append(f'<{prefix}page={total_pages}&per_page={per_page}>; rel="last"')
     headers["Link"] = ", ".join(links)
     return JSON(items, headers=headers)
 
