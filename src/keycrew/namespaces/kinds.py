@@ -12,11 +12,15 @@ class Visibility(StrEnum):
 
     @property
     def level(self) -> int:
-        return {"private": 0, "internal": 10, "public": 20}[self.value]
+        return _LEVELS[self]
 
     @classmethod
     def from_level(cls, level: int) -> Visibility:
-        return {0: cls.PRIVATE, 10: cls.INTERNAL, 20: cls.PUBLIC}[level]
+        return _BY_LEVEL[level]
+
+
+_LEVELS = {Visibility.PRIVATE: 0, Visibility.INTERNAL: 10, Visibility.PUBLIC: 20}
+_BY_LEVEL = {level: visibility for visibility, level in _LEVELS.items()}
 
 
 class SourceType(StrEnum):

@@ -137,6 +137,7 @@ def project(
 ) -> dict[str, Any]:
     """GitLab's ProjectDetails; ``empty_repo`` is read from the repository under ``repositories``."""
     data = project_simple(p, base)
+    api = f"{base}/api/v4/projects/{p.id}"
     data.update(
         {
             "visibility": Visibility.from_level(p.visibility_level).value,
@@ -151,10 +152,10 @@ def project(
             "marked_for_deletion_on": None,
             "marked_for_deletion_at": None,
             "_links": {
-                "self": f"{base}/api/v4/projects/{p.id}",
-                "issues": f"{base}/api/v4/projects/{p.id}/issues",
-                "members": f"{base}/api/v4/projects/{p.id}/members",
-                "events": f"{base}/api/v4/projects/{p.id}/events",
+                "self": api,
+                "issues": f"{api}/issues",
+                "members": f"{api}/members",
+                "events": f"{api}/events",
             },
         }
     )
