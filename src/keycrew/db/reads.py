@@ -21,6 +21,10 @@ Two kinds:
 
 Statements run here are reported to the engine's ``before_cursor_execute`` listeners, so metrics
 and query-count tests see them like any other.
+
+This leans on what SQLAlchemy's own execution uses underneath its public API (a statement's cache
+key, the types' cached processors), hence the pin to SQLAlchemy 2.1 in pyproject.toml;
+tests/functional/test_reads.py compares the results with SQLAlchemy's own on both databases.
 """
 
 from __future__ import annotations
