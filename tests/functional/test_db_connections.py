@@ -7,10 +7,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from psycopg import OperationalError
+from sqlalchemy import Engine, func, select, text
 
 from keycrew.db import engine as engine_module
 from keycrew.db.engine import make_engine
+from keycrew.db.reads import PoolReads
 from tests.support.backends import PG_ADMIN_DSN, PG_ENABLED
 from tests.support.live import PgDatabase
 
@@ -60,3 +62,25 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(
     monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)  # it has now been idle long enough
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != backend
+
+
+def test_a_read_connection_cut_in_use_fails_its_request_and_leaves_the_pool(
+    pg: tuple[Engine, PgDatabase],
+) -> None:
+    """keycrew.db.reads: a GET's connection killed under it fails that request once (the driver's
+    error, not another from giving the connection back); the next read gets a live connection."""
+    engine, database = pg
+    backend = select(func.pg_backend_pid())
+    reads = PoolReads(engine)
+    try:
+        first = reads.scalar(backend)
+        assert _cut_every_connection(database) >= 1
+        with pytest.raises(OperationalError):
+            reads.scalar(backend)
+    finally:
+        reads.close()
+    again = PoolReads(engine)
+    try:
+        assert again.scalar(backend) not in (None, first)
+    finally:
+        again.close()

@@ -275,15 +275,18 @@ class PoolReads(_Reads):
         return self._pooled.cursor()
 
     def close(self) -> None:
-        """Give the connection back to the pool (nothing was written)."""
+        """Give the connection back to the pool (nothing was written); one the server cut meanwhile
+        is dropped from the pool instead, without hiding the request's own error."""
         pooled, self._pooled = self._pooled, None
-        if pooled is not None:
+        if pooled is None:
+            return
+        if not self._sqlite:
             try:
-                if not self._sqlite:
-                    driver: Any = pooled.dbapi_connection
-                    driver.autocommit = False
-            finally:
-                pooled.close()
+                driver: Any = pooled.dbapi_connection
+                driver.autocommit = False
+            except Exception:
+                pooled.invalidate()
+        pooled.close()
 
 
 class SessionReads(_Reads):
