@@ -190,13 +190,15 @@ class Statements:
         return compiled_or_none, values
 
 
-_STATEMENTS: dict[str, Statements] = {}
+_STATEMENTS: dict[tuple[str, str, str], Statements] = {}
 
 
 def statements_for(dialect: Dialect) -> Statements:
-    found = _STATEMENTS.get(dialect.name)
+    """The compiled statements of a dialect and driver (their SQL and parameter style)."""
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    found = _STATEMENTS.get(key)
     if found is None:
-        found = _STATEMENTS[dialect.name] = Statements(dialect)
+        found = _STATEMENTS[key] = Statements(dialect)
     return found
 
 
