@@ -18,6 +18,7 @@ from keycrew.identity.models import User
 from keycrew.identity.types import UserState, UserType
 from keycrew.instance.models import InstanceSettings
 from keycrew.instance.settings import Plan, SettingsView, instance_settings, settings_view
+from keycrew.namespaces.models import Namespace
 
 # The only types that can ever hold a seat: bots, service accounts and internal users never do.
 BILLABLE_TYPES = frozenset({UserType.HUMAN, UserType.SERVICE_USER})
@@ -72,6 +73,41 @@ _BILLABLE_AMONG = {
     free: prepared(select(_U.id).where(_U.id.in_(bindparam("ids", expanding=True)), billable_column(free)))
     for free in (False, True)
 }
+
+
+_N = Namespace.__table__.c
+# What admins see of some users besides their row: the personal namespace, and whether the user
+# takes a seat (the rule above, without and with Ultimate's free Guests).
+_NAMESPACES_AND_SEATS = {
+    guests_free: prepared(
+        select(_U.id, _N.id.label("namespace_id"), billable_column(guests_free).label("billable"))
+        .select_from(
+            User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user"))
+        )
+        .where(_U.id.in_(bindparam("ids", expanding=True)))
+    )
+    for guests_free in (False, True)
+}
+
+
+def namespaces_and_seats(ctx: Ctx, user_ids: Iterable[int]) -> tuple[dict[int, int], set[int]]:
+    """The personal namespace id of each of ``user_ids``, and which of them take a seat (the
+    admin entity's ``namespace_id`` and ``using_license_seat``), in one statement."""
+    ids = sorted(set(user_ids))
+    namespaces: dict[int, int] = {}
+    seats: set[int] = set()
+    if not ids:
+        return namespaces, seats
+    guests_free = guests_are_free(settings_view(ctx))
+    params: dict[str, Any] = {"ids": ids}
+    if guests_free:
+        params["today"] = ctx.today()
+    for user_id, namespace_id, billable in ctx.reads.rows(_NAMESPACES_AND_SEATS[guests_free], params):
+        if namespace_id is not None:
+            namespaces[user_id] = namespace_id
+        if billable:
+            seats.add(user_id)
+    return namespaces, seats
 
 
 def billable_users_count(ctx: Ctx) -> int:

@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import bindparam, select
 
-from keycrew.access.seats import billable_column, current_license, guests_are_free
+from keycrew.access.seats import current_license, namespaces_and_seats
 from keycrew.actions import users as user_actions
 from keycrew.actions.deletion import destroy_user
 from keycrew.api.deps import Params, api_ctx, params_dep
@@ -18,15 +17,13 @@ from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
 from keycrew.api.pagination import fetch_rows, respond
 from keycrew.context import Ctx
-from keycrew.db.reads import Query, prepared
+from keycrew.db.reads import Query
 from keycrew.errors import BadParameter, Forbidden, MissingParameter
 from keycrew.identity import lifecycle
 from keycrew.identity.models import User
 from keycrew.identity.queries import UserFilters, find_user, read_user_view, user_listing
 from keycrew.identity.users import UPDATABLE, NewUser, admin_create_user, update_user
 from keycrew.identity.views import AnyUser, user_view
-from keycrew.instance.settings import settings_view
-from keycrew.namespaces.models import Namespace
 from keycrew.tokens.personal import create_personal_access_token
 
 router = APIRouter()
@@ -52,38 +49,12 @@ _FLAGS = ("admin", "external", "can_create_group", "private_profile")
 
 # -- rendering -------------------------------------------------------------------------------------
 
-_U = User.__table__.c
-_N = Namespace.__table__.c
-# What admins see of some users besides their row: the personal namespace, and whether the user
-# takes a seat (the rule of access.seats, without and with Ultimate's free Guests).
-_ADMIN_FACTS = {
-    guests_free: prepared(
-        select(_U.id, _N.id.label("namespace_id"), billable_column(guests_free).label("billable"))
-        .select_from(
-            User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user"))
-        )
-        .where(_U.id.in_(bindparam("ids", expanding=True)))
-    )
-    for guests_free in (False, True)
-}
-
 
 def _admin_renderer(
     ctx: Ctx, request: Request, users: Sequence[AnyUser]
 ) -> Callable[[AnyUser], dict[str, Any]]:
     """Renders users as admins see them, with the lookups for the whole page done at once."""
-    namespaces: dict[int, int] = {}
-    seats: set[int] = set()
-    if users:
-        guests_free = guests_are_free(settings_view(ctx))
-        params: dict[str, Any] = {"ids": sorted({u.id for u in users})}
-        if guests_free:
-            params["today"] = ctx.today()
-        for user_id, namespace_id, billable in ctx.reads.rows(_ADMIN_FACTS[guests_free], params):
-            if namespace_id is not None:
-                namespaces[user_id] = namespace_id
-            if billable:
-                seats.add(user_id)
+    namespaces, seats = namespaces_and_seats(ctx, {u.id for u in users})
     base = base_url(request)
 
     def render(user: AnyUser) -> dict[str, Any]:
