@@ -82,11 +82,19 @@ def find_project(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> P
     return project
 
 
-def read_project(ctx: Ctx, ref: str | int) -> ProjectView:
-    """``find_project`` for a read: the project as column values (NotFound as there)."""
+def _project_view(ctx: Ctx, ref: str | int) -> ProjectView:
+    """The project ``ref`` names as column values, unchecked; NotFound if there is none."""
     project_id, path = _ref(ref)
     project = views.read_project(ctx.reads, project_id, path)
-    if project is None or not can_read_project(ctx.reads, ctx.actor, project, ctx.today()):
+    if project is None:
+        raise NotFound("Project")
+    return project
+
+
+def read_project(ctx: Ctx, ref: str | int) -> ProjectView:
+    """``find_project`` for a read: the project as column values (NotFound as there)."""
+    project = _project_view(ctx, ref)
+    if not can_read_project(ctx.reads, ctx.actor, project, ctx.today()):
         raise NotFound("Project")
     return project
 
@@ -104,10 +112,7 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
 def read_project_with_levels(ctx: Ctx, ref: str | int) -> tuple[ProjectView, tuple[int, int] | None]:
     """``read_project`` and the actor's (direct, inherited) levels on the project (None for an
     anonymous visitor), read once for the check and for the caller (GitLab's ``permissions``)."""
-    project_id, path = _ref(ref)
-    project = views.read_project(ctx.reads, project_id, path)
-    if project is None:
-        raise NotFound("Project")
+    project = _project_view(ctx, ref)
     user = ctx.actor.facts
     levels = None if user is None else project_levels(ctx.reads, user, project, ctx.today())
     if not may_read_project(ctx.actor, project, levels):
@@ -123,8 +128,7 @@ def read_namespace(ctx: Ctx, ref: str | int) -> NamespaceView | None:
 
 def read_group(ctx: Ctx, ref: str | int) -> NamespaceView:
     """``find_group`` for a read: the group as column values (NotFound as there)."""
-    ns_id, path = _ref(ref)
-    group = views.read_namespace(ctx.reads, ns_id, path)
+    group = read_namespace(ctx, ref)
     if group is None or not group.is_group or not can_read_group(ctx.reads, ctx.actor, group, ctx.today()):
         raise NotFound("Group")
     return group

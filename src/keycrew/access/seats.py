@@ -68,13 +68,6 @@ def billable_column(guests_free: bool) -> ColumnElement[bool]:
     return _billable(bindparam("today", type_=Date) if guests_free else None)
 
 
-# Which of some users take a seat: without and with the Ultimate rule.
-_BILLABLE_AMONG = {
-    free: prepared(select(_U.id).where(_U.id.in_(bindparam("ids", expanding=True)), billable_column(free)))
-    for free in (False, True)
-}
-
-
 _N = Namespace.__table__.c
 # What admins see of some users besides their row: the personal namespace, and whether the user
 # takes a seat (the rule above, without and with Ultimate's free Guests).
@@ -114,19 +107,8 @@ def billable_users_count(ctx: Ctx) -> int:
     return int(ctx.db.scalar(select(func.count(User.id)).where(billable_condition(ctx))) or 0)
 
 
-def billable_ids(ctx: Ctx, user_ids: Iterable[int]) -> set[int]:
-    """Which of ``user_ids`` take a seat (for the admin entity's ``using_license_seat``), read
-    through ``ctx.reads``: one statement, and the settings row."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return set()
-    free = guests_are_free(settings_view(ctx))
-    params: dict[str, Any] = {"ids": ids, "today": ctx.today()} if free else {"ids": ids}
-    return set(ctx.reads.scalars(_BILLABLE_AMONG[free], params))
-
-
 def is_billable(ctx: Ctx, user: User) -> bool:
-    return user.id in billable_ids(ctx, [user.id])
+    return user.id in namespaces_and_seats(ctx, [user.id])[1]
 
 
 @dataclass(frozen=True)

@@ -107,14 +107,15 @@ class Compiled:
         if shape is None:
             state = self.compiled.construct_expanded_state(params, escape_names=False)
             shape = (state.statement, tuple(state.positiontup or ()), dict(state.parameter_expansion))
+            for name, expanded in shape[2].items():  # each item goes through its list's processor
+                if name in self.binds:
+                    for key in expanded:
+                        self.binds.setdefault(key, self.binds[name])
             self._shapes[lengths] = shape
         sql, names, expansion = shape
         values = {key: value for key, value in params.items() if key not in expansion}
         for name, expanded in expansion.items():
-            for key, value in zip(expanded, params[name], strict=True):
-                values[key] = value
-                if name in self.binds:
-                    self.binds.setdefault(key, self.binds[name])
+            values.update(zip(expanded, params[name], strict=True))
         return sql, names, values
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
