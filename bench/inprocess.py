@@ -70,6 +70,22 @@ async def call(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
     return status
 
 
+def time_statement(url: str, sql: str, parameters: Any, n: int = 200) -> float:
+    """Microseconds one statement takes on a connection of sqlite3 itself (SQLite only; else 0)."""
+    if not url.startswith("sqlite:///"):
+        return 0.0
+    import sqlite3
+
+    connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            connection.execute(sql, parameters).fetchall()
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        connection.close()
+
+
 async def timed(app: Any, path: str, headers: list[tuple[bytes, bytes]], n: int) -> tuple[float, int]:
     status = await call(app, path, headers)  # warm
     started = time.perf_counter()
@@ -87,6 +103,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="requests per call")
     parser.add_argument("--calls", default="", help="only the calls matching this regex")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--sql", action="store_true", help="print each call's statements, timed alone on SQLite's driver"
+    )
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument(
         "--inline", action="store_true", help="run threadpool work inline, so cProfile sees it all"
@@ -114,10 +133,12 @@ def main() -> None:
         runtime = build(Settings())
         app = asgi(runtime)
         statements = [0]
+        seen: list[tuple[str, Any]] = []
 
         @event.listens_for(runtime.engine, "before_cursor_execute")
-        def _count(*_: Any) -> None:
+        def _count(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
             statements[0] += 1
+            seen.append((sql, parameters))
 
         headers = [(b"host", b"127.0.0.1:8080"), (b"private-token", bench_api.ROOT_TOKEN.encode())]
         calls = [
@@ -137,11 +158,15 @@ def main() -> None:
                     before = statements[0]
                     await call(app, path, headers)
                     queries = statements[0] - before
+                    shown = seen[-queries:] if queries else []
                     us, status = await timed(app, path, headers, args.n)
                     print(
                         f"{name:48} {us:8.1f} µs ({status}) {us / bare_us:6.1f} x bare, {queries} statements",
                         flush=True,
                     )
+                    if args.sql:
+                        for sql, parameters in shown:
+                            print(f"    {time_statement(database.url, sql, parameters):8.1f} µs  {sql} {parameters!r}")
                     if args.profile:
                         profiler = cProfile.Profile()
                         profiler.enable()

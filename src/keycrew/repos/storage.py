@@ -23,6 +23,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +184,51 @@ def _discard(root: Path, path: Path) -> None:
         path.rename(graveyard / path.name)
     finally:
         shutil.rmtree(graveyard, ignore_errors=True)
+
+
+# What repositories a root holds, as of the root directory's modification time: a listing asks
+# whether each project on its page has a branch, and most repositories of an instance are never
+# pushed to. A repository appears or disappears only by an entry of the root changing (created,
+# renamed in, renamed away), which moves the root's mtime. The kernel stamps that time at a coarse
+# tick, so a root changed in the last QUIET_SECONDS is read again rather than trusted.
+QUIET_SECONDS = 1.0
+_PRESENT_ROOTS = 16
+_present: dict[str, tuple[int, frozenset[str]]] = {}
+_present_lock = threading.Lock()
+
+
+def _repositories_in(root: str) -> frozenset[str]:
+    """The names of the repositories directly under ``root`` (``<id>.git``), one directory read
+    whenever the root changed."""
+    try:
+        stamp = os.stat(root).st_mtime_ns
+    except OSError:
+        return frozenset()
+    found = _present.get(root)
+    if found is not None and found[0] == stamp:
+        return found[1]
+    try:
+        with os.scandir(root) as entries:
+            names = frozenset(e.name for e in entries if e.name.endswith(".git"))
+    except OSError:
+        return frozenset()
+    if time.time_ns() - stamp > QUIET_SECONDS * 1e9:
+        with _present_lock:
+            if root not in _present and len(_present) >= _PRESENT_ROOTS:
+                _present.pop(next(iter(_present)))
+            _present[root] = (stamp, names)
+    return names
+
+
+def with_branches(root: Path, project_ids: Iterable[int]) -> set[int]:
+    """Which of ``project_ids`` have a repository with a branch: one ``stat`` of the root for a
+    whole page, then only the repositories that exist are looked into."""
+    present = _repositories_in(str(root))
+    return {
+        project_id
+        for project_id in project_ids
+        if f"{project_id}.git" in present and not is_empty(repository_path(root, project_id))
+    }
 
 
 def has_branch(root: Path, project_id: int) -> bool:

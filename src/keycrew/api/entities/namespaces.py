@@ -95,7 +95,8 @@ def group_detail(
     data["shared_with_groups"] = []
     data["runners_token"] = None
     if projects is not None:
-        data["projects"] = [project(p, base, repositories=repositories) for p in projects]
+        with_branch = repos.with_branches(repositories, [p.id for p in projects]) if repositories else set()
+        data["projects"] = [project(p, base, empty_repo=p.id not in with_branch) for p in projects]
         data["shared_projects"] = []
     return data
 
@@ -134,8 +135,10 @@ def project(
     owner: User | UserView | None = None,
     permissions: tuple[int | None, int | None] | None = None,
     repositories: Path | None = None,
+    empty_repo: bool | None = None,
 ) -> dict[str, Any]:
-    """GitLab's ProjectDetails; ``empty_repo`` is read from the repository under ``repositories``."""
+    """GitLab's ProjectDetails; ``empty_repo`` as given (a listing asks ``repos.with_branches``
+    once for its page), else read from the repository under ``repositories``."""
     data = project_simple(p, base)
     api = f"{base}/api/v4/projects/{p.id}"
     data.update(
@@ -145,7 +148,9 @@ def project(
             "creator_id": p.creator_id,
             "issues_enabled": True,
             "open_issues_count": None,
-            "empty_repo": repositories is None or not repos.has_branch(repositories, p.id),
+            "empty_repo": empty_repo
+            if empty_repo is not None
+            else repositories is None or not repos.has_branch(repositories, p.id),
             "container_registry_enabled": True,
             "request_access_enabled": True,
             "updated_at": iso(p.updated_at),

@@ -22,6 +22,7 @@ from keycrew.identity.models import User
 from keycrew.identity.views import read_user, user_views
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.views import ProjectLike, project_rows, project_view
+from keycrew.repos import storage as repos
 
 router = APIRouter()
 
@@ -63,9 +64,11 @@ def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[An
         ctx.reads,
         {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id},
     )
-    repositories = ctx.instance.repositories_dir
+    with_branch = repos.with_branches(ctx.instance.repositories_dir, [p.id for p in projects])
     items = [
-        project_entity(p, base, owner=owners.get(p.namespace.owner_id or 0), repositories=repositories)
+        project_entity(
+            p, base, owner=owners.get(p.namespace.owner_id or 0), empty_repo=p.id not in with_branch
+        )
         for p in projects
     ]
     return respond(request, items, found)
