@@ -166,7 +166,8 @@ def main() -> None:
                     )
                     if args.sql:
                         for sql, parameters in shown:
-                            print(f"    {time_statement(database.url, sql, parameters):8.1f} µs  {sql} {parameters!r}")
+                            alone = time_statement(database.url, sql, parameters)
+                            print(f"    {alone:8.1f} µs  {sql} {parameters!r}")
                     if args.profile:
                         profiler = cProfile.Profile()
                         profiler.enable()

@@ -39,13 +39,16 @@ def counting(server: LiveServer) -> Iterator[list[str]]:
 
 @pytest.fixture(scope="module")
 def world(server: LiveServer) -> dict[str, int]:
-    """A group with 25 developers, 25 projects and tokens; a project with 20 members and 20 bots."""
+    """A group with 25 developers, 25 projects and tokens; a project with 20 members and 20 bots;
+    a user who is a direct member of the 25 projects."""
     factory = Factory(server)
     group = factory.group()
+    many = factory.user()
     for _ in range(25):
         user = factory.user()
         factory.member("groups", group["id"], user["id"], 30)
-        factory.project(namespace_id=group["id"])
+        listed = factory.project(namespace_id=group["id"])
+        factory.member("projects", listed["id"], many["id"], 20)
         factory.token(user["id"])
     project = factory.project(namespace_id=group["id"])
     for _ in range(20):
@@ -55,10 +58,10 @@ def world(server: LiveServer) -> dict[str, int]:
             "POST", f"/projects/{project['id']}/access_tokens", json={"name": "bot", "scopes": ["api"]}
         )
         assert created.status_code == 201, created.text
-    return {"group": group["id"], "project": project["id"]}
+    return {"group": group["id"], "project": project["id"], "user": many["id"]}
 
 
-# Path (with {group}, {project}; {n} for a page size) -> most statements one request may run.
+# Path (with {group}, {project}, {user}; {n} for a page size) -> most statements one request may run.
 # SQLite's counts (a request that still reads through the ORM session begins its transaction with
 # a statement of its own there; PostgreSQL's one fewer). A list is its count, its page and what
 # the page's rows need in batches. Reads through keycrew.db.reads run no BEGIN at all.
@@ -86,6 +89,8 @@ LISTS = {
     "/projects/{project}/members/all?per_page={n}": 4,
     # The project, the count, the page, the bots' levels.
     "/projects/{project}/access_tokens?per_page={n}": 4,
+    # The user, the count, the page (each membership joined to its project or group for the name).
+    "/users/{user}/memberships?per_page={n}": 3,
 }
 
 

@@ -21,6 +21,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
+from keycrew.db.listings import Listing
 from keycrew.db.reads import prepared
 from keycrew.errors import BadParameter, Invalid, NotFound, Unauthenticated
 from keycrew.identity.bots import bot_email, bot_username
@@ -31,9 +32,10 @@ from keycrew.instance.settings import instance_settings
 from keycrew.tokens import lifecycle
 from keycrew.tokens.expiry import check_expiry
 from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
+from keycrew.tokens.lifecycle import TokenFilters
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES
-from keycrew.tokens.views import PersonalAccessTokenView, read_bot_token
+from keycrew.tokens.views import TOKEN_COLUMNS, PersonalAccessTokenView, read_bot_token
 
 TOKEN_LEVELS = (
     AccessLevel.GUEST,
@@ -181,6 +183,23 @@ def tokens_query(ctx: Ctx, resource: Resource) -> Select[Any]:
     if not can_manage(ctx, resource):
         raise Unauthenticated()
     return select(PersonalAccessToken).where(_T.user_id.in_(bots_of(resource)), _NOT_IMPERSONATION)
+
+
+def token_listing(ctx: Ctx, resource: Resource, filters: TokenFilters) -> Listing:
+    """``tokens_query`` with ``filters``, as rows for ``token_view``, built once per shape."""
+    if not can_manage(ctx, resource):
+        raise Unauthenticated()
+    values = {"source_type": resource.source_type.value, "source_id": resource.id}
+    return lifecycle.token_listing("resource_tokens", _bot_tokens, filters, ctx.today(), values)
+
+
+def _bot_tokens() -> Select[Any]:
+    bots = select(_U.id).where(
+        _PROJECT_BOT,
+        _U.bot_resource_type == bindparam("source_type"),
+        _U.bot_resource_id == bindparam("source_id"),
+    )
+    return select(*TOKEN_COLUMNS).where(_T.user_id.in_(bots), _NOT_IMPERSONATION)
 
 
 def find_resource_token(ctx: Ctx, resource: Resource, token_ref: int | str) -> PersonalAccessToken:

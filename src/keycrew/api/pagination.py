@@ -9,12 +9,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
-from sqlalchemy import Select, Table, func, literal, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from keycrew.api.entities import JSON, base_url
 from keycrew.api.params import Params
-from keycrew.db.reads import Query, Reader, prepared
+from keycrew.db.listings import Listing, count_of, whole_table
+from keycrew.db.reads import Query, Reader
 from keycrew.errors import BadParameter
 
 T = TypeVar("T")
@@ -61,9 +62,9 @@ def count_upto(db: Session | Reader, query: Select[Any], *, sqlite: bool = False
     counted exactly with a plain count(*), which SQLite answers from the b-tree without reading
     the rows; bounding it with a LIMIT would make it read up to COUNT_LIMIT rows instead.
     """
-    whole = _whole_table(query) if sqlite else None
+    whole = whole_table(query) if sqlite else None
     if whole is not None:
-        total = int(db.scalar(_count_of(whole)) or 0)
+        total = int(db.scalar(count_of(whole)) or 0)
         return None if total > COUNT_LIMIT else total
     rows = query.order_by(None)
     if not rows._distinct:  # rows are counted, not columns: read none of them
@@ -71,30 +72,6 @@ def count_upto(db: Session | Reader, query: Select[Any], *, sqlite: bool = False
     counted = rows.limit(COUNT_LIMIT + 1).subquery()
     total = int(db.scalar(select(func.count()).select_from(counted)) or 0)
     return None if total > COUNT_LIMIT else total
-
-
-_TABLE_COUNTS: dict[str, Query] = {}
-
-
-def _count_of(table: Table) -> Query:
-    """SELECT count(*) FROM table, built once per table."""
-    found = _TABLE_COUNTS.get(table.name)
-    if found is None:
-        found = _TABLE_COUNTS[table.name] = prepared(select(func.count()).select_from(table))
-    return found
-
-
-def _whole_table(query: Select[Any]) -> Table | None:
-    """The table ``query`` lists every row of, if it does (no WHERE, GROUP BY, DISTINCT, join)."""
-    if query.whereclause is not None or query._group_by_clauses or query._distinct:
-        return None
-    if query._limit_clause is not None or query._offset_clause is not None or query._having_criteria:
-        return None
-    if query._setup_joins or query._from_obj:
-        return None
-    # What the selected columns name, without compiling an ORM statement (get_final_froms would).
-    froms = query.columns_clause_froms
-    return froms[0] if len(froms) == 1 and isinstance(froms[0], Table) else None
 
 
 def fetch(
@@ -139,6 +116,18 @@ def fetch_prepared(
     # Past the count limit one row more tells whether a next page exists.
     bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
     return _page(reads.rows(page_rows, {**values, **bounds}), page, per_page, total)
+
+
+def fetch_listing(reads: Reader, params: Params, found: Listing) -> Page:
+    """The requested page of a listing built once per shape (``keycrew.db.listings``), counted
+    up to the limit (a whole table on SQLite exactly, from its b-tree): two statements."""
+    if found.whole is not None and reads.dialect.name == "sqlite":
+        counted = int(reads.scalar(found.whole) or 0)
+        total = None if counted > COUNT_LIMIT else counted
+        page, per_page = page_args(params)
+        bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
+        return _page(reads.rows(found.page, {**found.values, **bounds}), page, per_page, total)
+    return fetch_prepared(reads, params, found.page, found.count, found.values)
 
 
 def _slice(query: S, page: int, per_page: int, total: int | None) -> S:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from sqlalchemy import DateTime, Dialect, MetaData, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
 
@@ -77,7 +78,16 @@ class JSONList(TypeDecorator[list[Any]]):
         return None if value is None else json.dumps(list(value))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> list[Any] | None:
-        return None if value is None else list(json.loads(value))
+        return None if value is None else list(orjson.loads(value))
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        """Straight from the stored text with orjson: a token list reads twenty of these."""
+        loads = orjson.loads
+
+        def process(value: str | None) -> list[Any] | None:
+            return None if value is None else list(loads(value))
+
+        return process
 
 
 class JSONDict(TypeDecorator[dict[str, Any]]):

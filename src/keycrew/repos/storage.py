@@ -220,9 +220,11 @@ def _repositories_in(root: str) -> frozenset[str]:
     return names
 
 
-def with_branches(root: Path, project_ids: Iterable[int]) -> set[int]:
+def with_branches(root: Path | None, project_ids: Iterable[int]) -> set[int]:
     """Which of ``project_ids`` have a repository with a branch: one ``stat`` of the root for a
-    whole page, then only the repositories that exist are looked into."""
+    whole page, then only the repositories that exist are looked into (none without a root)."""
+    if root is None:
+        return set()
     present = _repositories_in(str(root))
     return {
         project_id

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, or_, select, update
+from sqlalchemy import Boolean, CursorResult, Select, bindparam, func, or_, select, update
 
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
+from keycrew.db.listings import Listing, listing
 from keycrew.errors import Invalid
 from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
@@ -51,31 +53,106 @@ class TokenFilters:
     sort: str | None = None
 
 
-def filtered(query: Select[Any], filters: TokenFilters, today: dt.date) -> Select[Any]:
-    """Apply ``filters`` to a select of PersonalAccessToken rows (or of its columns)."""
-    pat = _T
+# Each filter as a condition on a named parameter, so that a listing is built once per shape
+# (which filters are present, the order: ``filter_shape``) and takes ``filter_values``.
+Param = Callable[[str], Any]
+_CONDITIONS: dict[str, Callable[[Param], Any]] = {
+    "active": lambda p: _live(p("f_today")),
+    "inactive": lambda p: ~_live(p("f_today")),
+    "revoked": lambda p: _T.revoked == p("f_revoked"),
+    "search": lambda p: func.lower(_T.name).like(p("f_pattern"), escape="\\"),
+    "created_after": lambda p: _T.created_at >= p("f_created_after"),
+    "created_before": lambda p: _T.created_at <= p("f_created_before"),
+    "last_used_after": lambda p: _T.last_used_at >= p("f_last_used_after"),
+    "last_used_before": lambda p: _T.last_used_at <= p("f_last_used_before"),
+    "expires_after": lambda p: _T.expires_at >= p("f_expires_after"),
+    "expires_before": lambda p: _T.expires_at <= p("f_expires_before"),
+}
+
+
+def _live(today: Any) -> Any:
+    return _NOT_REVOKED & or_(_T.expires_at.is_(None), _T.expires_at > today)
+
+
+_VALUED = (
+    "created_after",
+    "created_before",
+    "last_used_after",
+    "last_used_before",
+    "expires_after",
+    "expires_before",
+)
+
+
+def filter_shape(filters: TokenFilters) -> tuple[str, ...]:
+    """Which of ``filters`` are present, and the order: what decides a listing's SQL."""
+    present: list[str] = []
     if filters.state in ("active", "inactive"):
-        live = _NOT_REVOKED & or_(pat.expires_at.is_(None), pat.expires_at > today)
-        query = query.where(live if filters.state == "active" else ~live)
+        present.append(filters.state)
     if filters.revoked is not None:
-        query = query.where(pat.revoked.is_(filters.revoked))
+        present.append("revoked")
+    if filters.search:
+        present.append("search")
+    present += [name for name in _VALUED if getattr(filters, name)]
+    return (*present, f"sort:{filters.sort if filters.sort in SORTS else ''}")
+
+
+def filter_values(filters: TokenFilters, today: dt.date) -> dict[str, Any]:
+    """The parameters of ``filter_shape(filters)``'s conditions."""
+    values: dict[str, Any] = {"f_today": today} if filters.state in ("active", "inactive") else {}
+    if filters.revoked is not None:
+        values["f_revoked"] = filters.revoked
     if filters.search:
         needle = filters.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(pat.name.ilike(f"%{needle}%", escape="\\"))
-    if filters.created_after:
-        query = query.where(pat.created_at >= filters.created_after)
-    if filters.created_before:
-        query = query.where(pat.created_at <= filters.created_before)
-    if filters.last_used_after:
-        query = query.where(pat.last_used_at >= filters.last_used_after)
-    if filters.last_used_before:
-        query = query.where(pat.last_used_at <= filters.last_used_before)
-    if filters.expires_after:
-        query = query.where(pat.expires_at >= filters.expires_after)
-    if filters.expires_before:
-        query = query.where(pat.expires_at <= filters.expires_before)
-    order = SORTS.get(filters.sort or "")
+        values["f_pattern"] = f"%{needle}%"
+    for name in _VALUED:
+        value = getattr(filters, name)
+        if value:
+            values[f"f_{name}"] = value
+    return values
+
+
+def shaped(
+    query: Select[Any], shape: tuple[str, ...], values: Mapping[str, Any] | None = None
+) -> Select[Any]:
+    """``query`` (a select of PersonalAccessToken rows or of its columns) with the conditions and
+    order of ``shape``: their values left as parameters (a statement built once per shape), or
+    bound from ``values``."""
+    *names, sort = shape
+    if values is None:
+
+        def param(name: str) -> Any:
+            return bindparam(name, type_=Boolean()) if name == "f_revoked" else bindparam(name)
+    else:
+
+        def param(name: str) -> Any:
+            return bindparam(name, values[name])
+
+    if names:
+        query = query.where(*(_CONDITIONS[name](param) for name in names))
+    order = SORTS.get(sort.removeprefix("sort:"))
     return query.order_by(order, _NEWEST_FIRST) if order is not None else query.order_by(_NEWEST_FIRST)
+
+
+def token_listing(
+    name: Hashable,
+    base: Callable[[], Select[Any]],
+    filters: TokenFilters,
+    today: dt.date,
+    values: Mapping[str, Any],
+) -> Listing:
+    """A token listing built once per shape (``keycrew.db.listings``): ``base()`` selects the
+    listed tokens' ``TOKEN_COLUMNS`` with ``values`` as its parameters; ``filters`` and their
+    order come on top. ``name`` tells this listing's base from others'."""
+    shape = filter_shape(filters)
+    return listing(
+        (name, shape), lambda: (shaped(base(), shape), None), {**filter_values(filters, today), **values}
+    )
+
+
+def filtered(query: Select[Any], filters: TokenFilters, today: dt.date) -> Select[Any]:
+    """Apply ``filters`` to a select of PersonalAccessToken rows (or of its columns)."""
+    return shaped(query, filter_shape(filters), filter_values(filters, today))
 
 
 RECENTLY_INACTIVE_DAYS = 30

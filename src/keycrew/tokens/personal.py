@@ -9,6 +9,7 @@ from sqlalchemy import Select, bindparam, select
 
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID, record_id
+from keycrew.db.listings import Listing
 from keycrew.db.reads import prepared
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
@@ -19,7 +20,7 @@ from keycrew.tokens.expiry import check_expiry, expiry_policy, service_account_t
 from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
-from keycrew.tokens.views import PersonalAccessTokenView, read_token
+from keycrew.tokens.views import TOKEN_COLUMNS, PersonalAccessTokenView, read_token
 
 # A token row or its view: the rules of who may see a token are the same for both.
 Token = TypeVar("Token", PersonalAccessToken, PersonalAccessTokenView)
@@ -98,24 +99,36 @@ def _is_bot_actor(ctx: Ctx) -> bool:
     return user is not None and user.user_type == UserType.PROJECT_BOT
 
 
-def personal_tokens_query(ctx: Ctx, *, user_id: int | None) -> Select[Any]:
-    """Tokens the actor may list: admins every token (or ``user_id``'s); others their own.
+def personal_token_listing(ctx: Ctx, *, user_id: int | None, filters: lifecycle.TokenFilters) -> Listing:
+    """Tokens the actor may list, with ``filters``: admins every token (or ``user_id``'s); others
+    their own (impersonation tokens are not theirs to list). Read as rows for ``token_view``.
 
     Raises Unauthenticated when a non-admin asks for another user's tokens (GitLab answers 401),
     NotFound when an admin names an unknown user.
     """
     actor = ctx.actor
     assert actor.facts is not None
-    query = select(PersonalAccessToken)
     if actor.is_admin:
-        if user_id is not None:
-            if not 0 < user_id <= MAX_ID or ctx.reads.scalar(_USER_ID, {"id": user_id}) is None:
-                raise NotFound("User")
-            query = query.where(_T.user_id == user_id)
-        return query
-    if user_id is not None and user_id != actor.facts.id:
-        raise Unauthenticated()
-    return query.where(_T.user_id == actor.facts.id, _NOT_IMPERSONATION)
+        if user_id is not None and (
+            not 0 < user_id <= MAX_ID or ctx.reads.scalar(_USER_ID, {"id": user_id}) is None
+        ):
+            raise NotFound("User")
+        scope, owner_id = ("all", None) if user_id is None else ("user", user_id)
+    else:
+        if user_id is not None and user_id != actor.facts.id:
+            raise Unauthenticated()
+        scope, owner_id = "own", actor.facts.id
+    values = {} if owner_id is None else {"owner_id": owner_id}
+    return lifecycle.token_listing(
+        ("personal_tokens", scope), lambda: _personal_tokens(scope), filters, ctx.today(), values
+    )
+
+
+def _personal_tokens(scope: str) -> Select[Any]:
+    query = select(*TOKEN_COLUMNS)
+    if scope != "all":
+        query = query.where(_T.user_id == bindparam("owner_id"))
+    return query.where(_NOT_IMPERSONATION) if scope == "own" else query
 
 
 def find_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
@@ -219,8 +232,15 @@ def impersonated_user_id(ctx: Ctx, user_id: int) -> int:
     return found
 
 
-def impersonation_tokens_query(user_id: int) -> Select[Any]:
-    return select(PersonalAccessToken).where(_T.user_id == user_id, _T.impersonation.is_(True))
+def impersonation_token_listing(ctx: Ctx, user_id: int, state: str | None) -> Listing:
+    """``user_id``'s impersonation tokens, all of them or those of ``state`` (active, inactive)."""
+    return lifecycle.token_listing(
+        "impersonation_tokens",
+        lambda: select(*TOKEN_COLUMNS).where(_T.user_id == bindparam("owner_id"), _T.impersonation.is_(True)),
+        lifecycle.TokenFilters(state=state),
+        ctx.today(),
+        {"owner_id": user_id},
+    )
 
 
 def find_impersonation_token(ctx: Ctx, user: User, token_id: int) -> PersonalAccessToken:

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Select, Table, insert, literal, select, true
 from starlette.requests import Request
 
-from keycrew.api.pagination import COUNT_LIMIT, _whole_table, count_upto, fetch, respond
+from keycrew.api.pagination import COUNT_LIMIT, count_upto, fetch, respond
 from keycrew.api.params import Params
 from keycrew.bootstrap import Runtime
+from keycrew.db.listings import whole_table
 from keycrew.db.reads import PoolReads
 from keycrew.namespaces.models import Namespace, Project
 
@@ -113,9 +114,9 @@ def test_a_whole_table_is_counted_as_a_limited_count_would(runtime: Runtime, cou
     assert filtered == (max(count - 1, 0) if count - 1 <= COUNT_LIMIT else None)
 
 
-def test_only_an_unconditioned_single_table_select_is_a_whole_table() -> None:
+def test_only_an_unconditioned_single_table_select_is_awhole_table() -> None:
     for whole in (select(Project), select(Project.id).order_by(Project.id)):
-        table = _whole_table(whole)
+        table = whole_table(whole)
         assert table is not None
         assert table.name == "projects"
     for narrowed in (
@@ -127,4 +128,4 @@ def test_only_an_unconditioned_single_table_select_is_a_whole_table() -> None:
         select(Project.id).group_by(Project.id),
         select(Project).limit(5),
     ):
-        assert _whole_table(narrowed) is None
+        assert whole_table(narrowed) is None

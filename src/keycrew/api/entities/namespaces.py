@@ -95,7 +95,7 @@ def group_detail(
     data["shared_with_groups"] = []
     data["runners_token"] = None
     if projects is not None:
-        with_branch = repos.with_branches(repositories, [p.id for p in projects]) if repositories else set()
+        with_branch = repos.with_branches(repositories, [p.id for p in projects])
         data["projects"] = [project(p, base, empty_repo=p.id not in with_branch) for p in projects]
         data["shared_projects"] = []
     return data

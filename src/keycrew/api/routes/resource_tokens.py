@@ -10,13 +10,12 @@ from keycrew.access.lookup import find_group, find_project, read_group, read_pro
 from keycrew.actions import resource_tokens as rt
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.tokens import resource_access_token
-from keycrew.api.pagination import fetch_rows, respond
+from keycrew.api.pagination import fetch_listing, respond
 from keycrew.api.params import path_id
 from keycrew.api.routes.tokens import token_filters
 from keycrew.context import Ctx
-from keycrew.tokens.lifecycle import filtered
 from keycrew.tokens.scopes import Scope
-from keycrew.tokens.views import token_rows, token_view
+from keycrew.tokens.views import token_view
 
 router = APIRouter()
 
@@ -45,8 +44,7 @@ def _register(kind: str) -> None:
         resource_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
         resource = _read_resource(ctx, kind, resource_id)
-        query = filtered(rt.tokens_query(ctx, resource), token_filters(params), ctx.today())
-        found = fetch_rows(ctx.reads, params, token_rows(query))
+        found = fetch_listing(ctx.reads, params, rt.token_listing(ctx, resource, token_filters(params)))
         tokens = [token_view(row) for row in found.rows]
         levels = rt.token_levels(ctx, resource, tokens)
         today = ctx.today()

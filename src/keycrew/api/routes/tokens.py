@@ -8,15 +8,15 @@ from fastapi import APIRouter, Request, Response
 
 from keycrew.api.deps import Params, api_ctx, params_dep, principal_dep, runtime_of
 from keycrew.api.entities.tokens import impersonation_token, personal_access_token
-from keycrew.api.pagination import fetch_rows, respond
+from keycrew.api.pagination import fetch_listing, respond
 from keycrew.api.params import path_id
 from keycrew.context import Ctx
 from keycrew.tokens import personal
-from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
+from keycrew.tokens.lifecycle import SORTS, TokenFilters
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.principal import Principal
 from keycrew.tokens.scopes import Scope
-from keycrew.tokens.views import token_rows, token_view
+from keycrew.tokens.views import token_view
 
 router = APIRouter()
 
@@ -48,8 +48,10 @@ def _token_id(raw: str) -> int:
 def list_personal_access_tokens(
     request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> Response:
-    query = personal.personal_tokens_query(ctx, user_id=params.id("user_id"))
-    found = fetch_rows(ctx.reads, params, token_rows(filtered(query, token_filters(params), ctx.today())))
+    listing = personal.personal_token_listing(
+        ctx, user_id=params.id("user_id"), filters=token_filters(params)
+    )
+    found = fetch_listing(ctx.reads, params, listing)
     today = ctx.today()
     return respond(request, [personal_access_token(token_view(row), today) for row in found.rows], found)
 
@@ -117,9 +119,8 @@ def list_impersonation_tokens(
 ) -> Response:
     owner_id = personal.impersonated_user_id(ctx, path_id(user_id, "user_id"))
     state = params.choice("state", ("all", *STATES), default="all")
-    query = personal.impersonation_tokens_query(owner_id)
-    query = filtered(query, TokenFilters(state=None if state == "all" else state), ctx.today())
-    found = fetch_rows(ctx.reads, params, token_rows(query))
+    listing = personal.impersonation_token_listing(ctx, owner_id, None if state == "all" else state)
+    found = fetch_listing(ctx.reads, params, listing)
     today = ctx.today()
     return respond(request, [impersonation_token(token_view(row), today) for row in found.rows], found)
 

@@ -1,4 +1,5 @@
-"""/api/v4 routes: users (list, get, create, update, delete, state actions), /search, /license."""
+"""/api/v4 routes: users (list, get, create, update, delete, state actions, memberships), /search,
+/license."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from keycrew.access.memberships import UserMembership, user_memberships
 from keycrew.access.seats import current_license, namespaces_and_seats
 from keycrew.actions import users as user_actions
 from keycrew.actions.deletion import destroy_user
@@ -15,8 +17,10 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
-from keycrew.api.pagination import fetch_rows, respond
+from keycrew.api.errors import json_error
+from keycrew.api.pagination import fetch_listing, fetch_rows, respond
 from keycrew.context import Ctx
+from keycrew.db.base import record_id
 from keycrew.db.reads import Query
 from keycrew.errors import BadParameter, Forbidden, MissingParameter
 from keycrew.identity import lifecycle
@@ -24,6 +28,7 @@ from keycrew.identity.models import User
 from keycrew.identity.queries import UserFilters, find_user, read_user_view, user_listing
 from keycrew.identity.users import UPDATABLE, NewUser, admin_create_user, update_user
 from keycrew.identity.views import AnyUser, user_view
+from keycrew.namespaces.kinds import SourceType
 from keycrew.tokens.personal import create_personal_access_token
 
 router = APIRouter()
@@ -186,6 +191,33 @@ def delete_user(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep(
         raise Forbidden()
     destroy_user(ctx, find_user(ctx, user_id), hard_delete=params.flag("hard_delete"))
     return Response(status_code=204)
+
+
+@router.api_route("/users/{user_id}/memberships", methods=["GET", "HEAD"])
+def list_user_memberships(
+    user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> Response:
+    """The user's direct projects and groups (admins only), by membership id. GitLab's route
+    takes digits only: any other id matches no route (404)."""
+    if not (user_id.isascii() and user_id.isdigit()):
+        return json_error(404, {"error": "404 Not Found"})
+    kind = params.choice("type", [t.value for t in SourceType])
+    if not ctx.actor.is_admin:
+        raise Forbidden()
+    user = read_user_view(ctx, record_id(int(user_id)))
+    found = fetch_listing(
+        ctx.reads, params, user_memberships(ctx, user.id, None if kind is None else SourceType(kind))
+    )
+    return respond(request, [_membership(UserMembership(*row)) for row in found.rows], found)
+
+
+def _membership(row: UserMembership) -> dict[str, Any]:
+    return {
+        "source_id": row.source_id,
+        "source_name": row.source_name,
+        "source_type": row.source_type,
+        "access_level": row.access_level,
+    }
 
 
 # -- state actions: each answers GitLab's raw JSON value (true, false or null) with 201 --------------
