@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, select
 
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
-from keycrew.db.reads import Query
+from keycrew.db.listings import Listing, listing
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.lockout import is_locked
 from keycrew.identity.models import User
@@ -121,16 +122,17 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _search_condition(term: str, *, with_emails: bool, minimum_char_limit: bool) -> ColumnElement[bool]:
+def _search_condition(mode: str, with_emails: bool, param: Callable[[str], Any]) -> ColumnElement[bool]:
     name, username = func.lower(_U.name), _U.username_lower
-    if minimum_char_limit and len(term) < MIN_CHARS_FOR_PARTIAL_MATCH:
+    if mode == "exact":  # shorter terms match names and usernames exactly
+        term = param("u_term")
         condition = (name == term) | (username == term)
     else:
-        pattern = _like(term)
+        pattern = param("u_pattern")
         condition = name.like(pattern, escape="\\") | username.like(pattern, escape="\\")
     if with_emails:
         # Admins also find users by their (private) e-mail address, matched exactly.
-        condition = condition | (_U.email == term)
+        condition = condition | (_U.email == param("u_term"))
     return condition
 
 
@@ -148,15 +150,52 @@ def users_query(ctx: Ctx, filters: UserFilters) -> Select[Any]:
     blocked or banned users, and their created_* and order filters are ignored. Raises
     BadParameter for an unknown order_by or sort.
     """
-    return _listing(ctx, filters, select(User))
+    shape, values = _shape(ctx, filters)
+    return _build(select(User), shape, lambda name: bindparam(name, values[name]))
 
 
-def user_listing(ctx: Ctx, filters: UserFilters) -> Query:
-    """``users_query`` as rows of ``USER_COLUMNS`` (for ``user_view``), read without the ORM."""
-    return _listing(ctx, filters, USER_LISTING)
+def user_listing(ctx: Ctx, filters: UserFilters) -> Listing:
+    """``users_query`` as rows of ``USER_COLUMNS`` (for ``user_view``), read without the ORM,
+    built once per shape (``keycrew.db.listings``)."""
+    shape, values = _shape(ctx, filters)
+    return listing(("users", shape), lambda: (_build(USER_LISTING, shape, bindparam), None), values)
 
 
-def _listing(ctx: Ctx, filters: UserFilters, query: S) -> S:
+@dataclass(frozen=True)
+class _Shape:
+    """What decides the SQL of a user listing; values go apart, as parameters."""
+
+    admin: bool
+    username: bool
+    conditions: tuple[str, ...]  # names in _CONDITIONS
+    search: str | None  # None, "none" (a blank term), "exact" or "partial"
+    search_emails: bool
+    kind: str | None
+    order: tuple[str, str] | None  # (column, direction), or None for the search order
+
+
+_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "admins": _U.admin.is_(True),
+    "humans": _U.user_type == int(UserType.HUMAN),
+    "exclude_humans": _U.user_type != int(UserType.HUMAN),
+    "blocked": _U.state.in_((UserState.BLOCKED.value, "ldap_blocked")),
+    # GitLab's `active` scope: state active and not an internal user.
+    "active": and_(
+        _U.state == UserState.ACTIVE.value, _U.user_type.in_([int(t) for t in NON_INTERNAL_TYPES])
+    ),
+    "exclude_active": _U.state != UserState.ACTIVE.value,
+    "external": _U.external.is_(True),
+    "exclude_external": _U.external.is_(False),
+    "exclude_internal": _U.user_type.in_([int(t) for t in NON_INTERNAL_TYPES]),
+    "without_project_bots": _U.user_type != int(UserType.PROJECT_BOT),
+    # Nobody has two-factor authentication or a public e-mail on keycrew: these find nobody.
+    "nobody": _U.id.is_(None),
+}
+
+
+def _shape(ctx: Ctx, filters: UserFilters) -> tuple[_Shape, dict[str, Any]]:
+    """The shape of a listing with ``filters`` for ``ctx.actor``, and its parameters' values.
+    Raises what ``users_query`` raises."""
     check_order(filters.order_by, filters.sort)
     if filters.kind is not None:
         _kind_condition(filters.kind)  # BadParameter before anything else
@@ -164,64 +203,87 @@ def _listing(ctx: Ctx, filters: UserFilters, query: S) -> S:
     admin = actor.is_admin
     if actor.is_anonymous and not filters.username:
         raise Forbidden("Not authorized to access /api/v4/users")
-    if not admin:
-        query = query.where(_U.state.not_in(HIDDEN_STATES))
+    values: dict[str, Any] = {}
+    conditions = [
+        name
+        for name, wanted in (
+            ("admins", filters.admins and admin),
+            ("humans", filters.humans),
+            ("exclude_humans", filters.exclude_humans),
+            ("blocked", filters.blocked),
+            ("active", filters.active),
+            ("exclude_active", filters.exclude_active),
+            ("external", filters.external),
+            ("exclude_external", filters.exclude_external),
+            ("exclude_internal", filters.exclude_internal),
+            ("without_project_bots", filters.without_project_bots),
+            ("nobody", (admin and filters.two_factor == "enabled") or filters.public_email is not None),
+        )
+        if wanted
+    ]
     if filters.username is not None:
-        query = query.where(_U.username_lower == filters.username.lower())
-    if filters.admins and admin:
-        query = query.where(_U.admin.is_(True))
-    if filters.humans:
-        query = query.where(_U.user_type == int(UserType.HUMAN))
-    if filters.exclude_humans:
-        query = query.where(_U.user_type != int(UserType.HUMAN))
-    search_term: str | None = None
+        values["u_username"] = filters.username.lower()
+    search: str | None = None
     if filters.search:
-        search_term = filters.search.removeprefix("@").lower()
-        if not search_term.strip():
-            return query.where(_U.id.is_(None))
-        query = query.where(
-            _search_condition(search_term, with_emails=admin, minimum_char_limit=filters.minimum_char_limit)
-        )
-    if filters.blocked:
-        query = query.where(_U.state.in_((UserState.BLOCKED.value, "ldap_blocked")))
-    if filters.active:
-        # GitLab's `active` scope: state active and not an internal user.
-        query = query.where(
-            _U.state == UserState.ACTIVE.value, _U.user_type.in_([int(t) for t in NON_INTERNAL_TYPES])
-        )
-    if filters.exclude_active:
-        query = query.where(_U.state != UserState.ACTIVE.value)
-    if filters.external:
-        query = query.where(_U.external.is_(True))
-    if filters.exclude_external:
-        query = query.where(_U.external.is_(False))
+        term = filters.search.removeprefix("@").lower()
+        if not term.strip():
+            search = "none"
+        elif filters.minimum_char_limit and len(term) < MIN_CHARS_FOR_PARTIAL_MATCH:
+            search = "exact"
+        else:
+            search = "partial"
+            values["u_pattern"] = _like(term)
+        values["u_term"] = term
     if admin and filters.created_after is not None:
-        query = query.where(_U.created_at >= filters.created_after)
+        conditions.append("created_after")
+        values["u_created_after"] = filters.created_after
     if admin and filters.created_before is not None:
-        query = query.where(_U.created_at <= filters.created_before)
-    if filters.exclude_internal:
-        query = query.where(_U.user_type.in_([int(t) for t in NON_INTERNAL_TYPES]))
-    if filters.without_project_bots:
-        query = query.where(_U.user_type != int(UserType.PROJECT_BOT))
-    if filters.kind is not None:
-        query = query.where(_kind_condition(filters.kind))
-    if (admin and filters.two_factor == "enabled") or filters.public_email is not None:
-        query = query.where(_U.id.is_(None))
-    return _ordered(query, filters, admin=admin, search_term=search_term)
-
-
-def _ordered(query: S, filters: UserFilters, *, admin: bool, search_term: str | None) -> S:
+        conditions.append("created_before")
+        values["u_created_before"] = filters.created_before
     custom = admin and (filters.order_by is not None or filters.sort is not None)
-    if search_term is not None and not custom:
+    order = None
+    if search is None or custom:
+        order = ((filters.order_by if admin else None) or "id", (filters.sort if admin else None) or "desc")
+    shape = _Shape(
+        admin=admin,
+        username=filters.username is not None,
+        conditions=tuple(conditions),
+        search=search,
+        search_emails=admin,
+        kind=filters.kind,
+        order=order,
+    )
+    return shape, values
+
+
+_BOUND_CONDITIONS = {
+    "created_after": lambda param: _U.created_at >= param("u_created_after"),
+    "created_before": lambda param: _U.created_at <= param("u_created_before"),
+}
+
+
+def _build(query: S, shape: _Shape, param: Callable[[str], Any]) -> S:
+    """The listing of ``shape`` on ``query`` (a select of users or of their columns), its values
+    taken from ``param(name)``: a placeholder, or a bound value."""
+    if not shape.admin:
+        query = query.where(_U.state.not_in(HIDDEN_STATES))
+    if shape.username:
+        query = query.where(_U.username_lower == param("u_username"))
+    for name in shape.conditions:
+        bound = _BOUND_CONDITIONS.get(name)
+        query = query.where(bound(param) if bound is not None else _CONDITIONS[name])
+    if shape.search == "none":
+        return query.where(_U.id.is_(None))
+    if shape.search is not None:
+        query = query.where(_search_condition(shape.search, shape.search_emails, param))
+    if shape.kind is not None:
+        query = query.where(_kind_condition(shape.kind))
+    if shape.order is None:
         # Exact matches first (username, then name), then by name and id.
-        priority = case(
-            (_U.username_lower == search_term, 1),
-            (func.lower(_U.name) == search_term, 2),
-            else_=3,
-        )
+        term = param("u_term")
+        priority = case((_U.username_lower == term, 1), (func.lower(_U.name) == term, 2), else_=3)
         return query.order_by(priority.asc(), _U.name.asc(), _U.id.asc())
-    order_by = (filters.order_by if admin else None) or "id"
-    sort = (filters.sort if admin else None) or "desc"
+    order_by, sort = shape.order
     column = _U[order_by]
     primary = column.asc() if sort == "asc" else column.desc()
     if order_by == "id":

@@ -18,10 +18,10 @@ from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
 from keycrew.api.errors import json_error
-from keycrew.api.pagination import fetch_listing, fetch_rows, respond
+from keycrew.api.pagination import fetch_listing, respond
 from keycrew.context import Ctx
 from keycrew.db.base import record_id
-from keycrew.db.reads import Query
+from keycrew.db.listings import Listing
 from keycrew.errors import BadParameter, Forbidden, MissingParameter
 from keycrew.identity import lifecycle
 from keycrew.identity.models import User
@@ -80,8 +80,8 @@ def _render_one(ctx: Ctx, request: Request, user: AnyUser) -> dict[str, Any]:
     return user_public(user, base_url(request))
 
 
-def _paginate_users(ctx: Ctx, request: Request, params: Params, query: Query, *, basic: bool) -> Response:
-    found = fetch_rows(ctx.reads, params, query)
+def _paginate_users(ctx: Ctx, request: Request, params: Params, listing: Listing, *, basic: bool) -> Response:
+    found = fetch_listing(ctx.reads, params, listing)
     users = [user_view(row) for row in found.rows]
     if basic or not ctx.actor.is_admin:
         base = base_url(request)
