@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Boolean, ColumnElement, Date, Select, bindparam, func, or_, select
 
 from keycrew.access import queries
 from keycrew.access.levels import AccessLevel
-from keycrew.access.policy import project_levels
+from keycrew.access.policy import project_levels, visible_levels
 from keycrew.audit.service import Entity
 from keycrew.context import Ctx
-from keycrew.db.text import contains
+from keycrew.db.listings import Listing, listing
+from keycrew.db.text import escape_like
 from keycrew.errors import NotFound
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
-from keycrew.namespaces.views import NamespaceLike, ProjectLike
+from keycrew.namespaces.views import PROJECT_COLUMNS, PROJECTS_WITH_NAMESPACE, NamespaceLike, ProjectLike
+
+_P = Project.__table__.c
+_N = Namespace.__table__.c
+S = TypeVar("S", bound=Select[Any])
 
 PROJECT_ORDERS = ("id", "name", "path", "created_at", "updated_at", "last_activity_at", "similarity")
 
@@ -33,6 +40,60 @@ def personal_namespace(ctx: Ctx, user_id: int) -> Namespace:
     return ns
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What decides the SQL of a project listing; ids, dates, levels and patterns are parameters."""
+
+    viewer: str  # "admin" (sees every project), "member" (a signed-in user) or "anonymous"
+    visible_levels: tuple[int, ...]  # what the viewer sees without a membership
+    reach: tuple[str, ...]  # "owned", "membership", "min_level": the viewer's own projects only
+    namespace: str | None  # None, "one" (its projects) or "subtree" (and its subgroups')
+    visibility: bool
+    archived: bool
+    search: bool
+    order_by: str
+    sort: str
+
+
+def projects_listing(
+    ctx: Ctx,
+    *,
+    owned: bool = False,
+    membership: bool = False,
+    search: str | None = None,
+    visibility: Visibility | None = None,
+    min_access_level: int | None = None,
+    archived: bool | None = None,
+    order_by: str = "created_at",
+    sort: str = "desc",
+    namespace: NamespaceLike | None = None,
+    include_subgroups: bool = False,
+) -> Listing:
+    """The projects a listing shows the actor, filtered and ordered as GitLab's ProjectsFinder
+    does: rows of ``PROJECT_COLUMNS`` (``project_view``), built once per shape."""
+    shape, values = _shape(
+        ctx,
+        owned,
+        membership,
+        search,
+        visibility,
+        min_access_level,
+        archived,
+        order_by,
+        sort,
+        namespace,
+        include_subgroups,
+    )
+    return listing(
+        ("projects", shape),
+        lambda: (
+            _build(select(*PROJECT_COLUMNS).select_from(PROJECTS_WITH_NAMESPACE), shape, bindparam),
+            _build(select(Project.__table__.c.id), shape, bindparam, ordered=False),
+        ),
+        values,
+    )
+
+
 def projects_query(
     ctx: Ctx,
     *,
@@ -47,54 +108,134 @@ def projects_query(
     namespace: NamespaceLike | None = None,
     include_subgroups: bool = False,
 ) -> Select[Any]:
-    """The projects a listing shows the actor, filtered and ordered as GitLab's ProjectsFinder does."""
-    actor, today = ctx.actor, ctx.today()
+    """``projects_listing`` as a ``select(Project)`` for the ORM, its values bound."""
+    shape, values = _shape(
+        ctx,
+        owned,
+        membership,
+        search,
+        visibility,
+        min_access_level,
+        archived,
+        order_by,
+        sort,
+        namespace,
+        include_subgroups,
+    )
+    return _build(select(Project), shape, lambda name, **kw: bindparam(name, values[name], **kw))
+
+
+def _shape(
+    ctx: Ctx,
+    owned: bool,
+    membership: bool,
+    search: str | None,
+    visibility: Visibility | None,
+    min_access_level: int | None,
+    archived: bool | None,
+    order_by: str,
+    sort: str,
+    namespace: NamespaceLike | None,
+    include_subgroups: bool,
+) -> tuple[_Shape, dict[str, Any]]:
+    actor = ctx.actor
     user = actor.facts
-    query = select(Project)
-    if not actor.is_admin:  # admins see every project: no condition at all, not a true one
-        query = query.where(queries.visible_projects(ctx.reads, actor, today))
-    if owned or membership or min_access_level is not None:
-        if user is None:
-            query = query.where(Project.id < 0)
-        else:
-            if owned:
-                query = query.where(queries.projects_reached(ctx.reads, user.id, today, AccessLevel.OWNER))
-            if membership:
-                query = query.where(queries.projects_reached(ctx.reads, user.id, today, AccessLevel.GUEST))
-            if min_access_level is not None:
-                query = query.where(queries.projects_reached(ctx.reads, user.id, today, min_access_level))
+    viewer = "admin" if actor.is_admin else "anonymous" if user is None else "member"
+    values: dict[str, Any] = {"today": ctx.today()}
+    if user is not None:
+        values["viewer_id"] = user.id
+    reach = tuple(
+        name
+        for name, wanted in (
+            ("owned", owned),
+            ("membership", membership),
+            ("min_level", min_access_level is not None),
+        )
+        if wanted
+    )
+    if reach and user is None:
+        reach = ("nobody",)
+    if min_access_level is not None:
+        values["min_level"] = min_access_level
     if namespace is not None:
+        values["namespace_id"] = namespace.id
         if include_subgroups:
-            query = query.where(
-                Project.namespace_id.in_(
-                    select(Namespace.id).where(queries.namespace_subtree(namespace)).scalar_subquery()
+            values["namespace_pattern"] = escape_like(namespace.full_path) + "/%"
+    if visibility is not None:
+        values["visibility_level"] = visibility.level
+    if archived is not None:
+        values["archived"] = archived
+    if search:
+        values["pattern"] = f"%{escape_like(search.lower())}%"
+    shape = _Shape(
+        viewer=viewer,
+        visible_levels=() if viewer == "admin" else tuple(visible_levels(actor)),
+        reach=reach,
+        namespace=None if namespace is None else "subtree" if include_subgroups else "one",
+        visibility=visibility is not None,
+        archived=archived is not None,
+        search=bool(search),
+        order_by=order_by,
+        sort=sort,
+    )
+    return shape, values
+
+
+_ORDERS = {
+    "id": _P.id,
+    "name": _P.name,
+    "path": _P.path,
+    "created_at": _P.created_at,
+    "updated_at": _P.updated_at,
+    "last_activity_at": _P.last_activity_at,
+    "similarity": _P.name,
+}
+
+
+def _build(query: S, shape: _Shape, param: Callable[..., Any], *, ordered: bool = True) -> S:
+    """The listing of ``shape`` on ``query`` (a select of projects or of their columns), its
+    values from ``param(name)``: a placeholder, or a bound value."""
+    today = param("today", type_=Date())
+    if shape.viewer != "admin":  # admins see every project: no condition at all, not a true one
+        by_visibility: ColumnElement[bool] = _P.visibility_level.in_(shape.visible_levels)
+        if shape.viewer == "member":
+            by_visibility = or_(
+                by_visibility,
+                queries.projects_reached_by("reached_visible", param("viewer_id"), today, AccessLevel.GUEST),
+            )
+        query = query.where(by_visibility)
+    for name in shape.reach:
+        if name == "nobody":
+            query = query.where(_P.id < 0)
+            continue
+        level = {"owned": AccessLevel.OWNER, "membership": AccessLevel.GUEST}.get(name) or param("min_level")
+        query = query.where(queries.projects_reached_by(f"reached_{name}", param("viewer_id"), today, level))
+    if shape.namespace == "one":
+        query = query.where(_P.namespace_id == param("namespace_id"))
+    elif shape.namespace == "subtree":
+        subtree = or_(
+            _N.id == param("namespace_id"), _N.full_path.like(param("namespace_pattern"), escape="\\")
+        )
+        query = query.where(_P.namespace_id.in_(select(_N.id).where(subtree).scalar_subquery()))
+    if shape.visibility:
+        query = query.where(_P.visibility_level == param("visibility_level"))
+    if shape.archived:
+        query = query.where(_P.archived == param("archived", type_=Boolean()))
+    if shape.search:
+        pattern = param("pattern")
+        query = query.where(
+            or_(
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (_P.name, _P.path, _P.description)
                 )
             )
-        else:
-            query = query.where(Project.namespace_id == namespace.id)
-    if visibility is not None:
-        query = query.where(Project.visibility_level == visibility.level)
-    if archived is not None:
-        query = query.where(Project.archived.is_(archived))
-    if search:
-        query = query.where(
-            contains(Project.name, search)
-            | contains(Project.path, search)
-            | contains(Project.description, search)
         )
-    column = {
-        "id": Project.id,
-        "name": Project.name,
-        "path": Project.path,
-        "created_at": Project.created_at,
-        "updated_at": Project.updated_at,
-        "last_activity_at": Project.last_activity_at,
-        "similarity": Project.name,
-    }[order_by]
-    desc = sort == "desc"
-    return query.order_by(
-        column.desc() if desc else column.asc(), Project.id.desc() if desc else Project.id.asc()
-    )
+    if not ordered:
+        return query
+    column = _ORDERS[shape.order_by]
+    desc = shape.sort == "desc"
+    return query.order_by(column.desc() if desc else column.asc(), _P.id.desc() if desc else _P.id.asc())
 
 
 def project_access(

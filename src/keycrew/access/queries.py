@@ -9,8 +9,9 @@ membership on group ``a/b`` reaches every namespace whose full path is ``a/b`` o
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import CTE, ColumnElement, and_, false, or_, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
@@ -21,6 +22,8 @@ from keycrew.db.text import escape_like
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.views import NamespaceLike
+
+_N = Namespace.__table__.c
 
 
 def _group_memberships(
@@ -110,39 +113,36 @@ def visible_groups(
     )
 
 
-def projects_reached(reads: Reader, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
-    """Projects where the user's effective level is ``min_level``+ (direct, inherited or personal)."""
-    direct = (
-        select(Member.source_id)
-        .where(
-            Member.source_type == SourceType.PROJECT.value,
-            Member.user_id == user_id,
-            Member.access_level >= min_level,
-            live(today),
-        )
-        .scalar_subquery()
+def member_subtrees(name: str, user_id: Any, today: Any, min_level: Any) -> CTE:
+    """The groups where the user holds a live direct membership at ``min_level``+, and every
+    namespace under them: a recursive CTE called ``name`` (a listing names each of its own),
+    walking down ``parent_id``, so that its cost follows the subtrees, not the instance."""
+    groups = (
+        select(_N.id)
+        .join(Member, and_(Member.source_id == _N.id, Member.source_type == SourceType.NAMESPACE.value))
+        .where(Member.user_id == user_id, _N.kind == "group", live(today), Member.access_level >= min_level)
+        .cte(name, recursive=True)
     )
-    conditions: list[ColumnElement[bool]] = [Project.id.in_(direct)]
-    rows = _group_memberships(reads, user_id, today, min_level)
-    if rows:
-        conditions.append(
-            Project.namespace_id.in_(select(Namespace.id).where(_subtrees(rows)).scalar_subquery())
-        )
-    personal = (
-        select(Namespace.id).where(Namespace.kind == "user", Namespace.owner_id == user_id).scalar_subquery()
-    )
-    conditions.append(Project.namespace_id.in_(personal))
-    return or_(*conditions)
+    return groups.union(select(_N.id).where(_N.parent_id == groups.c.id))
 
 
-def visible_projects(reads: Reader, actor: Actor, today: dt.date) -> ColumnElement[bool]:
-    """The projects the actor may read: by visibility, or by membership."""
-    if actor.is_admin:
-        return true()
-    by_visibility = Project.visibility_level.in_(visible_levels(actor))
-    if actor.facts is None:
-        return by_visibility
-    return or_(by_visibility, projects_reached(reads, actor.facts.id, today, AccessLevel.GUEST))
+def projects_reached_by(name: str, user_id: Any, today: Any, min_level: Any) -> ColumnElement[bool]:
+    """Projects where the user's effective level is ``min_level``+ (direct, inherited or
+    personal), as one condition whatever the user's memberships, so that a listing is built once:
+    ``user_id``, ``today`` and ``min_level`` may be parameters; ``name`` names the CTE of the
+    user's groups (each use in one statement needs its own)."""
+    direct = select(Member.source_id).where(
+        Member.source_type == SourceType.PROJECT.value,
+        Member.user_id == user_id,
+        Member.access_level >= min_level,
+        live(today),
+    )
+    personal = select(_N.id).where(_N.kind == "user", _N.owner_id == user_id)
+    return or_(
+        Project.id.in_(direct),
+        Project.namespace_id.in_(select(member_subtrees(name, user_id, today, min_level).c.id)),
+        Project.namespace_id.in_(personal),
+    )
 
 
 def namespace_subtree(ns: NamespaceLike) -> ColumnElement[bool]:

@@ -123,8 +123,8 @@ _PROJECT_FIELDS = [name for name in ProjectView._fields if name != "namespace"]
 PROJECT_COLUMNS = [_P[name] for name in _PROJECT_FIELDS] + NAMESPACE_COLUMNS
 _PROJECT_WIDTH = len(_PROJECT_FIELDS)
 
-_WITH_NAMESPACE = Project.__table__.join(Namespace.__table__, _P.namespace_id == _N.id)
-_PROJECTS = select(*PROJECT_COLUMNS).select_from(_WITH_NAMESPACE)
+PROJECTS_WITH_NAMESPACE = Project.__table__.join(Namespace.__table__, _P.namespace_id == _N.id)
+_PROJECTS = select(*PROJECT_COLUMNS).select_from(PROJECTS_WITH_NAMESPACE)
 PROJECT_BY_ID = prepared(_PROJECTS.where(_P.id == bindparam("id")))
 PROJECTS_BY_IDS = prepared(_PROJECTS.where(_P.id.in_(bindparam("ids", expanding=True))))
 NAMESPACE_BY_ID = prepared(select(*NAMESPACE_COLUMNS).where(_N.id == bindparam("id")))
@@ -138,7 +138,9 @@ _SOURCE_BY_PATH = prepared(
 def project_rows(query: Select[Any]) -> Query:
     """A listing of projects (``select(Project)`` with its filters and order) as rows of
     ``PROJECT_COLUMNS``, for ``project_view``."""
-    return query.with_only_columns(*PROJECT_COLUMNS, maintain_column_froms=False).select_from(_WITH_NAMESPACE)
+    return query.with_only_columns(*PROJECT_COLUMNS, maintain_column_froms=False).select_from(
+        PROJECTS_WITH_NAMESPACE
+    )
 
 
 def namespace_rows(query: Select[Any]) -> Query:

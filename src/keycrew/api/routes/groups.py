@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from keycrew.access import groups as group_cases
 from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_group, read_group
-from keycrew.access.projects import projects_query
+from keycrew.access.projects import projects_listing
 from keycrew.actions import groups as group_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
@@ -20,10 +20,12 @@ from keycrew.api.routes.projects import project_list_options, render_projects
 from keycrew.context import Ctx
 from keycrew.errors import BadParameter
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.models import Project
-from keycrew.namespaces.views import NamespaceLike, NamespaceView, namespace_rows, project_rows, project_view
+from keycrew.namespaces.views import NamespaceLike, NamespaceView, namespace_rows, project_view
 
 router = APIRouter()
+
+# GET /groups/:id shows this many of the group's own projects (GitLab's limit too).
+GROUP_PROJECTS_SHOWN = 100
 
 VISIBILITIES = tuple(v.value for v in Visibility)
 SORTS = ("asc", "desc")
@@ -92,8 +94,9 @@ def get_group(
     group = read_group(ctx, group_id)
     projects = None
     if params.boolean("with_projects", True):
-        query = projects_query(ctx, order_by="id", sort="asc").where(Project.namespace_id == group.id)
-        projects = [project_view(row) for row in ctx.reads.rows(project_rows(query.limit(100)))]
+        listed = projects_listing(ctx, namespace=group, order_by="id", sort="asc")
+        rows = ctx.reads.rows(listed.page, {**listed.values, "limit": GROUP_PROJECTS_SHOWN, "offset": 0})
+        projects = [project_view(row) for row in rows]
     return group_detail(group, base_url(request), projects, repositories=ctx.instance.repositories_dir)
 
 
@@ -139,10 +142,10 @@ def list_group_projects(
     group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
     group = read_group(ctx, group_id)
-    query = projects_query(
+    listed = projects_listing(
         ctx,
         namespace=group,
         include_subgroups=params.flag("include_subgroups"),
         **project_list_options(params),
     )
-    return render_projects(request, ctx, params, query)
+    return render_projects(request, ctx, params, listed)

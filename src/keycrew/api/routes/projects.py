@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Select
 
 from keycrew.access import projects as project_cases
 from keycrew.access.levels import MEMBER_LEVELS
@@ -15,13 +14,14 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
 from keycrew.api.entities.namespaces import project_simple
-from keycrew.api.pagination import fetch_rows, respond
+from keycrew.api.pagination import fetch_listing, respond
 from keycrew.context import Ctx
+from keycrew.db.listings import Listing
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.views import read_user, user_views
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.views import ProjectLike, project_rows, project_view
+from keycrew.namespaces.views import ProjectLike, project_view
 from keycrew.repos import storage as repos
 
 router = APIRouter()
@@ -52,11 +52,10 @@ def project_list_options(params: Params) -> dict[str, Any]:
     }
 
 
-def render_projects(request: Request, ctx: Ctx, params: Params, query: Select[Any]) -> Response:
-    """A page of ``query`` (a ``select(Project)``), read as column values and rendered in one go."""
+def render_projects(request: Request, ctx: Ctx, params: Params, listed: Listing) -> Response:
+    """A page of a project listing (``projects_listing``), rendered in one go."""
     base = base_url(request)
-    # Counted without the namespaces: as many rows, one table.
-    found = fetch_rows(ctx.reads, params, project_rows(query), counted=query)
+    found = fetch_listing(ctx.reads, params, listed)
     projects = [project_view(row) for row in found.rows]
     if params.flag("simple"):
         return respond(request, [project_simple(p, base) for p in projects], found)
@@ -107,8 +106,9 @@ def _create(request: Request, ctx: Ctx, params: Params, for_user: User | None = 
 def list_projects(
     request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
-    query = project_cases.projects_query(ctx, **project_list_options(params))
-    return render_projects(request, ctx, params, query)
+    return render_projects(
+        request, ctx, params, project_cases.projects_listing(ctx, **project_list_options(params))
+    )
 
 
 @router.post("/projects", status_code=201)
