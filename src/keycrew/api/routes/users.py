@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from keycrew.access.memberships import UserMembership, user_memberships
@@ -17,7 +17,6 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
-from keycrew.api.errors import json_error
 from keycrew.api.pagination import fetch_listing, respond
 from keycrew.context import Ctx
 from keycrew.db.base import record_id
@@ -200,7 +199,7 @@ def list_user_memberships(
     """The user's direct projects and groups (admins only), by membership id. GitLab's route
     takes digits only: any other id matches no route (404)."""
     if not (user_id.isascii() and user_id.isdigit()):
-        return json_error(404, {"error": "404 Not Found"})
+        raise HTTPException(status_code=404)  # answered as an unknown route is
     kind = params.choice("type", [t.value for t in SourceType])
     if not ctx.actor.is_admin:
         raise Forbidden()
