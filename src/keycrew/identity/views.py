@@ -76,3 +76,25 @@ def user_views(reads: Reader, ids: set[int] | list[int]) -> dict[int, UserView]:
     if not ids:
         return {}
     return {row[0]: UserView(*row) for row in reads.rows(USERS_BY_IDS, {"ids": sorted(ids)})}
+
+
+class UserBrief(NamedTuple):
+    """What an entity shows of a user it names (a project's owner): GitLab's UserBasic."""
+
+    id: int
+    username: str
+    name: str
+    state: str
+    locked_at: dt.datetime | None
+
+
+_BRIEFS_BY_IDS = prepared(
+    select(*(_U[name] for name in UserBrief._fields)).where(_U.id.in_(bindparam("ids", expanding=True)))
+)
+
+
+def user_briefs(reads: Reader, ids: set[int] | list[int]) -> dict[int, UserBrief]:
+    """``user_views`` for entities that only name users: five columns, not the whole row."""
+    if not ids:
+        return {}
+    return {row[0]: UserBrief(*row) for row in reads.rows(_BRIEFS_BY_IDS, {"ids": sorted(ids)})}

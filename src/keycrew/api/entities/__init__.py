@@ -41,8 +41,20 @@ def iso(value: dt.datetime | None) -> str | None:
         return None
     if value.tzinfo is not dt.UTC:
         value = value.astimezone(dt.UTC)
-    # 2024-01-01T12:00:00.000+00:00 without its offset
-    return value.isoformat(timespec="milliseconds")[:23] + "Z"
+    # Formatted from the fields: half the cost of isoformat(), which asks the zone for its offset
+    # (a listing formats some sixty of these).
+    return _ISO % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond // 1000,
+    )
+
+
+_ISO = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
 
 
 def day(value: dt.date | None) -> str | None:

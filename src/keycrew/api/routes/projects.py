@@ -19,7 +19,7 @@ from keycrew.context import Ctx
 from keycrew.db.listings import Listing
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
-from keycrew.identity.views import read_user, user_views
+from keycrew.identity.views import read_user, user_briefs
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.views import ProjectLike, project_view
 from keycrew.repos import storage as repos
@@ -59,7 +59,7 @@ def render_projects(request: Request, ctx: Ctx, params: Params, listed: Listing)
     projects = [project_view(row) for row in found.rows]
     if params.flag("simple"):
         return respond(request, [project_simple(p, base) for p in projects], found)
-    owners = user_views(
+    owners = user_briefs(
         ctx.reads,
         {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id},
     )
