@@ -38,7 +38,7 @@ from keycrew.db.text import escape_like
 from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
-from keycrew.identity.views import USER_COLUMNS, UserView
+from keycrew.identity.views import BRIEF_COLUMNS, UserBrief
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 
@@ -105,7 +105,7 @@ class MembershipView(NamedTuple):
     """``Membership`` read as column values, for reads."""
 
     member: MemberView
-    user: UserView
+    user: UserBrief
     source_type: str
     source_id: int
 
@@ -118,7 +118,7 @@ _MEMBER_WIDTH = len(MEMBER_COLUMNS)
 def membership_view(row: Any) -> MembershipView:
     """A membership with its user from a row of a ``MemberListing`` (its own source)."""
     member = MemberView(*row[:_MEMBER_WIDTH])
-    return MembershipView(member, UserView(*row[_MEMBER_WIDTH:]), member.source_type, member.source_id)
+    return MembershipView(member, UserBrief(*row[_MEMBER_WIDTH:]), member.source_type, member.source_id)
 
 
 # The member listings, built once per shape with their values as parameters: the source
@@ -157,7 +157,7 @@ def _listing(groups: int | None, search: bool, ids: bool, shape: str) -> Any:
     many groups): ``shape`` "orm" (Member and User), "page" (columns for ``membership_view``,
     :limit rows from :offset) or "count" (its rows, up to :count_limit)."""
     live_today = live(bindparam("today", type_=Date()))
-    what = (Member, User) if shape == "orm" else (*MEMBER_COLUMNS, *USER_COLUMNS)
+    what = (Member, User) if shape == "orm" else (*MEMBER_COLUMNS, *BRIEF_COLUMNS)
     if groups is None:
         direct = select(*((literal(1),) if shape == "count" else what))
         rows = _bound_filter(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from keycrew.db.base import Base, UTCDateTime
 from keycrew.identity.types import SINGLETON_TYPES, UserState, UserType
 
+_TYPES = {int(t): t for t in UserType}  # a look-up, not an Enum call, for every rendered user
 _SINGLETONS = ", ".join(str(int(t)) for t in sorted(SINGLETON_TYPES))
 
 
@@ -24,7 +25,7 @@ class UserTraits:
 
     @property
     def type(self) -> UserType:
-        return UserType(self.user_type)
+        return _TYPES[self.user_type]
 
     @property
     def is_internal(self) -> bool:

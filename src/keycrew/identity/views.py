@@ -78,23 +78,29 @@ def user_views(reads: Reader, ids: set[int] | list[int]) -> dict[int, UserView]:
     return {row[0]: UserView(*row) for row in reads.rows(USERS_BY_IDS, {"ids": sorted(ids)})}
 
 
-class UserBrief(NamedTuple):
-    """What an entity shows of a user it names (a project's owner): GitLab's UserBasic."""
-
+class _BriefRow(NamedTuple):
     id: int
     username: str
     name: str
+    email: str
+    user_type: int
     state: str
     locked_at: dt.datetime | None
 
 
-_BRIEFS_BY_IDS = prepared(
-    select(*(_U[name] for name in UserBrief._fields)).where(_U.id.in_(bindparam("ids", expanding=True)))
-)
+class UserBrief(_BriefRow, UserTraits):
+    """What an entity shows of a user it names (a project's owner, a member, who added them):
+    GitLab's UserBasic, with the type and state that say whether it is a bot, human, active."""
+
+    __slots__ = ()
+
+
+BRIEF_COLUMNS = [_U[name] for name in _BriefRow._fields]
+_BRIEFS_BY_IDS = prepared(select(*BRIEF_COLUMNS).where(_U.id.in_(bindparam("ids", expanding=True))))
 
 
 def user_briefs(reads: Reader, ids: set[int] | list[int]) -> dict[int, UserBrief]:
-    """``user_views`` for entities that only name users: five columns, not the whole row."""
+    """``user_views`` for entities that only name users: seven columns, not the whole row."""
     if not ids:
         return {}
     return {row[0]: UserBrief(*row) for row in reads.rows(_BRIEFS_BY_IDS, {"ids": sorted(ids)})}

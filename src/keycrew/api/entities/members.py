@@ -8,11 +8,11 @@ from typing import Any
 from keycrew.access.members import Membership, MembershipView
 from keycrew.api.entities import day, iso
 from keycrew.identity.models import User
-from keycrew.identity.views import UserView
+from keycrew.identity.views import UserBrief, UserView
 from keycrew.namespaces.kinds import SourceType
 
 
-def _user_basic(user: User | UserView, base: str) -> dict[str, Any]:
+def _user_basic(user: User | UserView | UserBrief, base: str) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
@@ -28,7 +28,7 @@ def member(
     found: Membership | MembershipView,
     base: str,
     *,
-    creators: Mapping[int, User | UserView] | None = None,
+    creators: Mapping[int, User | UserView | UserBrief] | None = None,
     show_email: bool = False,
     with_source: bool = False,
 ) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from keycrew.context import Ctx
 from keycrew.db.base import record_id
 from keycrew.errors import BadParameter, MissingParameter, NotFound
 from keycrew.identity.models import User
-from keycrew.identity.views import user_views
+from keycrew.identity.views import user_briefs
 
 router = APIRouter()
 
@@ -40,7 +40,7 @@ def _render(
 ) -> list[Any]:
     """Members with who added them (one look-up for the page's creators)."""
     base = base_url(request)
-    creators = user_views(ctx.reads, {m.member.created_by_id for m in found if m.member.created_by_id})
+    creators = user_briefs(ctx.reads, {m.member.created_by_id for m in found if m.member.created_by_id})
     admin = ctx.actor.is_admin
     return [
         member_entity(m, base, creators=creators, show_email=admin, with_source=with_source) for m in found
