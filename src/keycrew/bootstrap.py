@@ -45,10 +45,13 @@ class Runtime:
 
     @property
     def reads_inline(self) -> bool:
-        """Whether reads run on the event loop rather than in the threadpool: on SQLite, whose
-        queries take microseconds and never wait on a lock in WAL mode (a thread hop would cost
-        more than the query). PostgreSQL's round trips stay off the loop."""
-        return self.engine.dialect.name == "sqlite"
+        """Whether reads run on the event loop rather than in the threadpool (``KEYCREW_READS``):
+        by default on SQLite, whose queries take microseconds and never wait on a lock in WAL mode
+        (a thread hop would cost more than the query); PostgreSQL's round trips stay off the loop
+        unless the operator chooses otherwise."""
+        if self.settings.reads == "auto":
+            return self.engine.dialect.name == "sqlite"
+        return self.settings.reads == "inline"
 
     def read_session(self) -> Session:
         """A session for a read: on SQLite its transaction begins DEFERRED (readers never queue

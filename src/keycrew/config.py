@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Optional prefix put in front of every token kind prefix ("acme-glpat-...").
     instance_token_prefix: str = ""
     db_pool_size: int = Field(default=20, ge=1)
+    # Where GET requests read: "inline" on the event loop, "threadpool", or "auto" (inline on
+    # SQLite, whose reads take microseconds; the threadpool on PostgreSQL). See docs/operations.md.
+    reads: Literal["auto", "inline", "threadpool"] = "auto"
     # Container registry token service (/jwt/auth): service and issuer must equal the registry's
     # auth.token.service and auth.token.issuer. The signing key and its certificate (the registry's
     # rootcertbundle) are generated on first need, in the data dir unless these paths say otherwise.

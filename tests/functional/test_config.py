@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from keycrew.bootstrap import build
 from keycrew.config import SECRET_KEY_FILE, Settings
 
 
@@ -84,6 +85,7 @@ def test_database_url_forms(given: str, used: str) -> None:
         {"initial_root_token": "x" * 19},
         {"initial_root_password": "short"},
         {"secret_key": "too-short"},
+        {"reads": "sometimes"},
     ],
 )
 def test_bad_values_are_refused(bad: dict[str, object]) -> None:
@@ -133,3 +135,25 @@ def test_an_unusable_key_file_is_not_replaced(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no usable secret key"):
         _ = Settings(data_dir=tmp_path).resolved_secret_key
     assert (tmp_path / SECRET_KEY_FILE).read_text() == ""
+
+
+@pytest.mark.parametrize(("reads", "inline"), [("auto", True), ("inline", True), ("threadpool", False)])
+def test_where_reads_run_follows_the_setting(tmp_path: Path, reads: str, inline: bool) -> None:
+    """KEYCREW_READS: on SQLite "auto" reads on the event loop; an operator may choose either."""
+    runtime = build(Settings(data_dir=tmp_path, reads=reads))  # type: ignore[arg-type]
+    try:
+        assert runtime.reads_inline is inline
+    finally:
+        runtime.engine.dispose()
+
+
+def test_postgresql_reads_in_the_threadpool_unless_told(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"  # no connection is made
+    auto = build(Settings(data_dir=tmp_path, database_url=url))  # type: ignore[arg-type]
+    told = build(Settings(data_dir=tmp_path, database_url=url, reads="inline"))  # type: ignore[arg-type]
+    try:
+        assert auto.reads_inline is False
+        assert told.reads_inline is True
+    finally:
+        auto.engine.dispose()
+        told.engine.dispose()

@@ -17,7 +17,7 @@ from keycrew.errors import Forbidden
 from keycrew.identity.models import User
 from keycrew.identity.types import UserState, UserType
 from keycrew.instance.models import InstanceSettings
-from keycrew.instance.settings import Plan, SettingsView, instance_settings, settings_view
+from keycrew.instance.settings import Plan, SettingsView, instance_settings
 from keycrew.namespaces.models import Namespace
 
 # The only types that can ever hold a seat: bots, service accounts and internal users never do.
@@ -62,40 +62,40 @@ def billable_condition(ctx: Ctx, settings: InstanceSettings | None = None) -> Co
     return _billable(ctx.today() if guests_are_free(settings) else None)
 
 
-def billable_column(guests_free: bool) -> ColumnElement[bool]:
-    """``billable_condition`` as a column of a statement built once: true for a billable user.
-    With ``guests_free`` (``guests_are_free``) it takes a ``today`` parameter."""
-    return _billable(bindparam("today", type_=Date) if guests_free else None)
-
-
 _N = Namespace.__table__.c
+_S = InstanceSettings.__table__.c
+# Whether Guests are free (``guests_are_free``) as SQL: the instance's plan, the model's default
+# while its settings row does not exist yet.
+_instance_plan: ColumnElement[str] = func.coalesce(
+    select(_S.plan).where(_S.id == 1).scalar_subquery(), Plan.ULTIMATE.value
+)
+_guests_free: ColumnElement[bool] = _instance_plan == Plan.ULTIMATE.value
 # What admins see of some users besides their row: the personal namespace, and whether the user
-# takes a seat (the rule above, without and with Ultimate's free Guests).
-_NAMESPACES_AND_SEATS = {
-    guests_free: prepared(
-        select(_U.id, _N.id.label("namespace_id"), billable_column(guests_free).label("billable"))
-        .select_from(
-            User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user"))
-        )
-        .where(_U.id.in_(bindparam("ids", expanding=True)))
+# takes a seat (the rule above, Ultimate's free Guests decided by the plan in the same statement).
+_NAMESPACES_AND_SEATS = prepared(
+    select(
+        _U.id,
+        _N.id.label("namespace_id"),
+        (_billable(None) & or_(~_guests_free, _has_role_above_guest(bindparam("today", type_=Date)))).label(
+            "billable"
+        ),
     )
-    for guests_free in (False, True)
-}
+    .select_from(User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user")))
+    .where(_U.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def namespaces_and_seats(ctx: Ctx, user_ids: Iterable[int]) -> tuple[dict[int, int], set[int]]:
     """The personal namespace id of each of ``user_ids``, and which of them take a seat (the
-    admin entity's ``namespace_id`` and ``using_license_seat``), in one statement."""
+    admin entity's ``namespace_id`` and ``using_license_seat``), in one statement with the plan."""
     ids = sorted(set(user_ids))
     namespaces: dict[int, int] = {}
     seats: set[int] = set()
     if not ids:
         return namespaces, seats
-    guests_free = guests_are_free(settings_view(ctx))
-    params: dict[str, Any] = {"ids": ids}
-    if guests_free:
-        params["today"] = ctx.today()
-    for user_id, namespace_id, billable in ctx.reads.rows(_NAMESPACES_AND_SEATS[guests_free], params):
+    for user_id, namespace_id, billable in ctx.reads.rows(
+        _NAMESPACES_AND_SEATS, {"ids": ids, "today": ctx.today()}
+    ):
         if namespace_id is not None:
             namespaces[user_id] = namespace_id
         if billable:
