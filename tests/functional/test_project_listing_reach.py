@@ -99,3 +99,27 @@ def test_a_groups_listing_with_subgroups_shows_the_member_its_subtree(
     assert hidden.status_code == 404  # a private group the other user is not in
     everything = listed(server, world, server.root_token, path, include_subgroups="true")
     assert everything == {"in_a", "in_a_b_c"}  # never the group whose path only starts alike
+
+
+def test_a_single_project_shows_the_levels_that_reach_it(server: LiveServer, world: dict[str, Any]) -> None:
+    """GET /projects/:id reads the project and the caller's levels in one statement: the levels
+    must be those of the nearest and farthest groups alike, by id and by path."""
+    ids, token = world["ids"], world["token"]
+
+    def permissions(ref: Any) -> dict[str, Any]:
+        response = server.request("GET", f"/projects/{ref}", token=token)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["permissions"])
+
+    deep = permissions(ids["in_a_b_c"])
+    assert deep["project_access"] is None
+    assert deep["group_access"]["access_level"] == DEVELOPER
+    path = server.root("GET", f"/projects/{ids['in_a_b_c']}").json()["path_with_namespace"]
+    assert permissions(path.replace("/", "%2F")) == deep
+    assert permissions(ids["in_owned_sub"])["group_access"]["access_level"] == OWNER
+    on_project = permissions(ids["reporter_on_project"])
+    assert on_project["project_access"]["access_level"] == REPORTER
+    assert on_project["group_access"] is None
+    for hidden in ("nothing", "in_prefix", "in_expired"):
+        response = server.request("GET", f"/projects/{ids[hidden]}", token=token)
+        assert response.status_code == 404, hidden

@@ -70,8 +70,8 @@ SINGLE = {
     "/user": 0,
     # The user; as admin, the personal namespace and seat (the plan read in the same statement).
     "/users/1": 2,
-    # The project with its namespace; the caller's levels.
-    "/projects/{project}": 2,
+    # The project with its namespace and the caller's levels, in one statement.
+    "/projects/{project}": 1,
     "/groups/{group}": 2,
 }
 LISTS = {

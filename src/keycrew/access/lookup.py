@@ -11,7 +11,7 @@ from keycrew.access.policy import (
     effective_group_level,
     effective_project_level,
     may_read_project,
-    project_levels,
+    project_with_levels,
 )
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
@@ -112,9 +112,18 @@ def find_group(ctx: Ctx, ref: str | int, *, min_level: int | None = None) -> Nam
 def read_project_with_levels(ctx: Ctx, ref: str | int) -> tuple[ProjectView, tuple[int, int] | None]:
     """``read_project`` and the actor's (direct, inherited) levels on the project (None for an
     anonymous visitor), read once for the check and for the caller (GitLab's ``permissions``)."""
-    project = _project_view(ctx, ref)
     user = ctx.actor.facts
-    levels = None if user is None else project_levels(ctx.reads, user, project, ctx.today())
+    if user is None:
+        project, levels = _project_view(ctx, ref), None
+    else:
+        project_id, path = _ref(ref)
+        if project_id is None:
+            source = views.source_by_path(ctx.reads, path or "")
+            project_id = source[1] if source is not None and source[0] == SourceType.PROJECT else 0
+        found = project_with_levels(ctx.reads, user, project_id, ctx.today()) if project_id else None
+        if found is None:
+            raise NotFound("Project")
+        project, levels = found
     if not may_read_project(ctx.actor, project, levels):
         raise NotFound("Project")
     return project, levels
