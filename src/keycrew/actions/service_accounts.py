@@ -22,6 +22,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Changes, Entity, Target, record, record_update
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
+from keycrew.db.listings import Listing
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Refused
 from keycrew.identity import validation
 from keycrew.identity.models import User
@@ -33,8 +34,9 @@ from keycrew.namespaces.paths import find_source, route_taken
 from keycrew.namespaces.personal import follow_user
 from keycrew.tokens import lifecycle
 from keycrew.tokens.issuing import IssuedToken
+from keycrew.tokens.lifecycle import TokenFilters
 from keycrew.tokens.models import PersonalAccessToken
-from keycrew.tokens.personal import issue_personal_token
+from keycrew.tokens.personal import issue_personal_token, owned_token_listing
 
 USERNAME_PREFIX = "service_account"
 DEFAULT_NAME = "Service account user"
@@ -392,6 +394,12 @@ def service_account_tokens_query(user: User) -> Select[Any]:
     return select(PersonalAccessToken).where(
         PersonalAccessToken.user_id == user.id, PersonalAccessToken.impersonation.is_(False)
     )
+
+
+def service_account_token_listing(ctx: Ctx, user: User, filters: TokenFilters) -> Listing:
+    """``service_account_tokens_query`` with ``filters``, as rows for ``token_view``, built once
+    per shape: a user's own tokens, as they list them themselves."""
+    return owned_token_listing(ctx, user.id, filters)
 
 
 def find_service_account_token(ctx: Ctx, user: User, token_id: int) -> PersonalAccessToken:

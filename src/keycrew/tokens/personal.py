@@ -124,6 +124,18 @@ def personal_token_listing(ctx: Ctx, *, user_id: int | None, filters: lifecycle.
     )
 
 
+def owned_token_listing(ctx: Ctx, owner_id: int, filters: lifecycle.TokenFilters) -> Listing:
+    """A user's own personal access tokens (not impersonation tokens), with ``filters``: what
+    they list themselves, and a service account's owner lists of it."""
+    return lifecycle.token_listing(
+        ("personal_tokens", "own"),
+        lambda: _personal_tokens("own"),
+        filters,
+        ctx.today(),
+        {"owner_id": owner_id},
+    )
+
+
 def _personal_tokens(scope: str) -> Select[Any]:
     query = select(*TOKEN_COLUMNS)
     if scope != "all":

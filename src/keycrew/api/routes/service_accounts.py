@@ -10,10 +10,10 @@ from keycrew.actions import service_accounts as sa
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities.service_accounts import service_account
 from keycrew.api.entities.tokens import personal_access_token
-from keycrew.api.pagination import paginate_query
+from keycrew.api.pagination import fetch_listing, paginate_query, respond
 from keycrew.api.routes.tokens import token_filters
 from keycrew.context import Ctx
-from keycrew.tokens.lifecycle import filtered
+from keycrew.tokens.views import token_view
 
 router = APIRouter()
 
@@ -96,8 +96,11 @@ def _register(kind: str) -> None:
         source_id: str, user_id: int, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> Response:
         user = sa.find_service_account(ctx, _owner(ctx, kind, source_id), user_id)
-        query = filtered(sa.service_account_tokens_query(user), token_filters(params), ctx.today())
-        return paginate_query(request, ctx.db, params, query, lambda t: personal_access_token(t, ctx.today()))
+        found = fetch_listing(
+            ctx.reads, params, sa.service_account_token_listing(ctx, user, token_filters(params))
+        )
+        today = ctx.today()
+        return respond(request, [personal_access_token(token_view(row), today) for row in found.rows], found)
 
     @router.post(tokens, status_code=201, name=f"create_{kind}_service_account_token")
     def create_token(
