@@ -16,11 +16,10 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindpar
 from sqlalchemy.exc import InvalidRequestError, StatementError
 
 from keycrew.db import listings
-from keycrew.db.engine import make_engine
 from keycrew.db.listings import listing
 from keycrew.db.reads import PoolReads
 from tests.support.backends import BACKENDS
-from tests.support.live import PgDatabase
+from tests.support.live import scratch_engine
 
 metadata = MetaData()
 items = Table(
@@ -35,20 +34,12 @@ I = items.c  # noqa: E741
 
 @pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = PgDatabase.create() if request.param == "postgresql" else None
-    url = database.url if database is not None else f"sqlite:///{tmp_path / 'listings.sqlite3'}"
-    built = make_engine(url, pool_size=2)
-    metadata.create_all(built)
-    with built.begin() as conn:
-        conn.execute(
-            items.insert(), [{"id": n, "owner": n % 3, "name": f"item-{n:02}"} for n in range(1, 31)]
-        )
-    try:
+    with scratch_engine(request.param, tmp_path, metadata) as built:
+        with built.begin() as conn:
+            conn.execute(
+                items.insert(), [{"id": n, "owner": n % 3, "name": f"item-{n:02}"} for n in range(1, 31)]
+            )
         yield built
-    finally:
-        built.dispose()
-        if database is not None:
-            database.drop()
 
 
 @pytest.fixture

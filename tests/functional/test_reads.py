@@ -27,10 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from keycrew.db.base import UTCDateTime
-from keycrew.db.engine import make_engine
 from keycrew.db.reads import PoolReads, SessionReads, Statements, prepared, statements_for
 from tests.support.backends import BACKENDS
-from tests.support.live import PgDatabase
+from tests.support.live import scratch_engine
 
 metadata = MetaData()
 things = Table(
@@ -53,24 +52,22 @@ FIRST_TWO = prepared(select(T.id).order_by(T.id).limit(2))
 
 @pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    database = PgDatabase.create() if request.param == "postgresql" else None
-    url = database.url if database is not None else f"sqlite:///{tmp_path / 'reads.sqlite3'}"
-    built = make_engine(url, pool_size=2)
-    metadata.create_all(built)
-    with built.begin() as conn:
-        conn.execute(
-            things.insert(),
-            [
-                {"id": i, "name": f"thing {i}", "active": i % 2 == 1, "due": dt.date(2030, 1, i), "at": AT}
-                for i in range(1, 8)
-            ],
-        )
-    try:
+    with scratch_engine(request.param, tmp_path, metadata) as built:
+        with built.begin() as conn:
+            conn.execute(
+                things.insert(),
+                [
+                    {
+                        "id": i,
+                        "name": f"thing {i}",
+                        "active": i % 2 == 1,
+                        "due": dt.date(2030, 1, i),
+                        "at": AT,
+                    }
+                    for i in range(1, 8)
+                ],
+            )
         yield built
-    finally:
-        built.dispose()
-        if database is not None:
-            database.drop()
 
 
 def test_a_prepared_statement_gives_what_sqlalchemy_gives(engine: Engine) -> None:

@@ -6,6 +6,7 @@ Imported by the functional and browser tests; the unit tests never need it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -23,11 +24,13 @@ import gitlab
 import psycopg
 import requests
 import uvicorn
+from sqlalchemy import Engine, MetaData
 
 from keycrew.app import asgi
 from keycrew.bootstrap import Runtime, build, migrate, seed
 from keycrew.clock import OffsetClock
 from keycrew.config import Settings
+from keycrew.db.engine import make_engine
 from tests.support.backends import BACKENDS, PG_ADMIN_DSN
 
 ROOT_TOKEN = "glpat-keycrew-test-root-token-0001"
@@ -83,6 +86,21 @@ def database_url(backend: str, data_dir: Path) -> tuple[str, PgDatabase | None]:
         pg = PgDatabase.create()
         return pg.url, pg
     return f"sqlite:///{data_dir / 'keycrew.sqlite3'}", None
+
+
+@contextlib.contextmanager
+def scratch_engine(backend: str, data_dir: Path, metadata: MetaData) -> Iterator[Engine]:
+    """An engine on a database of its own (a new PostgreSQL database, or a SQLite file in
+    ``data_dir``) holding ``metadata``'s tables, dropped afterwards."""
+    url, pg = database_url(backend, data_dir)
+    engine = make_engine(url, pool_size=2)
+    try:
+        metadata.create_all(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        if pg is not None:
+            pg.drop()
 
 
 @dataclass

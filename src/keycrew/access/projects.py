@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from sqlalchemy import Boolean, ColumnElement, Date, Select, bindparam, func, or_, select
 
@@ -23,6 +23,9 @@ from keycrew.namespaces.views import PROJECT_COLUMNS, PROJECTS_WITH_NAMESPACE, N
 _P = Project.__table__.c
 _N = Namespace.__table__.c
 S = TypeVar("S", bound=Select[Any])
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 PROJECT_ORDERS = ("id", "name", "path", "created_at", "updated_at", "last_activity_at", "similarity")
 
@@ -55,35 +58,25 @@ class _Shape:
     sort: str
 
 
-def projects_listing(
-    ctx: Ctx,
-    *,
-    owned: bool = False,
-    membership: bool = False,
-    search: str | None = None,
-    visibility: Visibility | None = None,
-    min_access_level: int | None = None,
-    archived: bool | None = None,
-    order_by: str = "created_at",
-    sort: str = "desc",
-    namespace: NamespaceLike | None = None,
-    include_subgroups: bool = False,
-) -> Listing:
+class ProjectListOptions(TypedDict, total=False):
+    """A project listing's filters and order, as GitLab's ProjectsFinder takes them."""
+
+    owned: bool
+    membership: bool
+    search: str | None
+    visibility: Visibility | None
+    min_access_level: int | None
+    archived: bool | None
+    order_by: str  # one of PROJECT_ORDERS; created_at by default
+    sort: str  # asc or desc (the default)
+    namespace: NamespaceLike | None  # only this namespace's projects
+    include_subgroups: bool  # and those of the groups under it
+
+
+def projects_listing(ctx: Ctx, **options: Unpack[ProjectListOptions]) -> Listing:
     """The projects a listing shows the actor, filtered and ordered as GitLab's ProjectsFinder
     does: rows of ``PROJECT_COLUMNS`` (``project_view``), built once per shape."""
-    shape, values = _shape(
-        ctx,
-        owned,
-        membership,
-        search,
-        visibility,
-        min_access_level,
-        archived,
-        order_by,
-        sort,
-        namespace,
-        include_subgroups,
-    )
+    shape, values = _shape(ctx, **options)
     return listing(
         ("projects", shape),
         lambda: (
@@ -94,7 +87,13 @@ def projects_listing(
     )
 
 
-def projects_query(
+def projects_query(ctx: Ctx, **options: Unpack[ProjectListOptions]) -> Select[Any]:
+    """``projects_listing`` as a ``select(Project)`` for the ORM, its values bound."""
+    shape, values = _shape(ctx, **options)
+    return _build(select(Project), shape, lambda name, **kw: bindparam(name, values[name], **kw))
+
+
+def _shape(
     ctx: Ctx,
     *,
     owned: bool = False,
@@ -107,36 +106,6 @@ def projects_query(
     sort: str = "desc",
     namespace: NamespaceLike | None = None,
     include_subgroups: bool = False,
-) -> Select[Any]:
-    """``projects_listing`` as a ``select(Project)`` for the ORM, its values bound."""
-    shape, values = _shape(
-        ctx,
-        owned,
-        membership,
-        search,
-        visibility,
-        min_access_level,
-        archived,
-        order_by,
-        sort,
-        namespace,
-        include_subgroups,
-    )
-    return _build(select(Project), shape, lambda name, **kw: bindparam(name, values[name], **kw))
-
-
-def _shape(
-    ctx: Ctx,
-    owned: bool,
-    membership: bool,
-    search: str | None,
-    visibility: Visibility | None,
-    min_access_level: int | None,
-    archived: bool | None,
-    order_by: str,
-    sort: str,
-    namespace: NamespaceLike | None,
-    include_subgroups: bool,
 ) -> tuple[_Shape, dict[str, Any]]:
     actor = ctx.actor
     user = actor.facts

@@ -73,63 +73,46 @@ def user_detail(
     namespace_id: int | None = None,
     using_license_seat: bool = False,
 ) -> dict[str, Any]:
-    """What /user returns, and what admins see for any user. One dict literal: an admin's list
-    renders twenty of these."""
+    """What /user returns, and what admins see for any user."""
     user_type = user.type
-    data = {
-        "id": user.id,
-        "username": user.username,
-        "public_email": None,
-        "name": user.name,
-        "state": user.state,
-        "locked": user.locked_at is not None,
-        "avatar_url": None,
-        "web_url": f"{base}/{user.username}",
-        "created_at": iso(user.created_at),
-        "bio": user.bio or "",
-        "location": "",
-        "linkedin": "",
-        "twitter": "",
-        "discord": "",
-        "github": "",
-        "website_url": "",
-        "organization": "",
-        "job_title": "",
-        "pronouns": None,
-        "bot": user_type.is_bot,
-        "work_information": None,
-        "followers": 0,
-        "following": 0,
-        "is_followed": False,
-        "local_time": None,
-        "last_sign_in_at": iso(user.last_sign_in_at),
-        "confirmed_at": iso(user.confirmed_at),
-        "last_activity_on": day(user.last_activity_on),
-        "email": user.email,
-        "theme_id": 3,
-        "color_scheme_id": 1,
-        "projects_limit": user.projects_limit,
-        "current_sign_in_at": iso(user.current_sign_in_at),
-        "identities": [],
-        "can_create_group": user.can_create_group,
-        "can_create_project": user.projects_limit > 0,
-        "two_factor_enabled": False,
-        "external": user.external,
-        "private_profile": user.private_profile,
-        "commit_email": user.email,
-        "user_type": _TYPE_NAMES[user_type],
-        "is_admin": user.admin,
-    }
+    data = _public(user, base, user_type.is_bot)
+    data.update(
+        {
+            "last_sign_in_at": iso(user.last_sign_in_at),
+            "confirmed_at": iso(user.confirmed_at),
+            "last_activity_on": day(user.last_activity_on),
+            "email": user.email,
+            "theme_id": 3,
+            "color_scheme_id": 1,
+            "projects_limit": user.projects_limit,
+            "current_sign_in_at": iso(user.current_sign_in_at),
+            "identities": [],
+            "can_create_group": user.can_create_group,
+            "can_create_project": user.projects_limit > 0,
+            "two_factor_enabled": False,
+            "external": user.external,
+            "private_profile": user.private_profile,
+            "commit_email": user.email,
+            "user_type": _TYPE_NAMES[user_type],
+        }
+    )
     if admin_view:
-        data["note"] = user.note
-        data["namespace_id"] = namespace_id
-        data["created_by"] = None
-        data["current_sign_in_ip"] = None
-        data["last_sign_in_ip"] = None
-        data["sign_in_count"] = user.sign_in_count
-        data["is_auditor"] = False
-        data["using_license_seat"] = using_license_seat
-        data["email_reset_offered_at"] = None
+        data.update(
+            {
+                "is_admin": user.admin,
+                "note": user.note,
+                "namespace_id": namespace_id,
+                "created_by": None,
+                "current_sign_in_ip": None,
+                "last_sign_in_ip": None,
+                "sign_in_count": user.sign_in_count,
+                "is_auditor": False,
+                "using_license_seat": using_license_seat,
+                "email_reset_offered_at": None,
+            }
+        )
+    else:
+        data["is_admin"] = user.admin
     return data
 
 
