@@ -68,8 +68,8 @@ def world(server: LiveServer) -> dict[str, int]:
 SINGLE = {
     # The owner comes from the principal cache.
     "/user": 0,
-    # The user; as admin, the personal namespace and seat (the plan read in the same statement).
-    "/users/1": 2,
+    # As admin: the user with their personal namespace and seat (and the plan), one statement.
+    "/users/1": 1,
     # The project with its namespace and the caller's levels, in one statement.
     "/projects/{project}": 1,
     "/groups/{group}": 2,

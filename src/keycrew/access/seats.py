@@ -16,6 +16,7 @@ from keycrew.db.reads import prepared
 from keycrew.errors import Forbidden
 from keycrew.identity.models import User
 from keycrew.identity.types import UserState, UserType
+from keycrew.identity.views import USER_COLUMNS, UserView
 from keycrew.instance.models import InstanceSettings
 from keycrew.instance.settings import Plan, SettingsView, instance_settings
 from keycrew.namespaces.models import Namespace
@@ -83,6 +84,24 @@ _NAMESPACES_AND_SEATS = prepared(
     .select_from(User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user")))
     .where(_U.id.in_(bindparam("ids", expanding=True)))
 )
+
+
+# One user with what admins see of them besides the row: GET /users/:id in one statement.
+_USER_WITH_SEAT = prepared(
+    select(*USER_COLUMNS, *_NAMESPACES_AND_SEATS.selected_columns[1:])
+    .select_from(User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user")))
+    .where(_U.id == bindparam("id"))
+)
+
+
+def user_with_seat(ctx: Ctx, user_id: int) -> tuple[UserView, int | None, bool] | None:
+    """The user, their personal namespace id and whether they take a seat (as
+    ``namespaces_and_seats`` tells), read together; None if no user has this id."""
+    row = ctx.reads.first(_USER_WITH_SEAT, {"id": user_id, "today": ctx.today()})
+    if row is None:
+        return None
+    *columns, namespace_id, billable = row
+    return UserView(*columns), namespace_id, bool(billable)
 
 
 def namespaces_and_seats(ctx: Ctx, user_ids: Iterable[int]) -> tuple[dict[int, int], set[int]]:

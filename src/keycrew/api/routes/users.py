@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from keycrew.access.memberships import UserMembership, user_memberships
-from keycrew.access.seats import current_license, namespaces_and_seats
+from keycrew.access.seats import current_license, namespaces_and_seats, user_with_seat
 from keycrew.actions import users as user_actions
 from keycrew.actions.deletion import destroy_user
 from keycrew.api.deps import Params, api_ctx, params_dep
@@ -21,7 +21,7 @@ from keycrew.api.pagination import fetch_listing, respond
 from keycrew.context import Ctx
 from keycrew.db.base import record_id
 from keycrew.db.listings import Listing
-from keycrew.errors import BadParameter, Forbidden, MissingParameter
+from keycrew.errors import BadParameter, Forbidden, MissingParameter, NotFound
 from keycrew.identity import lifecycle
 from keycrew.identity.models import User
 from keycrew.identity.queries import UserFilters, find_user, read_user_view, user_listing
@@ -129,7 +129,15 @@ def list_users(
 def get_user_route(user_id: int, request: Request, ctx: Ctx = api_ctx(auth=False, read_user=True)) -> Any:
     if ctx.actor.is_anonymous:
         raise Forbidden("Not authorized!")
-    return _render_one(ctx, request, read_user_view(ctx, user_id))
+    if not ctx.actor.is_admin:
+        return user_public(read_user_view(ctx, user_id), base_url(request))
+    found = user_with_seat(ctx, record_id(user_id))
+    if found is None:
+        raise NotFound("User")
+    user, namespace_id, seat = found
+    return user_detail(
+        user, base_url(request), admin_view=True, namespace_id=namespace_id, using_license_seat=seat
+    )
 
 
 @router.post("/users", status_code=201)
