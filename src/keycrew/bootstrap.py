@@ -13,7 +13,7 @@ from keycrew.clock import Clock, SystemClock
 from keycrew.config import Settings
 from keycrew.context import Actor, Ctx, Instance, LazySession
 from keycrew.db.engine import make_engine, make_sessionmaker
-from keycrew.db.reads import Reader
+from keycrew.db.reads import HeldReads, PoolReads, Reader
 from keycrew.identity.models import User
 from keycrew.identity.users import create_user
 from keycrew.infra.auth_cache import AuthCache, Invalidation
@@ -42,6 +42,7 @@ class Runtime:
     # Failed Basic authentications per client IP, shared by the git and registry adapters.
     auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
     metrics: Metrics = field(default_factory=Metrics)
+    _held_reads: HeldReads | None = field(default=None, init=False, repr=False)
 
     @property
     def reads_inline(self) -> bool:
@@ -52,6 +53,16 @@ class Runtime:
         if self.settings.reads == "auto":
             return self.engine.dialect.name == "sqlite"
         return self.settings.reads == "inline"
+
+    def loop_reads(self) -> PoolReads | HeldReads:
+        """The reads of a request served on the event loop: on SQLite the connection the loop
+        keeps (``HeldReads``: no pool checkout per request), else a ``PoolReads``."""
+        if self.engine.dialect.name != "sqlite":
+            return PoolReads(self.engine)
+        held = self._held_reads
+        if held is None:
+            held = self._held_reads = HeldReads(self.engine)
+        return held.reads()
 
     def read_session(self) -> Session:
         """A session for a read: on SQLite its transaction begins DEFERRED (readers never queue
@@ -77,6 +88,9 @@ class Runtime:
             self.usage.stop()
         if self.invalidation is not None:
             self.invalidation.stop()
+        held, self._held_reads = self._held_reads, None
+        if held is not None:
+            held.release()
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:

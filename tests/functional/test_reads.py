@@ -5,6 +5,7 @@ see its own pending changes, and every statement is reported to the engine's lis
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from keycrew.db.base import UTCDateTime
-from keycrew.db.reads import PoolReads, SessionReads, Statements, prepared, statements_for
+from keycrew.db.engine import make_engine
+from keycrew.db.reads import HeldReads, PoolReads, SessionReads, Statements, prepared, statements_for
 from tests.support.backends import BACKENDS
 from tests.support.live import scratch_engine
 
@@ -184,3 +186,30 @@ def test_a_read_connection_goes_back_to_the_pool_without_a_transaction(engine: E
     finally:
         reads.close()
     assert statements_for(engine.dialect) is statements_for(engine.dialect)
+
+
+def test_a_held_connection_serves_its_thread_and_sees_every_commit(tmp_path: Path) -> None:
+    """HeldReads (SQLite's reads on the event loop) keeps one connection across units of work:
+    no checkout per request, yet each statement sees what was committed before it, nothing is
+    left open between requests that would hold up a writer, and another thread never shares it."""
+    with scratch_engine("sqlite", tmp_path, metadata) as engine:
+        with engine.begin() as conn:
+            conn.execute(things.insert().values(id=1, name="first", active=True, at=AT))
+        held = HeldReads(engine)
+        assert held.reads() is held
+        assert held.first(BY_ID, {"id": 1}).name == "first"
+        held.close()  # a unit of work's end
+        checked_out = engine.pool.checkedout()  # type: ignore[attr-defined]
+        with engine.begin() as conn:  # a writer is not held up between requests
+            conn.execute(things.update().where(T.id == 1).values(name="renamed"))
+        assert held.first(BY_ID, {"id": 1}).name == "renamed"
+        assert engine.pool.checkedout() == checked_out  # type: ignore[attr-defined]
+        elsewhere: list[object] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(held.reads()))
+        thread.start()
+        thread.join()
+        assert isinstance(elsewhere[0], PoolReads)
+        held.release()
+        assert engine.pool.checkedout() == checked_out - 1  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="SQLite"):
+        HeldReads(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))

@@ -43,7 +43,7 @@ from keycrew.api.auth import client_ip, resolve_principal
 from keycrew.api.params import read_params
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx, LazySession
-from keycrew.db.reads import PoolReads
+from keycrew.db.reads import PoolReads, Reader
 from keycrew.errors import Forbidden, InsufficientScope, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
@@ -245,7 +245,7 @@ class ApiEndpoint:
         if plan.ctx is not None:
             unit = self._unit(runtime, request, plan.ctx[0], principal, kwargs)
             if request.method in READ_METHODS and runtime.reads_inline:
-                response = unit()
+                response = unit(on_loop=True)
             else:
                 response = await run_in_threadpool(unit)
         elif self.is_async:
@@ -261,9 +261,9 @@ class ApiEndpoint:
         ctx_name: str,
         principal: Principal | None,
         kwargs: dict[str, Any],
-    ) -> Callable[[], Response]:
-        def unit() -> Response:
-            with request_ctx(runtime, request, principal) as ctx:
+    ) -> Callable[..., Response]:
+        def unit(on_loop: bool = False) -> Response:
+            with request_ctx(runtime, request, principal, on_loop=on_loop) as ctx:
                 kwargs[ctx_name] = ctx
                 return render(self.function(**kwargs), self.status_code)
 
@@ -271,12 +271,15 @@ class ApiEndpoint:
 
 
 @contextmanager
-def request_ctx(runtime: Runtime, request: Request, principal: Principal | None) -> Iterator[Ctx]:
+def request_ctx(
+    runtime: Runtime, request: Request, principal: Principal | None, *, on_loop: bool = False
+) -> Iterator[Ctx]:
     """A request's unit of work: the actor, a session and one transaction, committed when the
     block ends and rolled back if it raises.
 
     A GET or HEAD reads through ``PoolReads`` on a connection of its own, checked out when first
-    needed; its session (a reader's) is opened only if something asks for ``ctx.db``."""
+    needed (``on_loop``, served on the event loop: ``Runtime.loop_reads``); its session (a
+    reader's) is opened only if something asks for ``ctx.db``."""
     if request.method not in READ_METHODS:
         with runtime.sessions() as db:
             try:
@@ -286,7 +289,7 @@ def request_ctx(runtime: Runtime, request: Request, principal: Principal | None)
                 db.rollback()
                 raise
         return
-    reads = PoolReads(runtime.engine)
+    reads = runtime.loop_reads() if on_loop else PoolReads(runtime.engine)
     lazy = LazySession(runtime.read_session)
     try:
         yield _ctx(runtime, request, principal, lazy, reads)
@@ -307,7 +310,7 @@ def _ctx(
     request: Request,
     principal: Principal | None,
     db: Session | LazySession,
-    reads: PoolReads | None,
+    reads: Reader | None,
 ) -> Ctx:
     ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request)), reads)
     ctx.actor = request_actor(ctx, request, principal)
