@@ -64,7 +64,8 @@ def world(server: LiveServer) -> dict[str, int]:
 # Path (with {group}, {project}, {user}; {n} for a page size) -> most statements one request may run.
 # SQLite's counts (a request that still reads through the ORM session begins its transaction with
 # a statement of its own there; PostgreSQL's one fewer). A list is its count, its page and what
-# the page's rows need in batches. Reads through keycrew.db.reads run no BEGIN at all.
+# the page's rows need in batches (no count when the page ends the list). Reads through
+# keycrew.db.reads run no BEGIN at all.
 SINGLE = {
     # The owner comes from the principal cache.
     "/user": 0,
@@ -112,13 +113,15 @@ def test_single_object_reads_stay_within_their_budget(
 
 
 @pytest.mark.parametrize("template", sorted(LISTS))
-def test_a_list_costs_the_same_statements_for_5_or_20_rows(
+def test_a_list_costs_no_more_statements_for_20_rows_than_for_5(
     server: LiveServer, world: dict[str, int], template: str
 ) -> None:
     small = _count(server, template.format(n=5, **world))
     large = _count(server, template.format(n=20, **world))
-    assert small == large, f"{template}: {small} statements for 5 rows, {large} for 20"
-    assert large <= LISTS[template]
+    # A larger page never costs more; it may cost one less, when it ends the list and so tells
+    # its total without a count (api/pagination.py).
+    assert small - 1 <= large <= small, f"{template}: {small} statements for 5 rows, {large} for 20"
+    assert small <= LISTS[template]
 
 
 def test_the_counter_sees_statements(server: LiveServer, factory: Factory) -> None:

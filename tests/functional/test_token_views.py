@@ -174,8 +174,8 @@ def _statements(server: LiveServer, path: str) -> int:
 
 
 def test_token_reads_run_a_fixed_number_of_statements(server: LiveServer, factory: Factory) -> None:
-    """As tests/functional/test_query_counts.py, for the token reads: the resource, the count,
-    the page, the bots' levels; never one statement per token."""
+    """As tests/functional/test_query_counts.py, for the token reads: the resource, the page, the
+    count (unless the page ends the list), the bots' levels; never one statement per token."""
     group = factory.group()
     project = factory.project(namespace_id=group["id"])
     made = []
@@ -189,9 +189,11 @@ def test_token_reads_run_a_fixed_number_of_statements(server: LiveServer, factor
     for kind, source, _token_id in made[::6]:
         small = _statements(server, f"/{kind}/{source}/access_tokens?per_page=2")
         large = _statements(server, f"/{kind}/{source}/access_tokens?per_page=6&state=active&sort=name_asc")
-        assert small == large <= 4, (kind, small, large)
+        # per_page=6 ends the list of six: its total needs no count.
+        assert small - 1 == large <= 3, (kind, small, large)
     for kind, source, token_id in made[::6]:
         assert _statements(server, f"/{kind}/{source}/access_tokens/{token_id}") <= 3
     assert _statements(server, "/personal_access_tokens?per_page=2") == 2
-    assert _statements(server, "/personal_access_tokens?per_page=20&user_id=1&state=active") == 3
+    # The user, the page, and the count unless that page ends root's list.
+    assert _statements(server, "/personal_access_tokens?per_page=20&user_id=1&state=active") <= 3
     assert _statements(server, f"/personal_access_tokens/{made[0][2]}") == 1

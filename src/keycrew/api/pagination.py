@@ -98,36 +98,56 @@ def fetch(
 
 
 def fetch_rows(reads: Reader, params: Params, query: Query, *, counted: Select[Any] | None = None) -> Page:
-    """``fetch`` for a select of columns, read without the ORM (``keycrew.db.reads``)."""
+    """``fetch`` for a select of columns, read without the ORM (``keycrew.db.reads``); the page
+    first, as ``fetch_prepared`` does, and the count only if the page does not end the list."""
     page, per_page = page_args(params)
+    offset = (page - 1) * per_page
+    rows = reads.rows(query.limit(per_page + 1).offset(offset))
+    if len(rows) <= per_page and (rows or offset == 0):
+        ends = offset + len(rows)
+        return Page(rows, page, per_page, None if ends > COUNT_LIMIT else ends, False)
     total = count_upto(reads, query if counted is None else counted, sqlite=reads.dialect.name == "sqlite")
-    return _page(reads.rows(_slice(query, page, per_page, total)), page, per_page, total)
+    return _page(rows if total is None else rows[:per_page], page, per_page, total)
 
 
 def fetch_prepared(
-    reads: Reader, params: Params, page_rows: Query, count: Query, values: Mapping[str, Any]
+    reads: Reader,
+    params: Params,
+    page_rows: Query,
+    count: Query,
+    values: Mapping[str, Any],
+    *,
+    whole: Query | None = None,
 ) -> Page:
-    """``fetch_rows`` for statements prepared once per listing shape: ``count`` counts the rows
-    up to ``:count_limit``, ``page_rows`` reads ``:limit`` of them from ``:offset``; ``values``
-    are their other parameters."""
+    """``fetch_rows`` for statements prepared once per listing shape: ``page_rows`` reads
+    ``:limit`` rows from ``:offset``, ``count`` counts them up to ``:count_limit`` (``whole``, if
+    given, counts a whole table exactly); ``values`` are their other parameters.
+
+    The page is read first, one row longer than asked: a page that ends the list tells its total
+    (the rows before it and its own), and then nothing is counted. Most listings of a project's
+    or a group's members and tokens fit in one page, and pay one statement instead of two."""
     page, per_page = page_args(params)
-    counted = int(reads.scalar(count, {**values, "count_limit": COUNT_LIMIT + 1}) or 0)
+    offset = (page - 1) * per_page
+    rows = reads.rows(page_rows, {**values, "limit": per_page + 1, "offset": offset})
+    if len(rows) <= per_page and (rows or offset == 0):
+        ends = offset + len(rows)
+        return Page(rows, page, per_page, None if ends > COUNT_LIMIT else ends, False)
+    if whole is not None:
+        counted = int(reads.scalar(whole) or 0)
+    else:
+        counted = int(reads.scalar(count, {**values, "count_limit": COUNT_LIMIT + 1}) or 0)
     total = None if counted > COUNT_LIMIT else counted
-    # Past the count limit one row more tells whether a next page exists.
-    bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
-    return _page(reads.rows(page_rows, {**values, **bounds}), page, per_page, total)
+    if total is None:  # past the count limit the row more tells whether a next page exists
+        return _page(rows, page, per_page, None)
+    return _page(rows[:per_page], page, per_page, total)
 
 
 def fetch_listing(reads: Reader, params: Params, found: Listing) -> Page:
     """The requested page of a listing built once per shape (``keycrew.db.listings``), counted
-    up to the limit (a whole table on SQLite exactly, from its b-tree): two statements."""
-    if found.whole is not None and reads.dialect.name == "sqlite":
-        counted = int(reads.scalar(found.whole) or 0)
-        total = None if counted > COUNT_LIMIT else counted
-        page, per_page = page_args(params)
-        bounds = {"limit": per_page + (1 if total is None else 0), "offset": (page - 1) * per_page}
-        return _page(reads.rows(found.page, {**found.values, **bounds}), page, per_page, total)
-    return fetch_prepared(reads, params, found.page, found.count, found.values)
+    up to the limit (a whole table on SQLite exactly, from its b-tree) unless the page ends it:
+    one or two statements."""
+    whole = found.whole if reads.dialect.name == "sqlite" else None
+    return fetch_prepared(reads, params, found.page, found.count, found.values, whole=whole)
 
 
 def _slice(query: S, page: int, per_page: int, total: int | None) -> S:

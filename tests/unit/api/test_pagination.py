@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Select, Table, insert, literal, select, true
+from sqlalchemy import Column, Integer, MetaData, Select, Table, event, insert, literal, select, true
 from starlette.requests import Request
 
-from keycrew.api.pagination import COUNT_LIMIT, count_upto, fetch, respond
+from keycrew.api.pagination import COUNT_LIMIT, count_upto, fetch, fetch_rows, respond
 from keycrew.api.params import Params
 from keycrew.bootstrap import Runtime
 from keycrew.db.listings import whole_table
@@ -129,3 +129,54 @@ def test_only_an_unconditioned_single_table_select_is_awhole_table() -> None:
         select(Project).limit(5),
     ):
         assert whole_table(narrowed) is None
+
+
+def _page_first(runtime: Runtime, count: int, query: str) -> tuple[list[Any], dict[str, str], int]:
+    """The same page through ``fetch_rows`` (the page read first), with its statement count."""
+    request = _request(query)
+    seen: list[str] = []
+
+    def before(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(runtime.engine, "before_cursor_execute", before)
+    reads = PoolReads(runtime.engine)
+    try:
+        found = fetch_rows(reads, Params(request.query_params, {}), _numbers(count))
+    finally:
+        reads.close()
+        event.remove(runtime.engine, "before_cursor_execute", before)
+    response = respond(request, [row[0] for row in found.rows], found)
+    items = [int(n) for n in response.body.decode().strip("[]").split(",") if n]
+    return items, dict(response.headers), len(seen)
+
+
+@pytest.mark.parametrize(
+    ("count", "query"),
+    [
+        (0, "per_page=20"),
+        (7, "per_page=20"),
+        (20, "per_page=20"),
+        (21, "per_page=20"),
+        (45, "per_page=20&page=2"),
+        (45, "per_page=20&page=3"),
+        (45, "per_page=20&page=4"),
+        (40, "per_page=20&page=2"),
+        (40, "per_page=20&page=3"),
+        (5, "per_page=1&page=5"),
+    ],
+)
+def test_reading_the_page_first_answers_what_counting_first_does(
+    runtime: Runtime, count: int, query: str
+) -> None:
+    """A page that ends the list tells its total without a count; every header is the same."""
+    items, headers = _page(runtime, count, query)
+    first_items, first_headers, statements = _page_first(runtime, count, query)
+    assert first_items == items
+    names = ("x-total", "x-total-pages", "x-page", "x-per-page", "x-next-page", "x-prev-page", "link")
+    assert {n: first_headers.get(n) for n in names} == {n: headers.get(n) for n in names}
+    args = dict(part.split("=") for part in query.split("&"))
+    offset = (int(args.get("page", "1")) - 1) * int(args["per_page"])
+    # The page ends the list (an empty page past the end does not: its total is counted).
+    ended = offset + len(items) >= count and (items or offset == 0)
+    assert statements == (1 if ended else 2), (count, query)
