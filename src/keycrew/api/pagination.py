@@ -103,9 +103,9 @@ def fetch_rows(reads: Reader, params: Params, query: Query, *, counted: Select[A
     page, per_page = page_args(params)
     offset = (page - 1) * per_page
     rows = reads.rows(query.limit(per_page + 1).offset(offset))
-    if len(rows) <= per_page and (rows or offset == 0):
-        ends = offset + len(rows)
-        return Page(rows, page, per_page, None if ends > COUNT_LIMIT else ends, False)
+    last = _last_page(rows, page, per_page)
+    if last is not None:
+        return last
     total = count_upto(reads, query if counted is None else counted, sqlite=reads.dialect.name == "sqlite")
     return _page(rows if total is None else rows[:per_page], page, per_page, total)
 
@@ -129,9 +129,9 @@ def fetch_prepared(
     page, per_page = page_args(params)
     offset = (page - 1) * per_page
     rows = reads.rows(page_rows, {**values, "limit": per_page + 1, "offset": offset})
-    if len(rows) <= per_page and (rows or offset == 0):
-        ends = offset + len(rows)
-        return Page(rows, page, per_page, None if ends > COUNT_LIMIT else ends, False)
+    last = _last_page(rows, page, per_page)
+    if last is not None:
+        return last
     if whole is not None:
         counted = int(reads.scalar(whole) or 0)
     else:
@@ -148,6 +148,16 @@ def fetch_listing(reads: Reader, params: Params, found: Listing) -> Page:
     one or two statements."""
     whole = found.whole if reads.dialect.name == "sqlite" else None
     return fetch_prepared(reads, params, found.page, found.count, found.values, whole=whole)
+
+
+def _last_page(rows: list[Any], page: int, per_page: int) -> Page | None:
+    """The page, if it ends the list (read with one row more than asked, it has none): its total
+    is then the rows before it and its own. A page past the end tells nothing (None)."""
+    offset = (page - 1) * per_page
+    if len(rows) > per_page or (not rows and offset > 0):
+        return None
+    ends = offset + len(rows)
+    return Page(rows, page, per_page, None if ends > COUNT_LIMIT else ends, False)
 
 
 def _slice(query: S, page: int, per_page: int, total: int | None) -> S:
