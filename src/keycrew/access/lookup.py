@@ -118,8 +118,7 @@ def read_project_with_levels(ctx: Ctx, ref: str | int) -> tuple[ProjectView, tup
     else:
         project_id, path = _ref(ref)
         if project_id is None:
-            source = views.source_by_path(ctx.reads, path or "")
-            project_id = source[1] if source is not None and source[0] == SourceType.PROJECT else 0
+            project_id = views.project_id_at(ctx.reads, path or "")
         found = project_with_levels(ctx.reads, user, project_id, ctx.today()) if project_id else None
         if found is None:
             raise NotFound("Project")

@@ -34,7 +34,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.db.reads import Query, prepared
-from keycrew.db.text import escape_like
+from keycrew.db.text import contains_pattern, lower_like
 from keycrew.errors import Conflict, Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
@@ -131,8 +131,8 @@ def _bound_filter(query: Any, search: bool, ids: bool) -> Any:
     if search:
         query = query.where(
             or_(
-                func.lower(User.username).like(_PATTERN, escape="\\"),
-                func.lower(User.name).like(_PATTERN, escape="\\"),
+                lower_like(User.username, _PATTERN),
+                lower_like(User.name, _PATTERN),
                 User.email == bindparam("email"),
             )
         )
@@ -221,7 +221,7 @@ def _values(
     for place, group_id in enumerate(groups or (), start=1):
         values[f"group_{place}"] = group_id
     if search:
-        values["pattern"] = f"%{escape_like(search.lower())}%"
+        values["pattern"] = contains_pattern(search)
         values["email"] = search.lower()
     if user_ids is not None:
         values["user_ids"] = user_ids

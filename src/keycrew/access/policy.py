@@ -9,6 +9,7 @@ nothing. Admins read everything and count as Owners for administration checks.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, case, func, or_, select
 
@@ -49,13 +50,14 @@ _ON_PROJECT = and_(
 )
 
 
-def _chain_ids() -> Select[tuple[int]]:
-    """The ids of the namespace ``namespace_id`` and of every group above it."""
+def _chain_ids(start: Any = None, name: str = "chain") -> Select[tuple[int]]:
+    """The ids of the namespace ``start`` (by default the parameter ``namespace_id``) and of
+    every group above it: a recursive CTE called ``name``."""
     ns = Namespace.__table__
     chain = (
         select(ns.c.id, ns.c.parent_id)
-        .where(ns.c.id == bindparam("namespace_id"))
-        .cte("chain", recursive=True)
+        .where(ns.c.id == (bindparam("namespace_id") if start is None else start))
+        .cte(name, recursive=True)
     )
     above = ns.alias("above")
     chain = chain.union_all(select(above.c.id, above.c.parent_id).where(above.c.id == chain.c.parent_id))
@@ -80,17 +82,6 @@ _PROJECT_LEVELS = prepared(
 )
 
 
-def _project_chain_ids() -> Select[tuple[int]]:
-    """The ids of the namespace of project ``id`` and of every group above it."""
-    ns = Namespace.__table__
-    start = select(Project.__table__.c.namespace_id).where(Project.__table__.c.id == bindparam("id"))
-    found = select(ns.c.id, ns.c.parent_id).where(ns.c.id == start.scalar_subquery())
-    walked = found.cte("project_chain", recursive=True)
-    above = ns.alias("above")
-    walked = walked.union_all(select(above.c.id, above.c.parent_id).where(above.c.id == walked.c.parent_id))
-    return select(walked.c.id)
-
-
 # A project with the caller's (direct, inherited) levels on it: what GET /projects/:id needs, in
 # one statement (one round trip on PostgreSQL, not two).
 _PROJECT_WITH_LEVELS = prepared(
@@ -107,7 +98,15 @@ _PROJECT_WITH_LEVELS = prepared(
         select(func.max(Member.access_level))
         .where(
             Member.source_type == SourceType.NAMESPACE.value,
-            Member.source_id.in_(_project_chain_ids().scalar_subquery()),
+            # The groups above the namespace of project :id.
+            Member.source_id.in_(
+                _chain_ids(
+                    select(Project.__table__.c.namespace_id)
+                    .where(Project.__table__.c.id == bindparam("id"))
+                    .scalar_subquery(),
+                    "project_chain",
+                ).scalar_subquery()
+            ),
             Member.user_id == bindparam("user_id"),
             _LIVE,
         )
@@ -128,9 +127,14 @@ def project_with_levels(
         return None
     project = project_view(row[:-2])
     direct, inherited = row[-2:]
-    if not project.namespace.is_group:  # the holder of a personal namespace inherits Owner
-        inherited = AccessLevel.OWNER if project.namespace.owner_id == user.id else AccessLevel.NO_ACCESS
+    if not project.namespace.is_group:
+        inherited = _holder_level(project.namespace, user)
     return project, (int(direct or 0), int(inherited or 0))
+
+
+def _holder_level(ns: NamespaceLike, user: UserFacts) -> int:
+    """What a personal namespace gives on its projects: Owner to its holder, nothing to others."""
+    return AccessLevel.OWNER if ns.owner_id == user.id else AccessLevel.NO_ACCESS
 
 
 def group_level(reads: Reader, user: UserFacts | None, group: NamespaceLike, today: dt.date) -> int:
@@ -150,7 +154,7 @@ def project_levels(reads: Reader, user: UserFacts, project: ProjectLike, today: 
     ns = project.namespace
     if not ns.is_group:
         direct = reads.scalar(_PROJECT_LEVEL, {"project_id": project.id, "user_id": user.id, "today": today})
-        return int(direct or 0), (AccessLevel.OWNER if ns.owner_id == user.id else AccessLevel.NO_ACCESS)
+        return int(direct or 0), _holder_level(ns, user)
     params = {"project_id": project.id, "namespace_id": ns.id, "user_id": user.id, "today": today}
     row = reads.first(_PROJECT_LEVELS, params)
     direct, inherited = row if row is not None else (None, None)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
-from sqlalchemy import Boolean, ColumnElement, Date, Select, bindparam, func, or_, select
+from sqlalchemy import Boolean, ColumnElement, Date, Select, bindparam, or_, select
 
 from keycrew.access import queries
 from keycrew.access.levels import AccessLevel
@@ -14,7 +14,7 @@ from keycrew.access.policy import project_levels, visible_levels
 from keycrew.audit.service import Entity
 from keycrew.context import Ctx
 from keycrew.db.listings import Listing, listing
-from keycrew.db.text import escape_like
+from keycrew.db.text import contains_pattern, escape_like, lower_like
 from keycrew.errors import NotFound
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
@@ -135,7 +135,7 @@ def _shape(
     if archived is not None:
         values["archived"] = archived
     if search:
-        values["pattern"] = f"%{escape_like(search.lower())}%"
+        values["pattern"] = contains_pattern(search)
     shape = _Shape(
         viewer=viewer,
         visible_levels=() if viewer == "admin" else tuple(visible_levels(actor)),
@@ -193,12 +193,7 @@ def _build(query: S, shape: _Shape, param: Callable[..., Any], *, ordered: bool 
     if shape.search:
         pattern = param("pattern")
         query = query.where(
-            or_(
-                *(
-                    func.lower(column).like(pattern, escape="\\")
-                    for column in (_P.name, _P.path, _P.description)
-                )
-            )
+            or_(*(lower_like(column, pattern) for column in (_P.name, _P.path, _P.description)))
         )
     if not ordered:
         return query

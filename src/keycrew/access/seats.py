@@ -71,6 +71,8 @@ _instance_plan: ColumnElement[str] = func.coalesce(
     select(_S.plan).where(_S.id == 1).scalar_subquery(), Plan.ULTIMATE.value
 )
 _guests_free: ColumnElement[bool] = _instance_plan == Plan.ULTIMATE.value
+# Users with their personal namespace, if they have one.
+_WITH_NAMESPACE = User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user"))
 # What admins see of some users besides their row: the personal namespace, and whether the user
 # takes a seat (the rule above, Ultimate's free Guests decided by the plan in the same statement).
 _NAMESPACES_AND_SEATS = prepared(
@@ -81,7 +83,7 @@ _NAMESPACES_AND_SEATS = prepared(
             "billable"
         ),
     )
-    .select_from(User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user")))
+    .select_from(_WITH_NAMESPACE)
     .where(_U.id.in_(bindparam("ids", expanding=True)))
 )
 
@@ -89,7 +91,7 @@ _NAMESPACES_AND_SEATS = prepared(
 # One user with what admins see of them besides the row: GET /users/:id in one statement.
 _USER_WITH_SEAT = prepared(
     select(*USER_COLUMNS, *_NAMESPACES_AND_SEATS.selected_columns[1:])
-    .select_from(User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user")))
+    .select_from(_WITH_NAMESPACE)
     .where(_U.id == bindparam("id"))
 )
 

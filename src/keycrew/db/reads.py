@@ -295,7 +295,7 @@ class PoolReads(_Reads):
 class HeldReads(_Reads):
     """``PoolReads`` for reads that run one after another on one thread, SQLite's on the event
     loop: one connection kept for the thread, so a request pays no pool checkout and check-in
-    (a tenth of a single read). SQLite's connections run each statement in autocommit
+    (a sixth of a single read). SQLite's connections run each statement in autocommit
     (engine.py), so nothing carries over from one request to the next. ``reads()`` hands it out
     on its own thread only; any other thread gets a ``PoolReads``."""
 

@@ -12,6 +12,17 @@ def escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def contains_pattern(text: str) -> str:
+    """The LIKE pattern of ``contains``: ``text`` anywhere, in lower case, escaped. A statement
+    built once per shape takes it as a parameter of ``lower_like``."""
+    return f"%{escape_like(text.lower())}%"
+
+
+def lower_like(column: Any, pattern: Any) -> ColumnElement[bool]:
+    """``column`` in lower case LIKE ``pattern`` (a ``contains_pattern``, or a parameter)."""
+    return func.lower(column).like(pattern, escape="\\")
+
+
 def contains(column: Any, text: str) -> ColumnElement[bool]:
     """A case-insensitive substring match that behaves alike on SQLite and PostgreSQL."""
-    return func.lower(column).like(f"%{escape_like(text.lower())}%", escape="\\")
+    return lower_like(column, contains_pattern(text))

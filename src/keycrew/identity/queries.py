@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, selec
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.db.listings import Listing, listing
+from keycrew.db.text import contains_pattern
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.lockout import is_locked
 from keycrew.identity.models import User
@@ -115,11 +116,6 @@ def lock_user(ctx: Ctx, user: User) -> User:
     if fresh is None:
         raise NotFound("User")
     return fresh
-
-
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _search_condition(mode: str, with_emails: bool, param: Callable[[str], Any]) -> ColumnElement[bool]:
@@ -232,7 +228,7 @@ def _shape(ctx: Ctx, filters: UserFilters) -> tuple[_Shape, dict[str, Any]]:
             search = "exact"
         else:
             search = "partial"
-            values["u_pattern"] = _like(term)
+            values["u_pattern"] = contains_pattern(term)
         values["u_term"] = term
     if admin and filters.created_after is not None:
         conditions.append("created_after")

@@ -166,13 +166,18 @@ def source_by_path(reads: Reader, full_path: str) -> tuple[SourceType, int] | No
     return None if row is None else (SourceType(row[0]), row[1])
 
 
+def project_id_at(reads: Reader, full_path: str) -> int | None:
+    """The id of the project at this full path, if a project is there."""
+    source = source_by_path(reads, full_path)
+    return source[1] if source is not None and source[0] == SourceType.PROJECT else None
+
+
 def read_project(reads: Reader, project_id: int | None, full_path: str | None = None) -> ProjectView | None:
     """The project with this id, or at this full path."""
     if project_id is None:
-        source = source_by_path(reads, full_path or "")
-        if source is None or source[0] != SourceType.PROJECT:
+        project_id = project_id_at(reads, full_path or "")
+        if project_id is None:
             return None
-        project_id = source[1]
     row = reads.first(PROJECT_BY_ID, {"id": project_id})
     return None if row is None else project_view(row)
 

@@ -7,12 +7,13 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Boolean, CursorResult, Select, bindparam, func, or_, select, update
+from sqlalchemy import Boolean, CursorResult, Select, bindparam, or_, select, update
 
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.listings import Listing, listing
+from keycrew.db.text import contains_pattern, lower_like
 from keycrew.errors import Invalid
 from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
@@ -60,7 +61,7 @@ _CONDITIONS: dict[str, Callable[[Param], Any]] = {
     "active": lambda p: _live(p("f_today")),
     "inactive": lambda p: ~_live(p("f_today")),
     "revoked": lambda p: _T.revoked == p("f_revoked"),
-    "search": lambda p: func.lower(_T.name).like(p("f_pattern"), escape="\\"),
+    "search": lambda p: lower_like(_T.name, p("f_pattern")),
     "created_after": lambda p: _T.created_at >= p("f_created_after"),
     "created_before": lambda p: _T.created_at <= p("f_created_before"),
     "last_used_after": lambda p: _T.last_used_at >= p("f_last_used_after"),
@@ -103,8 +104,7 @@ def filter_values(filters: TokenFilters, today: dt.date) -> dict[str, Any]:
     if filters.revoked is not None:
         values["f_revoked"] = filters.revoked
     if filters.search:
-        needle = filters.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        values["f_pattern"] = f"%{needle}%"
+        values["f_pattern"] = contains_pattern(filters.search)
     for name in _VALUED:
         value = getattr(filters, name)
         if value:
