@@ -17,12 +17,13 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: bench screenshots help run test unit functional browser install lint typecheck imports migrations-check pytest git system-packages clean
+.PHONY: fuzz bench screenshots help run test unit functional browser install lint typecheck imports migrations-check pytest git system-packages clean
 
 help:
 	@echo "make run    set up .venv, migrate ./data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   set up .venv (with dev tools) and run every check and test"
 	@echo "make unit | functional | browser   one layer of tests/ (unit needs no server nor Debian package)"
+	@echo "make fuzz   run schemathesis over every API operation, longer, on SQLite and PostgreSQL"
 	@echo "make bench  run the benchmarks under bench/ (installs wrk when missing)"
 	@echo "make screenshots  save the web UI's main pages to docs/screenshots/ (headless Chromium)"
 	@echo "make clean  remove .venv and caches (./data is kept)"
@@ -99,6 +100,15 @@ browser: install system-packages
 	$(BIN)/pytest --durations=15 $(PYTEST_ORDER) tests/browser
 
 test: system-packages lint typecheck imports migrations-check pytest
+
+# The API contract fuzzed longer than `make test` does (tests/functional/test_openapi_contract.py),
+# on SQLite and PostgreSQL (KEYCREW_TEST_POSTGRES_DSN, default postgres@127.0.0.1:5432).
+# FUZZ_EXAMPLES sets the examples generated per operation and phase.
+FUZZ_EXAMPLES ?= 100
+
+fuzz: install system-packages
+	KEYCREW_FUZZ=1 KEYCREW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KEYCREW_TEST_POSTGRES=1 \
+		$(BIN)/pytest --durations=5 tests/functional/test_openapi_contract.py
 
 # Benchmarks (not part of `make test`): wrk drives a keycrew started by the script itself.
 bench: install

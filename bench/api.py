@@ -769,6 +769,29 @@ def api_json(url: str, method: str, path: str, body: dict[str, Any]) -> dict[str
         return dict(json.loads(response.read()))
 
 
+# keycrew's request throttles are on by default (docs/operations.md, "Rate limits"): a benchmark keeps
+# them counting, as in production, but raises every limit past what wrk can send.
+LIFTED_LIMITS = {
+    f"throttle_{name}_requests_per_period": 2_147_483_647
+    for name in ("authenticated_api", "unauthenticated_api", "authenticated_git_http")
+}
+SETTINGS_RELOAD_SECONDS = 6  # every worker rereads the throttle settings within 5 s
+
+
+def lift_rate_limits(url: str, token: str = ROOT_TOKEN) -> None:
+    """Raise the instance's request limits beyond any benchmark's load, then wait until every
+    worker has reread them."""
+    request = urllib.request.Request(
+        url + "/api/v4/application/settings",
+        data=json.dumps(LIFTED_LIMITS).encode(),
+        method="PUT",
+        headers={"PRIVATE-TOKEN": token, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+    time.sleep(SETTINGS_RELOAD_SECONDS)
+
+
 def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="keycrew-bench-api-"))
     database: Database | None = None
@@ -790,6 +813,7 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
         bare = start_bare(bare_port, workers)
         wait_healthy(kc_url + "/-/readiness", kc)
         wait_healthy(bare_url + "/", bare)
+        lift_rate_limits(kc_url)
         # A project with a repository (created through the API) in a filled group, for git and tokens.
         project = api_json(
             kc_url, "POST", "/api/v4/projects", {"name": "bench-git", "namespace_id": filled.group_id}

@@ -159,6 +159,7 @@ def main() -> None:
         log = tmp / "serve.log"
         server = bench_api.start_keycrew(bench_api.keycrew_env(tmp, database.url, url), port, 1, log)
         bench_api.wait_healthy(url + "/-/readiness", server)
+        bench_api.lift_rate_limits(url)
         max_user = first_user + filled.users - 1
         paths = [
             "/api/v4/user",

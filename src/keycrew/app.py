@@ -5,30 +5,34 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Router, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from keycrew import __version__, errors
 from keycrew.api import errors as api_errors
+from keycrew.api import openapi
 from keycrew.api.endpoints import ApiEndpoint
 from keycrew.api.params import BadRequestBody
 from keycrew.api.routes import ROUTERS
 from keycrew.bootstrap import Runtime
+from keycrew.db.engine import connection_lost, is_unavailable, unavailable_reason
 from keycrew.git.http import GitHTTP
 from keycrew.infra.metrics import UNMATCHED, Metrics, ip_allowed, parse_networks
+from keycrew.infra.redaction import redact
 from keycrew.registry import pypi
 from keycrew.registry.jwt_auth import router as registry_token_router
 from keycrew.web import errors as web_errors
@@ -185,16 +189,16 @@ class IndexedRouting:
             await self.fallback(scope, receive, send)
             return
         scope.setdefault("router", self.router)
-        partial: BaseRoute | ApiEndpoint | None = None
-        partial_scope: Scope = {}
+        # The methods of the routes that match the path but not the method: a 405 lists them all.
+        allowed: set[str] = set()
         for route in self.candidates(get_route_path(scope)):
             if isinstance(route, ApiEndpoint):
                 found, path_params = route.matches(scope)
                 if found is Match.FULL:
                     await route(scope, receive, send, path_params)
                     return
-                if found is Match.PARTIAL and partial is None:
-                    partial = route
+                if found is Match.PARTIAL:
+                    allowed |= route.methods
                 continue
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
@@ -202,16 +206,10 @@ class IndexedRouting:
                 scope.update(child_scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is Match.PARTIAL and partial is None:
-                partial, partial_scope = route, child_scope
-        if isinstance(partial, ApiEndpoint):
-            raise partial.method_not_allowed()
-        if partial is not None:
-            # A route that could serve the path with another method: Starlette's 405.
-            scope["route"] = partial
-            scope.update(partial_scope)
-            await partial.handle(scope, receive, send)
-            return
+            if match is Match.PARTIAL:
+                allowed |= set(getattr(route, "methods", None) or ())
+        if allowed:
+            raise StarletteHTTPException(status_code=405, headers={"Allow": ", ".join(sorted(allowed))})
         await self.fallback(scope, receive, send)
 
 
@@ -325,9 +323,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         lifespan=lifespan,
         title="keycrew",
         version=__version__,
-        docs_url="/-/docs",
+        # Served over HTTP only when KEYCREW_API_DOCS says so; app.openapi() works either way.
+        docs_url="/-/docs" if runtime.settings.api_docs else None,
         redoc_url=None,
-        openapi_url="/-/openapi.json",
+        openapi_url="/-/openapi.json" if runtime.settings.api_docs else None,
         default_response_class=JSONResponse,
     )
     app.state.runtime = runtime
@@ -375,6 +374,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     }
     # Every route is registered: index them (the router's own scan stays the fallback).
     app.state.routing = app.router.middleware_stack = IndexedRouting(app.router)
+    # The OpenAPI document, completed from the routes' code (api/openapi.py).
+    openapi.install(app, lambda: [leaf for route in app.router.routes for leaf in full_paths(route)])
     return app
 
 
@@ -389,17 +390,14 @@ def asgi(runtime: Runtime) -> Any:
 
 
 class RedactTokens(logging.Filter):
-    """Access-log lines carry query strings; a token passed as ?private_token= must not be logged."""
-
-    PATTERN = re.compile(r"((?:private_token|access_token|token)=)[^&\s\"]+", re.IGNORECASE)
+    """Access-log lines carry query strings; a token passed as ?private_token= must not be logged,
+    however its parameter's name is spelled (``private_t%6Fken``, ``PRIVATE_TOKEN``...)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
-                self.PATTERN.sub(r"\1[FILTERED]", a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = self.PATTERN.sub(r"\1[FILTERED]", record.msg)
+            record.msg = redact(record.msg)
         return True
 
 
@@ -419,10 +417,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return api_errors.to_response(exc)
 
     @app.exception_handler(BadRequestBody)
-    async def _body(_request: Request, _exc: BadRequestBody) -> JSONResponse:
-        return api_errors.json_error(
-            400, {"error": "The provided content-type or the request body is not valid JSON"}
-        )
+    async def _body(_request: Request, exc: BadRequestBody) -> JSONResponse:
+        return api_errors.json_error(400, {"error": exc.message})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -432,12 +428,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code in (404, 405) and web_errors.wants_html(request):
-            return web_errors.http_error_page(request, exc.status_code)
+        if 400 <= exc.status_code < 500 and web_errors.wants_html(request):
+            page = web_errors.http_error_page(request, exc.status_code)
+            page.headers.update(exc.headers or {})  # a 405's Allow
+            return page
         if exc.status_code == 404:
             return api_errors.json_error(404, {"error": "404 Not Found"})
         if exc.status_code == 405:
-            return api_errors.json_error(405, {"message": "405 Method Not Allowed"})
+            return api_errors.json_error(405, {"message": "405 Method Not Allowed"}, dict(exc.headers or {}))
         return api_errors.json_error(exc.status_code, {"message": f"{exc.status_code} {exc.detail}"})
 
     @app.exception_handler(Exception)
@@ -446,3 +444,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if web_errors.wants_html(request):
             return web_errors.error_page(request, 500, "Something went wrong", "Please try again later.")
         return api_errors.json_error(500, {"message": "500 Internal Server Error"})
+
+    async def _database(request: Request, exc: Exception) -> Response:
+        # The database out of reach (a restart, a failover, no free connection): 503, retry later.
+        if not is_unavailable(exc):
+            return await _unexpected(request, exc)
+        connection_lost(request.app.state.runtime.engine)
+        log.warning("database unavailable: %s", unavailable_reason(exc))
+        unavailable = errors.Unavailable()
+        if web_errors.wants_html(request):
+            page = web_errors.error_page(request, 503, "Service unavailable", "Please try again shortly.")
+            page.headers["Retry-After"] = str(unavailable.retry_after)
+            return page
+        return api_errors.to_response(unavailable)
+
+    app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(psycopg.Error, _database)

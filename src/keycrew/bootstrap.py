@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import secrets as pysecrets
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keycrew.clock import Clock, SystemClock
-from keycrew.config import Settings
+from keycrew.config import SECRET_KEY_FILE, Settings
 from keycrew.context import Actor, Ctx, Instance, LazySession
 from keycrew.db.engine import make_engine, make_sessionmaker
 from keycrew.db.reads import HeldReads, PoolReads, Reader
@@ -18,9 +23,11 @@ from keycrew.identity.models import User
 from keycrew.identity.users import create_user
 from keycrew.infra.auth_cache import AuthCache, Invalidation
 from keycrew.infra.metrics import Metrics
-from keycrew.infra.ratelimit import FailedAuthThrottle
+from keycrew.infra.ratelimit import ConfigCache, FailedAuthThrottle, RateLimiter, ThrottleConfig, on_commit_of
+from keycrew.infra.ratestore import MemoryStore, RateStore, make_store
 from keycrew.infra.usage import UsageRecorder
-from keycrew.instance.settings import instance_settings
+from keycrew.instance.models import InstanceSettings, RateLimitOverride
+from keycrew.instance.settings import instance_settings, throttle_config
 from keycrew.migrations import upgrade
 from keycrew.tokens.metrics import tokens_by_expiry
 from keycrew.tokens.personal import create_personal_access_token
@@ -41,6 +48,8 @@ class Runtime:
     usage: UsageRecorder | None = None
     # Failed Basic authentications per client IP, shared by the git and registry adapters.
     auth_throttle: FailedAuthThrottle = field(default_factory=FailedAuthThrottle)
+    # Request throttles (API, git HTTP); its store is the auth throttle's (Redis or memory).
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(MemoryStore()))
     metrics: Metrics = field(default_factory=Metrics)
     _held_reads: HeldReads | None = field(default=None, init=False, repr=False)
 
@@ -93,8 +102,49 @@ class Runtime:
             held.release()
 
 
+log = logging.getLogger(__name__)
+
+# What keycrew keeps at the top of its data directory that nobody else may read: the SQLite
+# database with its journals, and the secrets (the server key, the registry's signing keys).
+_PRIVATE_FILES = ("keycrew.sqlite3", "keycrew.sqlite3-wal", "keycrew.sqlite3-shm", "keycrew.sqlite3-journal")
+_PRIVATE_SECRETS = (SECRET_KEY_FILE, "registry-token.key", "registry-token.key.next")
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Take group and other permissions away from ``path`` (ours) if it has any."""
+    try:
+        current = stat.S_IMODE(path.lstat().st_mode)
+    except FileNotFoundError:
+        return
+    if current & 0o077 and not path.is_symlink():
+        try:
+            path.chmod(current & mode)
+        except PermissionError:
+            log.warning("cannot restrict the permissions of %s (mode %o): it is not ours", path, current)
+
+
+def secure_data_dir(settings: Settings) -> None:
+    """Make the data directory private to keycrew's user: created 0700, or tightened to 0700 when it
+    already existed; the SQLite database created 0600 before SQLite opens it (its -wal and -shm
+    files take the database's permissions), and the database, its journals and the secrets of an
+    earlier, looser installation tightened to 0600."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(data_dir, 0o700)
+    for name in (*_PRIVATE_FILES, *_PRIVATE_SECRETS):
+        _tighten(data_dir / name, 0o600)
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(url.database)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _tighten(database.with_name(database.name + suffix), 0o600)
+        if database.parent.is_dir():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secure_data_dir(settings)
     engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
     instance = Instance(
         external_url=settings.external_url,
@@ -111,6 +161,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     invalidation = Invalidation(cache, engine, settings.data_dir, WATCHED_ROWS)
     invalidation.install(sessions)
     usage = token_usage_recorder(sessions, clock)
+    store = make_store(settings.redis_url or None, settings.redis_key_prefix)
     return Runtime(
         settings,
         engine,
@@ -120,8 +171,24 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         cache,
         invalidation,
         usage,
+        auth_throttle=FailedAuthThrottle(store=store),
+        rate_limiter=build_rate_limiter(sessions, store),
         metrics=build_metrics(engine, sessions, clock, usage),
     )
+
+
+def build_rate_limiter(sessions: sessionmaker[Session], store: RateStore) -> RateLimiter:
+    """The request throttles, their settings read at most every few seconds (and at once after a
+    change committed in this process)."""
+
+    def load() -> ThrottleConfig:
+        with sessions() as db:
+            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            return throttle_config(db)
+
+    config = ConfigCache(load)
+    on_commit_of(sessions, (InstanceSettings, RateLimitOverride), config.invalidate)
+    return RateLimiter(store, config)
 
 
 def build_metrics(

@@ -217,6 +217,8 @@ def serve(
         uvicorn.run(
             "keycrew.server:application",
             factory=True,
+            # httptools, as uvicorn's default, with a cap on the request head (KEYCREW_HTTP_MAX_HEADER_SIZE).
+            http="keycrew.server:HeadLimitedHttpTools",
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
@@ -540,6 +542,9 @@ def registry_rotate_key(
 
 
 def main() -> None:
+    # What keycrew creates is its own: the data directory's files, git's and SQLite's included, are
+    # readable by its user only (files that are meant to be public set their mode explicitly).
+    os.umask(0o077)
     app()
 
 

@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     # A web UI session ends after this many minutes without a request (GitLab's session_expire_delay).
     session_expire_delay: int = Field(default=10080, ge=1, le=525600)
 
+    # Serve the OpenAPI document (/-/openapi.json) and its viewer (/-/docs) over HTTP; off by default.
+    api_docs: bool = False
+    # Largest body a web UI form may post, in bytes; a bigger one is refused with 413 unread.
+    web_form_max_size: int = Field(default=64 * 1024, ge=1024)
+    # Largest request line plus headers `keycrew serve` reads, in bytes; a bigger one gets 431 (or 400).
+    http_max_header_size: int = Field(default=64 * 1024, ge=8 * 1024)
+
+    # Rate limits: counters in Redis shared by every worker and node (redis://HOST:PORT/DB), or in
+    # each process when empty. Keys start with the prefix (several instances may share a Redis).
+    redis_url: str = ""
+    redis_key_prefix: str = "keycrew:"
+
     @field_validator("external_url")
     @classmethod
     def _check_external_url(cls, value: str) -> str:

@@ -102,3 +102,25 @@ class BadParameter(KeycrewError):
     """A parameter of the wrong type or value (Grape's ``{"error": "x does not have a valid value"}``)."""
 
     code = "bad_parameter"
+
+
+class RateLimited(KeycrewError):
+    """Too many requests (429, GitLab's plain "Retry later"); ``headers`` are the throttle's
+    ``RateLimit-*`` and ``Retry-After``."""
+
+    code = "rate_limited"
+
+    def __init__(self, headers: dict[str, str] | None = None) -> None:
+        super().__init__("Retry later")
+        self.headers = headers or {}
+
+
+class Unavailable(KeycrewError):
+    """The database cannot be reached for now (503 with ``Retry-After``: a restart, a failover, a
+    pool with no free connection); the request may be sent again."""
+
+    code = "unavailable"
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__("")
+        self.retry_after = retry_after

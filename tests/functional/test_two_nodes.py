@@ -1,7 +1,8 @@
 """Two keycrew nodes on one database: a revocation on one stops the token on the other within 1 s.
 
 Each node keeps a positive authentication cache; invalidation travels through PostgreSQL
-LISTEN/NOTIFY, or, on SQLite (one host), through the generation file in the shared data dir.
+LISTEN/NOTIFY, and at once through the invalidation ring in the shared data dir (these nodes share
+one; tests/functional/test_auth_cache_race.py has nodes that share only PostgreSQL).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ packages (projects, repositories, bots): keycrew.actions.groups."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Select, select
 
@@ -28,6 +28,48 @@ GROUP_ORDERS = ("name", "path", "id", "similarity")
 
 def group_entity(group: Namespace) -> Entity:
     return Entity("Group", group.id, group.full_path)
+
+
+# How a use case locks namespace rows: "share" (FOR KEY SHARE: it changes or creates something
+# inside, which must not vanish or move meanwhile), "change" (FOR NO KEY UPDATE: changes of the
+# group's Owners queue up), "exclusive" (FOR UPDATE: a deletion or a change of the group itself,
+# which waits for all of them, and they for it).
+LockMode = Literal["share", "change", "exclusive"]
+
+
+def lock_namespaces(ctx: Ctx, ids: list[int], mode: LockMode) -> list[int]:
+    """Lock these namespace rows (PostgreSQL; SQLite's writers run one at a time anyway), in the
+    one order every use case takes them: ancestors before descendants, then by id (the lock order
+    of docs/development.md). Returns the ids still there: a concurrent deletion removed the others.
+    """
+    if not ids:
+        return []
+    rows = ctx.db.execute(
+        select(Namespace.id, Namespace.full_path).where(Namespace.id.in_(sorted(set(ids))))
+    ).all()
+    found: list[int] = []
+    for ns_id, _path in sorted(rows, key=lambda row: (str(row[1]).count("/"), int(row[0]))):
+        query = select(Namespace.id).where(Namespace.id == ns_id)
+        if mode == "share":
+            query = query.with_for_update(read=True, key_share=True, of=Namespace)
+        else:
+            query = query.with_for_update(key_share=mode == "change", of=Namespace)
+        locked = ctx.db.scalar(query)
+        if locked is not None:
+            found.append(int(locked))
+    return found
+
+
+def chain_ids(ns: Namespace) -> list[int]:
+    """The ids of ``ns`` and of the groups above it."""
+    return [ns.id, *(parent.id for parent in ns.ancestors())]
+
+
+def lock_group(ctx: Ctx, group: Namespace) -> None:
+    """Lock ``group`` and the groups above it (whose Owners count too) for a change of its Owners,
+    top first. Raises NotFound("Group") when a concurrent request deleted it."""
+    if group.id not in lock_namespaces(ctx, chain_ids(group), "change"):
+        raise NotFound("Group")
 
 
 def _check_visibility_fits_parent(visibility: Visibility, parent: Namespace | None) -> None:
@@ -89,6 +131,8 @@ def create_group(
             raise NotFound("Parent Group")
         if effective_group_level(ctx.reads, ctx.actor, parent, ctx.today()) < AccessLevel.MAINTAINER:
             raise Forbidden()
+        if parent.id not in lock_namespaces(ctx, chain_ids(parent), "share"):
+            raise NotFound("Parent Group")  # deleted meanwhile
     elif not (user.can_create_group or ctx.actor.is_admin):
         raise Forbidden()
     visibility = visibility or Visibility.PRIVATE
@@ -158,12 +202,17 @@ def update_group(
     """Change a group's name, path, description or visibility (Owner or admin).
 
     Renaming rewrites the full paths and names of every subgroup and project under it. Raises
-    MissingParameter (nothing to change), Forbidden, Invalid.
+    MissingParameter (nothing to change), Forbidden, Invalid; NotFound("Group") when a concurrent
+    request deleted it (the group is locked first, after the groups above it).
     """
     if name is None and path is None and description is None and visibility is None:
         raise MissingParameter(f"{', '.join(UPDATABLE)} are missing, at least one parameter must be provided")
     if effective_group_level(ctx.reads, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden()
+    lock_namespaces(ctx, chain_ids(group)[1:], "share")
+    if not lock_namespaces(ctx, [group.id], "exclusive"):
+        raise NotFound("Group")
+    ctx.db.refresh(group)
     parent = group.parent
     errors: dict[str, list[str]] = {}
     if name is not None and (e := validation.name_errors(name)):

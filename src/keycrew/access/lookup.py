@@ -32,7 +32,7 @@ def _ref(ref: str | int) -> tuple[int | None, str | None]:
         return (ref if 0 < ref <= MAX_ID else 0), None
     text = unquote(ref)
     if text.isascii() and text.isdigit():
-        number = int(text)
+        number = int(text) if len(text) <= 20 else 0  # int() refuses more than 4,300 digits
         return (number if number <= MAX_ID else 0), None
     return None, text
 

@@ -23,12 +23,14 @@ from sqlalchemy import ColumnElement, Date, String, and_, bindparam, case, func,
 from sqlalchemy.orm import Session
 
 from keycrew.access import queries
+from keycrew.access.groups import lock_group
 from keycrew.access.levels import MEMBER_LEVELS, AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import (
     live,
     namespace_chain,
 )
+from keycrew.access.projects import lock_project
 from keycrew.access.resources import Resource
 from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
@@ -263,7 +265,9 @@ def all_members(
 def get_member(ctx: Ctx, source: Resource, user_id: int) -> Membership:
     """The live direct membership of ``user_id``; NotFound("Member") otherwise."""
     row = ctx.db.execute(
-        _listing(None, False, True, "orm"), _values(ctx, source, None, None, [user_id])
+        _listing(None, False, True, "orm"),
+        _values(ctx, source, None, None, [user_id]),
+        execution_options={"populate_existing": True},
     ).first()
     if row is None:
         raise NotFound("Member")
@@ -390,6 +394,19 @@ def has_other_owner(
     return ctx.db.scalar(query.limit(1)) is not None
 
 
+def lock_source(ctx: Ctx, source: Resource) -> None:
+    """Serialise membership changes of ``source``: lock the project row, or the group's row and
+    those of the groups above it (whose Owners count too), so that two Owners removing or
+    demoting each other at once queue up and the second sees the first's change (GitLab's
+    last-Owner refusal, not a group without Owners). Raises NotFound when ``source`` was deleted
+    meanwhile. PostgreSQL only needs it; SQLite's writers already run one at a time."""
+    if isinstance(source.obj, Project):
+        lock_project(ctx, source.obj)
+    else:
+        assert isinstance(source.obj, Namespace)
+        lock_group(ctx, source.obj)
+
+
 def _is_last_owner(ctx: Ctx, source: Resource, member: Member) -> bool:
     """Whether removing or demoting ``member`` would leave a group without any Owner."""
     if source.group is None or member.access_level != AccessLevel.OWNER:
@@ -453,6 +470,7 @@ def add_member(
     """Add ``user`` to ``source``. Raises Forbidden, Conflict ("Member already exists"), Invalid."""
     if not can_admin_members(ctx, source):
         raise Forbidden()
+    lock_source(ctx, source)
     if _live_row(ctx, source, user.id) is not None:
         raise Conflict("Member already exists")
     _check_owner_rule(ctx, source, access_level)
@@ -534,6 +552,7 @@ def update_member(
     """
     if not can_admin_members(ctx, source):
         raise Forbidden()
+    lock_source(ctx, source)
     found = get_member(ctx, source, user_id)
     member, user = found.member, found.user
     if is_project_bot(user) or _is_personal_holder(source, user_id):
@@ -579,6 +598,7 @@ def remove_member(ctx: Ctx, source: Resource, user_id: int, *, skip_subresources
     unless ``skip_subresources`` (GitLab's default), keeping any subgroup's last Owner. Raises
     NotFound("Member"), Forbidden.
     """
+    lock_source(ctx, source)
     found = get_member(ctx, source, user_id)
     member, user = found.member, found.user
     leaving = ctx.actor.user_id == user_id

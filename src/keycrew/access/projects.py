@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from sqlalchemy import Boolean, ColumnElement, Date, Select, bindparam, or_, select
 
 from keycrew.access import queries
+from keycrew.access.groups import chain_ids, lock_namespaces
 from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import project_levels, visible_levels
 from keycrew.audit.service import Entity
@@ -32,6 +33,24 @@ PROJECT_ORDERS = ("id", "name", "path", "created_at", "updated_at", "last_activi
 
 def project_entity(project: Project) -> Entity:
     return Entity("Project", project.id, project.full_path)
+
+
+def lock_project(ctx: Ctx, project: Project, *, deleting: bool = False) -> Project:
+    """Re-read ``project`` under a row lock (PostgreSQL) so that its changes and its deletion queue
+    up. Its namespace and the groups above it are locked first (FOR KEY SHARE: a group's deletion
+    waits, other changes inside it do not), then the project (FOR UPDATE when ``deleting``, else
+    FOR NO KEY UPDATE): the lock order of docs/development.md. Raises NotFound("Project") when a
+    concurrent request deleted it meanwhile."""
+    lock_namespaces(ctx, chain_ids(project.namespace), "share")
+    fresh = ctx.db.scalars(
+        select(Project)
+        .where(Project.id == project.id)
+        .with_for_update(key_share=not deleting, of=Project)
+        .execution_options(populate_existing=True)
+    ).first()
+    if fresh is None:
+        raise NotFound("Project")
+    return fresh
 
 
 def personal_namespace(ctx: Ctx, user_id: int) -> Namespace:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select
 
 from keycrew.access import queries
-from keycrew.access.groups import group_entity
+from keycrew.access.groups import chain_ids, group_entity, lock_namespaces
 from keycrew.access.levels import AccessLevel
 from keycrew.access.members import has_other_owner
 from keycrew.access.models import Member
@@ -22,7 +22,8 @@ from keycrew.access.policy import live
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
-from keycrew.errors import Conflict, Forbidden
+from keycrew.errors import Conflict, Forbidden, NotFound
+from keycrew.identity.admins import keep_an_admin
 from keycrew.identity.internal import ghost
 from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
@@ -91,15 +92,19 @@ def destroy_user(
     Soft (default): issues, notes and the rest of their records move to the Ghost User (created
     on first need). ``hard_delete``: those records are deleted instead, and so are the groups the
     user solely owns (``delete_solo_owned_groups`` defaults to ``hard_delete``). Raises Forbidden
-    (not an admin, unless ``skip_authorization``; internal users can never be deleted) and
-    Conflict when the user solely owns a group that may not be deleted.
+    (not an admin, unless ``skip_authorization``; internal users and the last active
+    administrator can never be deleted) and Conflict when the user solely owns a group that may
+    not be deleted.
     """
     if user.is_internal:
         raise Forbidden("Internal users cannot be deleted")
     if not skip_authorization and not ctx.actor.is_admin:
         raise Forbidden()
+    keep_an_admin(ctx, user, "deleted")
     # Two deletions of one user queue up here; the second finds nobody (NotFound).
     user = lock_user(ctx, user)
+    if not user.is_bot:
+        _lock_owned_groups(ctx, user)
     if delete_solo_owned_groups is None:
         delete_solo_owned_groups = hard_delete
     solo = solo_owned_groups(ctx, user)
@@ -149,6 +154,18 @@ def destroy_user(
     return done
 
 
+def _lock_owned_groups(ctx: Ctx, user: User) -> None:
+    """Lock the groups ``user`` owns directly, with the groups above them, as a change of their
+    Owners does (``access.members.lock_source``): two Owners deleted at once, or one deleted while
+    the other leaves, queue up, and the second sees that the group has no other Owner left."""
+    owned = ctx.db.scalars(
+        select(Namespace)
+        .join(Member, (Member.source_id == Namespace.id) & (Member.source_type == SourceType.NAMESPACE.value))
+        .where(Namespace.kind == "group", Member.user_id == user.id, Member.access_level >= AccessLevel.OWNER)
+    ).all()
+    lock_namespaces(ctx, [ns_id for group in owned for ns_id in chain_ids(group)], "change")
+
+
 def _delete_tokens(ctx: Ctx, user_id: int) -> int:
     tokens = ctx.db.scalars(select(PersonalAccessToken).where(PersonalAccessToken.user_id == user_id)).all()
     for token in tokens:
@@ -190,7 +207,7 @@ def _purge_personal_namespace(ctx: Ctx, user_id: int) -> list[str]:
     namespaces = ctx.db.scalars(
         select(Namespace).where(Namespace.kind == "user", Namespace.owner_id == user_id)
     ).all()
-    ids = [ns.id for ns in namespaces]
+    ids = lock_namespaces(ctx, [ns.id for ns in namespaces], "exclusive")
     removed = _purge_projects(ctx, ids)
     paths.release_many(ctx.db, SourceType.NAMESPACE, ids)
     for ns in namespaces:
@@ -222,6 +239,7 @@ def purge_projects(ctx: Ctx, project_ids: list[int]) -> None:
     """
     if not project_ids:
         return
+    _lock_projects(ctx, project_ids)
     if ctx.instance.repositories_dir is not None:
         repos.remove_after_commit(ctx.db, ctx.instance.repositories_dir, project_ids)
     packages_dir = ctx.instance.packages_dir
@@ -241,6 +259,14 @@ def purge_projects(ctx: Ctx, project_ids: list[int]) -> None:
     )
     forget(ctx.db, Project, project_ids)
     delete_bots_of(ctx, SourceType.PROJECT, project_ids)
+
+
+def _lock_projects(ctx: Ctx, project_ids: list[int]) -> None:
+    """Lock the projects about to go, by id (after their namespaces, before users and tokens: the
+    lock order of docs/development.md), so that an update or a membership change of one of them
+    finishes first or finds it gone."""
+    for project_id in sorted(set(project_ids)):
+        ctx.db.execute(select(Project.id).where(Project.id == project_id).with_for_update(of=Project))
 
 
 def delete_bots_of(ctx: Ctx, source_type: SourceType, source_ids: list[int]) -> None:
@@ -266,9 +292,13 @@ def purge_group(ctx: Ctx, group: Namespace, *, reason: str | None = None) -> tup
     """Delete ``group`` and everything under it, and its bots, with one group.deleted event.
 
     No permission check (callers have made theirs). Returns the full paths of the groups and of
-    the projects that went.
+    the projects that went. Raises NotFound("Group") when a concurrent request deleted it first.
     """
+    # The group first: once it is locked nothing new is created under it; then what lies under it.
+    if not lock_namespaces(ctx, [group.id], "exclusive"):
+        raise NotFound("Group")
     subtree = queries.namespace_subtree(group)
+    lock_namespaces(ctx, list(ctx.db.scalars(select(Namespace.id).where(subtree))), "exclusive")
     ns_rows = ctx.db.execute(select(Namespace.id, Namespace.full_path).where(subtree)).all()
     ns_ids = [int(r[0]) for r in ns_rows]
     project_rows = ctx.db.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from keycrew.access.groups import chain_ids, lock_namespaces
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import (
@@ -13,7 +14,7 @@ from keycrew.access.policy import (
     effective_project_level,
     group_level,
 )
-from keycrew.access.projects import personal_namespace, project_entity
+from keycrew.access.projects import lock_project, personal_namespace, project_entity
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import purge_projects
 from keycrew.audit.events import Event
@@ -96,6 +97,8 @@ def create_project(
     name = name or path or ""
     path = path or validation.parameterize(name)
     namespace = _target_namespace(ctx, creator, namespace_id)
+    if namespace.id not in lock_namespaces(ctx, chain_ids(namespace), "share"):
+        raise NotFound("Namespace")  # deleted meanwhile
     visibility = visibility or Visibility.PRIVATE
     errors: dict[str, list[str]] = {}
     if e := validation.name_errors(name, project=True):
@@ -211,13 +214,15 @@ def update_project(
 ) -> Project:
     """Change a project's settings: Maintainer+ (GitLab's admin_project); visibility needs Owner.
 
-    Raises MissingParameter (nothing to change), Forbidden, Invalid.
+    Raises MissingParameter (nothing to change), Forbidden, Invalid, NotFound("Project") when a
+    concurrent request deleted it (the project row is locked first: docs/development.md).
     """
     given = (name, path, description, visibility, default_branch)
     if all(v is None for v in given):
         raise MissingParameter(
             f"{', '.join(PROJECT_UPDATABLE)} are missing, at least one parameter must be provided"
         )
+    project = lock_project(ctx, project)
     level = effective_project_level(ctx.reads, ctx.actor, project, ctx.today())
     if level < Resource(project).admin_level:
         raise Forbidden()
@@ -297,10 +302,11 @@ def _change_head(ctx: Ctx, project: Project, branch: str) -> None:
 def delete_project(ctx: Ctx, project: Project) -> None:
     """Delete a project with its issues, notes, route and memberships (Owner or admin).
 
-    Raises Forbidden.
+    Raises Forbidden; NotFound("Project") when a concurrent request deleted it first.
     """
     if effective_project_level(ctx.reads, ctx.actor, project, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden()
+    lock_project(ctx, project, deleting=True)
     record(
         ctx,
         Event.PROJECT_DELETED,

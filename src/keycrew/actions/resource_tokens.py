@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, bindparam, select
 
+from keycrew.access.groups import chain_ids, lock_namespaces
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
+from keycrew.access.projects import lock_project
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import delete_bot
 from keycrew.audit.events import Event
@@ -124,6 +126,7 @@ def create_resource_token(
     expiry = check_expiry(ctx, expires_at)
     if not name or not name.strip():
         raise BadParameter("name is empty")
+    _lock_resource(ctx, resource)
     username = bot_username(ctx, resource.kind, resource.id)
     bot = create_user(
         ctx,
@@ -170,6 +173,17 @@ def create_resource_token(
         bot_user_id=bot.id,
     )
     return issued, int(level)
+
+
+def _lock_resource(ctx: Ctx, resource: Resource) -> None:
+    """Lock the project (or the group, shared) the bot is made for, so that its deletion waits or
+    is waited for: never a bot left behind for a resource deleted meanwhile (NotFound then)."""
+    if resource.project is not None:
+        lock_project(ctx, resource.project)
+    elif resource.group is not None and resource.id not in lock_namespaces(
+        ctx, chain_ids(resource.group), "share"
+    ):
+        raise NotFound("Group")
 
 
 def bots_of(resource: Resource) -> Select[Any]:

@@ -372,9 +372,11 @@ def create_service_account_token(
 ) -> IssuedToken:
     """Issue a personal access token for a service account found with find_service_account.
 
-    Any scope GitLab offers personal tokens is accepted. Returns the token with its value (shown
-    once). Raises MissingParameter/BadParameter for name and scopes, Invalid for the expiry or
-    description, Refused("Not permitted to create") when the account is blocked.
+    Any scope GitLab offers personal tokens is accepted but the admin-only ones, which only an
+    administrator may give, and only to an administrator's token (``grantable_scopes``: a service
+    account is none). Returns the token with its value (shown once). Raises
+    MissingParameter/BadParameter for name and scopes, Invalid for the expiry or description,
+    Refused("Not permitted to create") when the account is blocked.
     """
     if user.is_blocked:
         raise Refused("Not permitted to create")

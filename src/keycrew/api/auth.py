@@ -84,9 +84,12 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
         metrics.auth("unknown")
         raise Unauthenticated()
     digest = secrets.digest(runtime.instance.secret_key, value)
-    principal = runtime.auth_cache.get(digest)
+    cache = runtime.auth_cache
+    principal = cache.get(digest)
     outcome = "cache_hit"
     if principal is None:
+        # Taken before the load: a change committed while we load keeps the result out of the cache.
+        ticket = cache.ticket()
         principal = (
             _load(runtime, digest)
             if runtime.reads_inline
@@ -95,7 +98,7 @@ async def resolve_principal(request: Request, *, rotation: bool = False) -> Prin
         if principal is None:
             metrics.auth("unknown")
             raise Unauthenticated()
-        runtime.auth_cache.put(digest, principal)
+        cache.put(digest, principal, ticket)
         outcome = "cache_miss"
     today = runtime.clock.now().date()
     if reuse_detected(principal.token, today, rotating=rotation):

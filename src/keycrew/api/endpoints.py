@@ -20,6 +20,7 @@ so declaring one never breaks a route; tests/unit/api/test_endpoints.py lists wh
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ import orjson
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -40,19 +41,20 @@ from starlette.routing import Match, compile_path, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from keycrew.api.auth import client_ip, resolve_principal
-from keycrew.api.params import read_params
+from keycrew.api.params import integer_text, read_params, valid_text
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx, LazySession
+from keycrew.db.engine import connection_lost, is_unavailable, unavailable_reason
 from keycrew.db.reads import PoolReads, Reader
-from keycrew.errors import Forbidden, InsufficientScope, Unauthenticated
+from keycrew.errors import Forbidden, InsufficientScope, RateLimited, Unauthenticated, Unavailable
 from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
 from keycrew.tokens.principal import Principal
 from keycrew.tokens.scopes import READ_METHODS, api_scopes
 from keycrew.tokens.sudo import sudo_actor
 
-_INT = TypeAdapter(int)
 _ORJSON = orjson.OPT_NON_STR_KEYS
+log = logging.getLogger("keycrew.api")
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,28 @@ def sudo_target(request: Request) -> str | None:
     return value.strip() if value else None
 
 
+RATE_HEADERS = "keycrew.rate_headers"
+
+
+async def throttle(request: Request, principal: Principal | None) -> None:
+    """Count the request against the API throttles: its token's owner, or its client IP when
+    anonymous (GitLab's throttle_authenticated_api and throttle_unauthenticated_api). Raises
+    RateLimited over the limit; the RateLimit-* headers of a request that passes are sent with
+    its response."""
+    runtime: Runtime = request.app.state.runtime
+    refused, headers = await runtime.rate_limiter.aapi(
+        None if principal is None else principal.user.id, client_ip(request)
+    )
+    if refused is not None:
+        raise RateLimited(refused.headers)
+    if headers is not None:
+        request.scope[RATE_HEADERS] = headers
+
+
 async def caller(request: Request, spec: CtxSpec) -> Principal | None:
     """The authenticated principal a Ctx route runs for (None: anonymous, where allowed)."""
     principal = await resolve_principal(request, rotation=spec.rotation)
+    await throttle(request, principal)
     if principal is None:
         if spec.auth:
             raise Unauthenticated()
@@ -108,6 +129,7 @@ async def caller(request: Request, spec: CtxSpec) -> Principal | None:
 async def principal_only(request: Request, spec: PrincipalSpec) -> Principal:
     """The authenticated principal of a route that touches no session."""
     principal = await resolve_principal(request)
+    await throttle(request, principal)
     if principal is None:
         raise Unauthenticated()
     check_scopes(
@@ -182,14 +204,16 @@ def plan_of(route: APIRoute) -> Plan | None:
 
 
 def _path_value(name: str, raw: str, is_int: bool) -> Any:
-    if not is_int:
+    """A path parameter: text as is, an integer only from plain ASCII digits (optionally after a
+    "-"): not padded, signed with "+", grouped with "_", nor other scripts' digits, which
+    pydantic's lax int would take. Anything else, and text that cannot be stored (a NUL byte),
+    is GitLab's 400 "<name> is invalid"."""
+    if is_int and integer_text(raw):
+        return int(raw)
+    if not is_int and valid_text(raw):
         return raw
-    try:
-        return _INT.validate_python(raw)
-    except ValidationError:
-        raise RequestValidationError(
-            [{"type": "int_parsing", "loc": ("path", name), "msg": "Input should be a valid integer"}]
-        ) from None
+    kind = "int_parsing" if is_int else "string_type"
+    raise RequestValidationError([{"type": kind, "loc": ("path", name), "msg": f"{name} is invalid"}])
 
 
 class ApiEndpoint:
@@ -228,8 +252,30 @@ class ApiEndpoint:
         scope["keycrew.route"] = self.template
         scope["route"] = self.route
         request = Request(scope, receive)
-        plan = self.plan
         runtime: Runtime = request.app.state.runtime
+        reading = request.method in READ_METHODS
+        # The database out of reach answers 503 (``Unavailable``); a read whose connection was cut
+        # (a restart, a failover) is tried once more on a fresh one, a write never (it may have
+        # committed before the answer was lost).
+        for attempt in (1, 2):
+            try:
+                response = await self._respond(request, runtime, path)
+                break
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                connection_lost(runtime.engine)
+                log.warning("database unavailable (try %d): %s", attempt, unavailable_reason(exc))
+                if not reading or attempt == 2 or isinstance(exc, PoolTimeout):
+                    raise Unavailable() from exc
+        rate_headers = scope.get(RATE_HEADERS)
+        if rate_headers is not None:
+            response.headers.update(rate_headers)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request, runtime: Runtime, path: dict[str, str]) -> Response:
+        """Authenticate, read the parameters and run the route (its unit of work)."""
+        plan = self.plan
         principal: Principal | None = None
         if plan.ctx is not None:
             principal = await caller(request, plan.ctx[1])
@@ -245,14 +291,11 @@ class ApiEndpoint:
         if plan.ctx is not None:
             unit = self._unit(runtime, request, plan.ctx[0], principal, kwargs)
             if request.method in READ_METHODS and runtime.reads_inline:
-                response = unit(on_loop=True)
-            else:
-                response = await run_in_threadpool(unit)
-        elif self.is_async:
-            response = render(await self.function(**kwargs), self.status_code)
-        else:
-            response = render(await run_in_threadpool(self.function, **kwargs), self.status_code)
-        await response(scope, receive, send)
+                return unit(on_loop=True)
+            return await run_in_threadpool(unit)
+        if self.is_async:
+            return render(await self.function(**kwargs), self.status_code)
+        return render(await run_in_threadpool(self.function, **kwargs), self.status_code)
 
     def _unit(
         self,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from keycrew import errors
 
@@ -28,12 +28,16 @@ STATUS: dict[str, tuple[int, str]] = {
     errors.BadParameter.code: (400, "400 Bad request"),
     errors.Conflict.code: (409, "409 Conflict"),
     errors.Unprocessable.code: (422, "422 Unprocessable Entity"),
+    errors.RateLimited.code: (429, "429 Too Many Requests"),
+    errors.Unavailable.code: (503, "503 Service Unavailable"),
 }
 BAD_REQUEST = (400, "400 Bad request")
+# Error bodies are JSON: never to be sniffed as anything else.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 def json_error(status: int, body: object, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers={**NOSNIFF, **(headers or {})})
 
 
 def _status(exc: errors.KeycrewError) -> tuple[int, str]:
@@ -68,8 +72,11 @@ def reason(exc: errors.KeycrewError) -> str:
     return exc.message or status_line(exc)
 
 
-def to_response(exc: errors.KeycrewError) -> JSONResponse:
+def to_response(exc: errors.KeycrewError) -> Response:
     match exc:
+        case errors.RateLimited():
+            # Rack::Attack's throttled response: plain text, GitLab's rate_limiting_response_text.
+            return PlainTextResponse("Retry later\n", status_code=429, headers=exc.headers)
         case errors.InvalidToken():
             return json_error(
                 401,
@@ -92,4 +99,6 @@ def to_response(exc: errors.KeycrewError) -> JSONResponse:
             return json_error(400, {"error": exc.message})
         case errors.Invalid() if exc.errors:
             return json_error(400, {"message": exc.errors})
+        case errors.Unavailable():
+            return json_error(503, {"message": gitlab_message(exc)}, {"Retry-After": str(exc.retry_after)})
     return json_error(_status(exc)[0], {"message": gitlab_message(exc)})

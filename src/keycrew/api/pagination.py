@@ -17,6 +17,7 @@ from keycrew.api.params import Params
 from keycrew.db.listings import Listing, count_of, whole_table
 from keycrew.db.reads import Query, Reader
 from keycrew.errors import BadParameter
+from keycrew.infra.redaction import credential_parameter
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Select[Any])
@@ -176,9 +177,14 @@ def _page(rows: list[Any], page: int, per_page: int, total: int | None) -> Page:
 
 
 def _link_prefix(request: Request) -> str:
-    """The request's URL with its parameters but page and per_page, ready for those two."""
+    """The request's URL with its parameters but page and per_page, ready for those two. A
+    credential (?private_token=...) is never copied into a link: clients send their own again."""
     query = urlencode(
-        [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page")]
+        [
+            (k, v)
+            for k, v in request.query_params.multi_items()
+            if k not in ("page", "per_page") and not credential_parameter(k)
+        ]
     )
     return f"{base_url(request)}{request.url.path}?{query}{'&' if query else ''}"
 

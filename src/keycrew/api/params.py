@@ -6,6 +6,12 @@ or a comma string, list filters as repeated ``key[]=``, and "" for "not given" (
 Ids (in the path or in a parameter) go through ``record_id``: one beyond the id columns' range
 names nothing, like any unknown id, rather than reaching the database (SQLite overflows past 64
 bits, PostgreSQL's int4 columns past 31).
+
+Bad input is refused here, once, with a 400 (GitLab's JSON validation middleware and Grape):
+bodies over ``MAX_BODY_BYTES``, JSON nested deeper than ``MAX_DEPTH`` or with more than
+``MAX_ELEMENTS`` values, text with a NUL byte or a lone surrogate (neither can be stored or
+encoded), and integers that are not plain ASCII digits (no spaces, signs but "-", underscores,
+other scripts' digits) or longer than ``MAX_INTEGER_DIGITS``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import orjson
 from fastapi import Request
 from starlette.datastructures import QueryParams
 
@@ -24,13 +31,29 @@ _TRUE = {"true", "1", "yes", "t", "on"}
 _FALSE = {"false", "0", "no", "f", "off"}
 
 
+# GitLab's JSON validation limits (Gitlab::Middleware::JsonValidation): Rack's nesting depth of 32,
+# 100,000 values in all, integers of at most 1,000 digits. GitLab leaves the body size to its
+# proxy; keycrew caps every API body its parameters are read from.
+MAX_DEPTH = 32
+MAX_ELEMENTS = 100_000
+MAX_INTEGER_DIGITS = 1000
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+NOT_JSON = "The provided content-type or the request body is not valid JSON"
+
+
 class BadRequestBody(Exception):
-    """The body is not valid JSON (or not an object)."""
+    """The body cannot be read as parameters: not JSON (or not an object), too deep, too big."""
+
+    def __init__(self, message: str = NOT_JSON) -> None:
+        super().__init__(message)
+        self.message = message
 
 
-def _integer_text(text: str) -> bool:
+def integer_text(text: str) -> bool:
+    """Plain ASCII digits, optionally after a "-", and not too many of them for ``int()``."""
     digits = text[1:] if text.startswith("-") else text
-    return digits.isascii() and digits.isdigit()
+    return 0 < len(digits) <= MAX_INTEGER_DIGITS and digits.isascii() and digits.isdigit()
 
 
 def path_id(raw: str, name: str) -> int:
@@ -38,17 +61,89 @@ def path_id(raw: str, name: str) -> int:
     for Grape's ``type: Integer``); out of range it names nothing (``record_id``)."""
     if not (raw.isascii() and raw.isdigit()):
         raise BadParameter(f"{name} is invalid")
+    if len(raw) > MAX_INTEGER_DIGITS:
+        return record_id(0)
     return record_id(int(raw))
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+def valid_text(value: str) -> bool:
+    """Text that can be stored: no NUL byte (PostgreSQL refuses them) and no lone surrogate
+    (which no encoding can write)."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bad_text(value: Any) -> bool:
+    """Whether ``value`` or anything in it (a parameter, bounded by ``MAX_DEPTH``) is bad text."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not valid_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
+
+
+def _shape(value: Any) -> bool:
+    """Whether a parsed JSON value has a float anywhere (its integers may have lost digits).
+
+    Raises BadRequestBody when it is nested deeper than ``MAX_DEPTH`` or holds more than
+    ``MAX_ELEMENTS`` values. Iterative: the depth of what it is given costs no stack."""
+    has_float = False
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise BadRequestBody("Parameters nested too deeply")
+            children = item.values() if isinstance(item, dict) else item
+            count += len(item)
+            if count > MAX_ELEMENTS:
+                raise BadRequestBody("Too many total parameters")
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float):
+            has_float = True
+    return has_float
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON body as parameters. Raises BadRequestBody: not JSON, not an object, too deep or too
+    many values, or text that cannot be stored.
+
+    orjson reads it first, without recursion (it stops at 1,024 levels) and refusing lone
+    surrogates and invalid UTF-8; its result is used unless it holds a float, since orjson reads
+    integers beyond 64 bits as floats: the stdlib then reads it again, exactly, now that its depth
+    is known to be small."""
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequestBody() from None
+    if not isinstance(parsed, dict):
+        raise BadRequestBody()
+    if _shape(parsed):
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):  # an integer of more than 4,300 digits
+            raise BadRequestBody() from None
+    return parsed
+
+
+def _printable(key: str) -> str:
+    """``key`` for an error message: without what ``valid_text`` refuses."""
+    return "".join(c for c in key if c != "\x00" and not "\ud800" <= c <= "\udfff")
 
 
 class Params:
@@ -63,9 +158,9 @@ class Params:
         # The body wins over the query string, as in Grape.
         merged.update(body)
         for key, value in merged.items():
-            if _has_nul(key) or _has_nul(value):
-                # No field accepts a NUL byte, and PostgreSQL refuses them in text columns.
-                raise BadParameter(f"{key.replace(chr(0), '')} is invalid")
+            if _bad_text(key) or _bad_text(value):
+                # No field accepts a NUL byte or a lone surrogate: neither can be stored.
+                raise BadParameter(f"{_printable(key)} is invalid")
         self._data = merged
 
     # -- presence ---------------------------------------------------------------------------
@@ -111,8 +206,8 @@ class Params:
             raise BadParameter(f"{key} is invalid")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and _integer_text(value.strip()):
-            return int(value.strip())
+        if isinstance(value, str) and integer_text(value):
+            return int(value)
         raise BadParameter(f"{key} is invalid")
 
     def req_integer(self, key: str) -> int:
@@ -193,7 +288,7 @@ class Params:
         items = self.strings(key)
         if items is None:
             return None
-        if not all(_integer_text(i) for i in items):
+        if not all(integer_text(i) for i in items):
             raise BadParameter(f"{key} is invalid")
         return [int(i) for i in items]
 
@@ -218,11 +313,27 @@ class Params:
         return value
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, read up to ``limit`` bytes: BadRequestBody beyond (the declared length
+    is checked first, and the body is counted as it arrives, whatever it declared)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and len(declared) < 20 and int(declared) > limit:
+        raise BadRequestBody("JSON body too large")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise BadRequestBody("JSON body too large")
+    body = bytes(received)
+    request._body = body  # Starlette's cache of the body, which request.form() reads
+    return body
+
+
 async def read_params(request: Request) -> Params:
     body: dict[str, Any] = {}
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = await request.body()
+        raw = await read_body(request)
         if raw.strip():
             if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 form = await request.form()
@@ -233,11 +344,5 @@ async def read_params(request: Request) -> Params:
                     elif values:
                         body[key] = values[-1]
             else:
-                try:
-                    parsed = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    raise BadRequestBody() from None
-                if not isinstance(parsed, dict):
-                    raise BadRequestBody()
-                body = parsed
+                body = parse_json_object(raw)
     return Params(request.query_params, body)

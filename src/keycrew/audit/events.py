@@ -24,6 +24,8 @@ class Event(StrEnum):
     USER_SIGNED_OUT = "user.signed_out"
     USER_LOCKED = "user.locked"
     USER_UNLOCKED = "user.unlocked"
+    USER_RATE_LIMIT_SET = "user.rate_limit_set"
+    USER_RATE_LIMIT_REMOVED = "user.rate_limit_removed"
     GROUP_CREATED = "group.created"
     GROUP_UPDATED = "group.updated"
     GROUP_DELETED = "group.deleted"

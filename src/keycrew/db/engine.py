@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+import weakref
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,7 +70,9 @@ def _ping_when_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get("checked_in", 0.0) < IDLE_PING_SECONDS:
+        checked_in = record.info.get("checked_in", 0.0)
+        fresh = checked_in > _LOST.get(engine, 0.0)
+        if fresh and time.monotonic() - checked_in < IDLE_PING_SECONDS:
             return
         record.info["pings"] = record.info.get("pings", 0) + 1
         try:
@@ -78,6 +84,53 @@ def _ping_when_idle(engine: Engine) -> None:
             dbapi_conn.rollback()
         except Exception as exc:
             raise DisconnectionError() from exc
+
+
+# When each engine last saw a connection die (time.monotonic()): the connections pooled before
+# may have died with it (a server restart cuts them all) and are pinged before their next use.
+_LOST: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+# PostgreSQL's SQLSTATEs of a server that cannot serve for now: connection exceptions (class 08),
+# admin shutdown, crash shutdown, cannot connect now, too many connections; and, as a safety net
+# (the lock order of docs/development.md avoids them), a transaction rolled back by a
+# serialization failure or the deadlock detector, which may be sent again as it is.
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300", "40001", "40P01")
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """What to log about ``exc``: its kind and SQLSTATE, never its statement or parameters."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None)
+    return f"{type(exc).__name__}/{type(orig).__name__}" + (f" ({state})" if state else "")
+
+
+def connection_lost(engine: Engine) -> None:
+    """Note that a connection of ``engine`` died: those pooled before are pinged before reuse."""
+    _LOST[engine] = time.monotonic()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached for now (the request may be retried
+    later: GitLab's 503) rather than that the request or the code is wrong: a lost or refused
+    connection, a server shutting down or starting, a pool with no free connection, a SQLite
+    database still locked after the busy timeout, a transaction the server rolled back to break
+    a deadlock."""
+    if isinstance(exc, sa_exc.TimeoutError | DisconnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig: BaseException | None = exc.orig
+    else:
+        orig = exc
+    if isinstance(orig, psycopg.InterfaceError):
+        return True  # "the connection is closed"
+    if isinstance(orig, psycopg.OperationalError):
+        state = orig.sqlstate
+        return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+    if isinstance(orig, sqlite3.OperationalError):
+        return "database is locked" in str(orig)
+    return False
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -286,6 +286,8 @@ class PoolReads(_Reads):
         if not self._sqlite:
             try:
                 driver: Any = pooled.dbapi_connection
+                if driver.closed or driver.broken:
+                    raise ConnectionError("the server cut the connection")
                 driver.autocommit = False
             except Exception:
                 pooled.invalidate()

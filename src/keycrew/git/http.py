@@ -44,7 +44,7 @@ from keycrew.repos.git_access import (
     parse_push_log,
     record_push,
 )
-from keycrew.tokens.basic import decode_basic
+from keycrew.tokens.basic import PasswordRejected, count_failed_password, decode_basic
 
 log = logging.getLogger("keycrew.git")
 
@@ -154,12 +154,18 @@ class GitHTTP:
     ) -> GitAccess:
         username, password = credentials if credentials is not None else (None, None)
         runtime = self.runtime
-        with runtime.sessions() as db:
-            # A reader: on SQLite it must not queue behind (or block) writers.
-            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
-            ctx = runtime.ctx(db, Actor(user=None, ip=ip, via="git"))
-            access = authorize_git(ctx, self.root, username, password, request.full_path, request.service)
-            db.commit()
+        try:
+            with runtime.sessions() as db:
+                # A reader: on SQLite it must not queue behind (or block) writers.
+                db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+                ctx = runtime.ctx(db, Actor(user=None, ip=ip, via="git"))
+                access = authorize_git(ctx, self.root, username, password, request.full_path, request.service)
+                db.commit()
+        except PasswordRejected as failure:
+            # A wrong password counts toward its account's lock, as on the sign-in form.
+            with runtime.sessions() as db, db.begin():
+                count_failed_password(runtime.ctx(db, Actor(user=None, ip=ip, via="git")), failure)
+            raise
         if access.deploy_token_use_due is not None:
             try:
                 with runtime.sessions() as db, db.begin():
@@ -184,7 +190,7 @@ class GitHTTP:
         credentials = basic_credentials(headers.get(b"authorization"))
         throttle = self.runtime.auth_throttle
         if credentials is not None:
-            wait = throttle.retry_after(ip)
+            wait = await throttle.aretry_after(ip)
             if wait:
                 await respond(send, 429, TOO_MANY, [(b"retry-after", str(wait).encode())])
                 return
@@ -192,7 +198,7 @@ class GitHTTP:
             access = await anyio.to_thread.run_sync(self._authorize, request, credentials, ip)
         except Unauthenticated:
             if credentials is not None:
-                throttle.failed(ip)
+                await throttle.afailed(ip)
             await respond(send, 401, ACCESS_DENIED, [(b"www-authenticate", REALM.encode())])
             return
         except Forbidden as exc:
@@ -201,6 +207,14 @@ class GitHTTP:
         except NotFound:
             await respond(send, 404, PROJECT_NOT_FOUND)
             return
+        user = access.actor.user
+        if user is not None:
+            # GitLab's throttle_authenticated_git_http, per user, counted once authenticated.
+            refused, _headers = await self.runtime.rate_limiter.agit_http(user.id)
+            if refused is not None:
+                rate_headers = [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
+                await respond(send, 429, "Retry later", rate_headers)
+                return
         if access.personal_token_id is not None and self.runtime.usage is not None:
             self.runtime.usage.note(access.personal_token_id, ip)
         await self.run_backend(access, request, scope, headers, receive, send)

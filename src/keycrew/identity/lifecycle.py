@@ -3,6 +3,9 @@
 Each use case returns what GitLab's API answers for it (``True``, ``False`` or ``None``, which the
 API renders as ``true``, ``false`` or ``null``), follows GitLab's state machine, refuses with its
 wording, and writes one audit event per change in the caller's transaction.
+
+An admin can neither block nor ban themself, and the last active administrator can be neither
+blocked, banned nor deactivated (identity/admins.py), so that the instance always keeps one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
 from keycrew.errors import Conflict, Forbidden, Refused
+from keycrew.identity.admins import keep_an_admin
 from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState
@@ -24,11 +28,14 @@ from keycrew.identity.users import user_entity
 DORMANT_AFTER_DAYS = 90
 
 
-def _require_admin(ctx: Ctx, user: User) -> User:
+def _require_admin(ctx: Ctx, user: User, *, undone: str | None = None) -> User:
     """Admins only; returns ``user`` re-read under a row lock, so that two requests never both
-    change the same state."""
+    change the same state. With ``undone`` (the change takes ``user`` out of the active state),
+    Forbidden when ``user`` is the last active administrator."""
     if not ctx.actor.is_admin:
         raise Forbidden()
+    if undone is not None:
+        keep_an_admin(ctx, user, undone)
     return lock_user(ctx, user)
 
 
@@ -49,11 +56,12 @@ def _change_state(ctx: Ctx, user: User, state: UserState, event: Event) -> None:
 def block_user(ctx: Ctx, user: User) -> bool | None:
     """Block ``user``: True when blocked now, None when already blocked (or banned, or pending).
 
-    Raises Forbidden for non-admins and for blocking oneself, Refused for internal users.
+    Raises Forbidden for non-admins, for blocking oneself and the last active administrator,
+    Refused for internal users.
     """
-    user = _require_admin(ctx, user)
-    if user.id == ctx.actor.user_id:
+    if ctx.actor.is_admin and user.id == ctx.actor.user_id:
         raise Forbidden("The API initiating user cannot be blocked by the API")
+    user = _require_admin(ctx, user, undone="blocked")
     if user.is_blocked:
         return None
     if user.is_internal:
@@ -77,8 +85,12 @@ def unblock_user(ctx: Ctx, user: User) -> bool:
 
 
 def ban_user(ctx: Ctx, user: User) -> bool:
-    """Ban an active user. Raises Forbidden (not an admin), Refused (not active, or internal)."""
-    user = _require_admin(ctx, user)
+    """Ban an active user. Raises Forbidden (not an admin, oneself, the last active
+    administrator), Refused (not active, or internal)."""
+    if ctx.actor.is_admin and user.id == ctx.actor.user_id:
+        # GitLab's ban service has no such rule, its block has (and its UI offers neither).
+        raise Forbidden("The API initiating user cannot be banned by the API")
+    user = _require_admin(ctx, user, undone="banned")
     if user.state != UserState.ACTIVE:
         raise Refused(f"You cannot ban {user.state} users.")
     if user.is_internal:
@@ -107,10 +119,10 @@ def _last_active_at(user: User) -> dt.datetime | None:
 def deactivate_user(ctx: Ctx, user: User) -> bool | None:
     """Deactivate a dormant active user: True, or None when already deactivated.
 
-    Raises Forbidden (not an admin); Refused for blocked users, internal users, and users active
-    in the last 90 days (GitLab's dormancy period).
+    Raises Forbidden (not an admin, the last active administrator); Refused for blocked users,
+    internal users, and users active in the last 90 days (GitLab's dormancy period).
     """
-    user = _require_admin(ctx, user)
+    user = _require_admin(ctx, user, undone="deactivated")
     if user.state == UserState.DEACTIVATED:
         return None
     if user.is_blocked:

@@ -31,6 +31,7 @@ from keycrew.identity.passwords import hash_password, needs_rehash, verify_passw
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState, UserType
 from keycrew.identity.users import user_entity
+from keycrew.instance.models import InstanceSettings
 from keycrew.instance.settings import instance_settings
 
 NEUTRAL_REFUSAL = "Invalid login or password."
@@ -111,28 +112,11 @@ def sign_in(ctx: Ctx, login: str, password: str, *, user_agent: str | None = Non
     correct = verify_password(user.password_digest, password)
     if not may_sign_in(user):
         return SignInResult(refusal=NEUTRAL_REFUSAL)
-    if user.locked_at is not None and not is_locked(user, settings, now):
-        # The lock period is over: the account opens again (Devise's unlock strategy "time").
-        user.locked_at = None
-        user.failed_attempts = 0
-        _audit(_as_admin_bot(ctx), Event.USER_UNLOCKED, user, reason="unlock period elapsed")
+    _open_elapsed_lock(ctx, user, settings, now)
     if is_locked(user, settings, now):
         return SignInResult(refusal=NEUTRAL_REFUSAL)
     if not correct:
-        user.failed_attempts += 1
-        _audit(ctx, Event.USER_SIGN_IN_FAILED, user, failed_attempts=user.failed_attempts)
-        if user.failed_attempts >= settings.max_login_attempts:
-            user.locked_at = now
-            _audit(
-                _as_admin_bot(ctx),
-                Event.USER_LOCKED,
-                user,
-                failed_attempts=user.failed_attempts,
-                unlock_at=(
-                    now + dt.timedelta(minutes=settings.failed_login_attempts_unlock_period_in_minutes)
-                ).isoformat(),
-            )
-        ctx.db.flush()
+        _count_failure(ctx, user, settings, now)
         return SignInResult(refusal=NEUTRAL_REFUSAL)
     if user.state == UserState.DEACTIVATED:
         user.state = UserState.ACTIVE.value
@@ -158,6 +142,48 @@ def sign_in(ctx: Ctx, login: str, password: str, *, user_agent: str | None = Non
         session_id=issued.session.id,
     )
     return SignInResult(issued=issued)
+
+
+def _open_elapsed_lock(ctx: Ctx, user: User, settings: InstanceSettings, now: dt.datetime) -> None:
+    if user.locked_at is not None and not is_locked(user, settings, now):
+        # The lock period is over: the account opens again (Devise's unlock strategy "time").
+        user.locked_at = None
+        user.failed_attempts = 0
+        _audit(_as_admin_bot(ctx), Event.USER_UNLOCKED, user, reason="unlock period elapsed")
+
+
+def _count_failure(
+    ctx: Ctx, user: User, settings: InstanceSettings, now: dt.datetime, **details: str
+) -> None:
+    user.failed_attempts += 1
+    _audit(ctx, Event.USER_SIGN_IN_FAILED, user, failed_attempts=user.failed_attempts, **details)
+    if user.failed_attempts >= settings.max_login_attempts:
+        user.locked_at = now
+        _audit(
+            _as_admin_bot(ctx),
+            Event.USER_LOCKED,
+            user,
+            failed_attempts=user.failed_attempts,
+            unlock_at=(
+                now + dt.timedelta(minutes=settings.failed_login_attempts_unlock_period_in_minutes)
+            ).isoformat(),
+        )
+    ctx.db.flush()
+
+
+def count_failed_password(ctx: Ctx, user_id: int) -> None:
+    """A wrong password for a user who signs in, presented over HTTP Basic (git, the container
+    and package registries): it counts toward the same lock as the sign-in form's failures, and
+    is audited alike. Nothing happens for an account already locked, or one that does not sign in."""
+    found = ctx.db.get(User, user_id)
+    if found is None or not may_sign_in(found):
+        return
+    user = lock_user(ctx, found)
+    settings = instance_settings(ctx)
+    now = ctx.now()
+    _open_elapsed_lock(ctx, user, settings, now)
+    if not is_locked(user, settings, now):
+        _count_failure(ctx, user, settings, now, via=ctx.actor.via)
 
 
 def _open_session(ctx: Ctx, user: User, user_agent: str | None) -> IssuedSession:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from keycrew.audit.events import Event
@@ -16,7 +16,8 @@ from keycrew.context import Ctx
 from keycrew.db.base import MAX_INT
 from keycrew.errors import Conflict, Forbidden, Invalid, MissingParameter
 from keycrew.identity import validation
-from keycrew.identity.models import User
+from keycrew.identity.admins import keep_an_admin
+from keycrew.identity.models import User, UserSession
 from keycrew.identity.passwords import MIN_LENGTH, hash_password
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState, UserType
@@ -252,12 +253,15 @@ UPDATABLE = (
 def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
     """An admin changes ``user`` (GitLab's PUT /users/:id). ``changes`` holds only given attributes.
 
-    Internal users (Ghost and the bots) can be changed by nobody. Raises Forbidden, Conflict
+    Internal users (Ghost and the bots) can be changed by nobody, and the last active
+    administrator cannot lose the admin flag (identity/admins.py). Raises Forbidden, Conflict
     (e-mail or username of another user), Invalid (per-field messages).
     """
     _require_admin(ctx)
     if user.is_internal:
         raise Forbidden("Internal users cannot be modified")
+    if changes.get("admin") is False:
+        keep_an_admin(ctx, user, "demoted")
     user = lock_user(ctx, user)
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
@@ -298,8 +302,21 @@ def update_user(ctx: Ctx, user: User, changes: dict[str, Any]) -> User:
         if username is not None and _username_taken(ctx, username, except_id=user.id):
             raise Conflict("Username has already been taken") from None
         raise Invalid("", {"username": ["has already been taken"]}) from None
-    record_update(ctx, Event.USER_UPDATED, user_entity(user), diff)
+    # A new password signs the user out everywhere, as a block does: whoever holds a session opened
+    # with the old one (or stole its cookie) must sign in again.
+    ended = end_sessions(ctx, user) if "password" in diff else 0
+    record_update(
+        ctx, Event.USER_UPDATED, user_entity(user), diff, **({"sessions_ended": ended} if ended else {})
+    )
     return user
+
+
+def end_sessions(ctx: Ctx, user: User) -> int:
+    """End every web session of ``user`` at once (their rows go: each request reads its session
+    from the database, so every worker and node refuses the cookie from now on). Returns how many
+    there were; the caller's audit event says why."""
+    result = ctx.db.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _update_errors(ctx: Ctx, user: User, changes: dict[str, Any]) -> dict[str, list[str]]:

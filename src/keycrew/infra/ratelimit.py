@@ -1,57 +1,282 @@
-"""Failed-authentication throttling per client IP, for the git and registry adapters.
+"""Rate limits: request throttles (GitLab's Rack::Attack) and failed-authentication bans.
 
-Correct credentials are never slowed: only failures count, and a success does not consume the
-budget. After ``limit`` failures within ``window`` seconds an IP is banned for ``ban`` seconds
-(GitLab's git IP ban: 30 failures in 60 s, banned for an hour; our defaults are gentler).
+Both count in a ``RateStore`` (infra/ratestore.py): Redis shared by every worker and node, or the
+process's memory.
+
+Request throttles (``throttle_authenticated_api``, ``throttle_unauthenticated_api``,
+``throttle_authenticated_git_http``) count requests per user (authenticated) or per client IP in
+fixed, epoch-aligned windows of ``period`` seconds; the request that goes over ``limit`` is refused
+with 429 and the headers GitLab sends (``RateLimit-*``, ``Retry-After``).
+
+Failed authentications (``FailedAuthThrottle``): correct credentials are never slowed, only
+failures count. After ``limit`` failures within a ``window``-second window an IP is banned for
+``ban`` seconds (GitLab's git IP ban: 30 failures in 60 s, banned for an hour; our ban is gentler).
 """
 
 from __future__ import annotations
 
+import email.utils
+import logging
+import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from keycrew.infra.ratestore import MemoryStore, RateStore
+
+log = logging.getLogger("keycrew.ratelimit")
+
+AUTHENTICATED_API = "throttle_authenticated_api"
+UNAUTHENTICATED_API = "throttle_unauthenticated_api"
+AUTHENTICATED_GIT_HTTP = "throttle_authenticated_git_http"
 
 
-@dataclass
-class _Record:
-    failures: deque[float] = field(default_factory=deque)
-    banned_until: float = 0.0
+@dataclass(frozen=True)
+class Limit:
+    """``requests`` per ``period`` seconds."""
+
+    requests: int
+    period: int
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A request over its limit: what the 429 carries."""
+
+    headers: dict[str, str]
+    retry_after: int
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    """The throttles' settings (from the instance settings) and the per-user overrides."""
+
+    authenticated_api: Limit | None = None  # None: disabled
+    unauthenticated_api: Limit | None = None
+    authenticated_git_http: Limit | None = None
+    overrides: dict[int, Limit] | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.authenticated_api
+            or self.unauthenticated_api
+            or self.authenticated_git_http
+            or self.overrides
+        )
+
+    def user_limit(self, default: Limit | None, user_id: int) -> Limit | None:
+        """A user's limit for a per-user throttle: their override, else the instance's."""
+        if self.overrides:
+            override = self.overrides.get(user_id)
+            if override is not None:
+                return override
+        return default
+
+
+DISABLED = ThrottleConfig()
+# A counted request: its refusal (None: it may pass) and its RateLimit-* headers.
+Decision = tuple[Throttled | None, dict[str, str]]
+
+
+def rate_headers(name: str, limit: Limit, observed: int, reset: int) -> dict[str, str]:
+    """GitLab's RateLimit-* headers: the limit normalised to a minute, the raw remainder."""
+    return {
+        "RateLimit-Name": name,
+        "RateLimit-Limit": str(math.ceil(limit.requests * 60 / limit.period)),
+        "RateLimit-Observed": str(observed),
+        "RateLimit-Remaining": str(max(limit.requests - observed, 0)),
+        "RateLimit-Reset": str(reset),
+    }
+
+
+class ConfigCache:
+    """The throttles' configuration, loaded by ``load`` and refreshed every ``ttl`` seconds.
+
+    The first ``get`` loads it; later a stale configuration is refreshed in a thread of its own
+    while requests go on with the one they have (a request never waits on the database for it,
+    nor on the event loop). A change committed in this process reloads it at once, in the
+    committing thread (``invalidate``, wired to the session's commit in bootstrap); other
+    processes see it within ``ttl``. If loading fails the previous configuration stays (the limits
+    fail open, never a 500).
+    """
+
+    def __init__(self, load: Callable[[], ThrottleConfig], ttl: float = 5.0) -> None:
+        self.load = load
+        self.ttl = ttl
+        self._config: ThrottleConfig | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+    def get(self) -> ThrottleConfig:
+        config = self._config
+        if config is None:
+            return self.reload()
+        if time.monotonic() >= self._expires and not self._refreshing:
+            with self._lock:
+                if self._refreshing:
+                    return config
+                self._refreshing = True
+            threading.Thread(target=self._refresh, name="keycrew-rate-limits", daemon=True).start()
+        return config
+
+    def _refresh(self) -> None:
+        try:
+            self.reload()
+        finally:
+            self._refreshing = False
+
+    def reload(self) -> ThrottleConfig:
+        """Load the configuration now (the previous one, or none, if that fails)."""
+        try:
+            config = self.load()
+        except Exception as exc:  # the database may be down: keep the last configuration
+            log.warning("rate limit settings could not be read (%s)", type(exc).__name__)
+            config = self._config or DISABLED
+        self._config = config
+        self._expires = time.monotonic() + self.ttl
+        return config
+
+    def invalidate(self) -> None:
+        self.reload()
+
+
+class RateLimiter:
+    """Counts requests against the throttles; shared by the API and git adapters. The ``a``-
+    prefixed methods are for the event loop (a Redis round trip does not hold it up)."""
+
+    def __init__(self, store: RateStore, config: ConfigCache | None = None) -> None:
+        self.store = store
+        self.config = config or ConfigCache(lambda: DISABLED, ttl=3600)
+
+    def _api_throttle(self, user_id: int | None, ip: str | None) -> tuple[str, Limit, str] | None:
+        """Which throttle counts an API request, its limit and the counter's discriminator."""
+        config = self.config.get()
+        if not config.active:
+            return None
+        if user_id is not None:
+            limit = config.user_limit(config.authenticated_api, user_id)
+            return None if limit is None else (AUTHENTICATED_API, limit, f"user:{user_id}")
+        if config.unauthenticated_api is None or ip is None:
+            return None
+        return UNAUTHENTICATED_API, config.unauthenticated_api, f"ip:{ip}"
+
+    def _git_throttle(self, user_id: int) -> tuple[str, Limit, str] | None:
+        config = self.config.get()
+        if not config.active:
+            return None
+        limit = config.user_limit(config.authenticated_git_http, user_id)
+        return None if limit is None else (AUTHENTICATED_GIT_HTTP, limit, f"user:{user_id}")
+
+    @staticmethod
+    def _key(name: str, limit: Limit, discriminator: str) -> str:
+        return f"{name}:{limit.period}:{discriminator}"
+
+    @staticmethod
+    def _decide(name: str, limit: Limit, observed: int, reset: int) -> Decision:
+        """The refusal (None when the request may pass) and the headers to send."""
+        headers = rate_headers(name, limit, observed, reset)
+        if observed <= limit.requests:
+            return None, headers
+        retry_after = max(1, reset - int(time.time()))
+        headers["RateLimit-ResetTime"] = email.utils.formatdate(reset, usegmt=True)
+        headers["Retry-After"] = str(retry_after)
+        return Throttled(headers, retry_after), headers
+
+    def _check(self, throttle: tuple[str, Limit, str] | None) -> Decision | tuple[None, None]:
+        if throttle is None:
+            return None, None
+        name, limit, discriminator = throttle
+        return self._decide(name, limit, *self.store.hit(self._key(name, limit, discriminator), limit.period))
+
+    async def _acheck(self, throttle: tuple[str, Limit, str] | None) -> Decision | tuple[None, None]:
+        if throttle is None:
+            return None, None
+        name, limit, discriminator = throttle
+        counted = await self.store.ahit(self._key(name, limit, discriminator), limit.period)
+        return self._decide(name, limit, *counted)
+
+    def api(self, user_id: int | None, ip: str | None) -> Decision | tuple[None, None]:
+        """Count an API request: per user when authenticated, else per IP."""
+        return self._check(self._api_throttle(user_id, ip))
+
+    async def aapi(self, user_id: int | None, ip: str | None) -> Decision | tuple[None, None]:
+        return await self._acheck(self._api_throttle(user_id, ip))
+
+    def git_http(self, user_id: int) -> Decision | tuple[None, None]:
+        """Count an authenticated git smart HTTP request of ``user_id``."""
+        return self._check(self._git_throttle(user_id))
+
+    async def agit_http(self, user_id: int) -> Decision | tuple[None, None]:
+        return await self._acheck(self._git_throttle(user_id))
 
 
 class FailedAuthThrottle:
-    def __init__(self, limit: int = 30, window: float = 60.0, ban: float = 60.0) -> None:
+    """See the module's docstring; ``aretry_after`` and ``afailed`` are for the event loop."""
+
+    def __init__(
+        self, limit: int = 30, window: float = 60.0, ban: float = 60.0, store: RateStore | None = None
+    ) -> None:
         self.limit = limit
         self.window = window
         self.ban = ban
-        self._records: dict[str, _Record] = {}
-        self._lock = threading.Lock()
+        self.store: RateStore = store if store is not None else MemoryStore()
 
-    def retry_after(self, ip: str | None, now: float | None = None) -> int:
+    @staticmethod
+    def _wait(left: float) -> int:
+        return max(1, math.ceil(left)) if left > 0 else 0
+
+    def retry_after(self, ip: str | None) -> int:
         """Seconds the IP must wait (0: it may try)."""
-        if ip is None:
-            return 0
-        now = time.monotonic() if now is None else now
-        record = self._records.get(ip)
-        if record is None or record.banned_until <= now:
-            return 0
-        return max(1, int(record.banned_until - now + 0.999))
+        return 0 if ip is None else self._wait(self.store.banned_for(f"authban:{ip}"))
 
-    def failed(self, ip: str | None, now: float | None = None) -> None:
+    async def aretry_after(self, ip: str | None) -> int:
+        return 0 if ip is None else self._wait(await self.store.abanned_for(f"authban:{ip}"))
+
+    def failed(self, ip: str | None) -> None:
         if ip is None:
             return
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            record = self._records.setdefault(ip, _Record())
-            record.failures.append(now)
-            while record.failures and record.failures[0] < now - self.window:
-                record.failures.popleft()
-            if len(record.failures) >= self.limit:
-                record.banned_until = now + self.ban
-                record.failures.clear()
-            if len(self._records) > 100_000:  # bounded memory under a spray of addresses
-                self._records.clear()
+        if self.store.count(f"authfail:{ip}", max(1, math.ceil(self.window))) >= self.limit:
+            self.store.ban(f"authban:{ip}", max(1, math.ceil(self.ban)))
+            self.store.clear(f"authfail:{ip}")
+
+    async def afailed(self, ip: str | None) -> None:
+        if ip is None:
+            return
+        if await self.store.acount(f"authfail:{ip}", max(1, math.ceil(self.window))) >= self.limit:
+            await self.store.aban(f"authban:{ip}", max(1, math.ceil(self.ban)))
+            self.store.clear(f"authfail:{ip}")  # rare: once per ban
 
     def reset(self) -> None:
-        with self._lock:
-            self._records.clear()
+        reset = getattr(self.store, "reset", None)
+        if reset is not None:
+            reset()
+
+
+def on_commit_of(
+    sessions: sessionmaker[Session], kinds: tuple[type, ...], callback: Callable[[], None]
+) -> None:
+    """Call ``callback`` after a commit of a session of ``sessions`` that changed a row of ``kinds``
+    (the throttles' settings or overrides: the configuration cache is dropped at once)."""
+
+    def after_flush(session: Session, _context: object) -> None:
+        for row in (*session.new, *session.dirty, *session.deleted):
+            if isinstance(row, kinds):
+                session.info["keycrew.rate_limits_changed"] = True
+                return
+
+    def after_commit(session: Session) -> None:
+        if session.info.pop("keycrew.rate_limits_changed", False):
+            callback()
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop("keycrew.rate_limits_changed", None)
+
+    event.listen(sessions, "after_flush", after_flush)
+    event.listen(sessions, "after_commit", after_commit)
+    event.listen(sessions, "after_soft_rollback", lambda session, _previous: after_rollback(session))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keycrew.db.base import Base, UTCDateTime
@@ -26,4 +26,28 @@ class InstanceSettings(Base):
     max_login_attempts: Mapped[int] = mapped_column(Integer, default=10)
     failed_login_attempts_unlock_period_in_minutes: Mapped[int] = mapped_column(Integer, default=10)
     service_access_tokens_expiration_enforced: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Request throttles (GitLab's names and defaults: off, per hour): per user for authenticated
+    # requests, per IP otherwise.
+    throttle_authenticated_api_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    throttle_authenticated_api_requests_per_period: Mapped[int] = mapped_column(Integer, default=7200)
+    throttle_authenticated_api_period_in_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    throttle_unauthenticated_api_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    throttle_unauthenticated_api_requests_per_period: Mapped[int] = mapped_column(Integer, default=3600)
+    throttle_unauthenticated_api_period_in_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    throttle_authenticated_git_http_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    throttle_authenticated_git_http_requests_per_period: Mapped[int] = mapped_column(Integer, default=3600)
+    throttle_authenticated_git_http_period_in_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class RateLimitOverride(Base):
+    """One user's own request limit (a service account or bot an admin lets do more, or less):
+    it replaces the instance's limit of the per-user throttles (authenticated API, git HTTP)."""
+
+    __tablename__ = "rate_limit_overrides"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    requests_per_period: Mapped[int] = mapped_column(Integer)
+    period_in_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

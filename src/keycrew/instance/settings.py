@@ -9,13 +9,25 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.reads import prepared
 from keycrew.errors import BadParameter, Forbidden
-from keycrew.instance.models import InstanceSettings
+from keycrew.infra.ratelimit import (
+    AUTHENTICATED_API,
+    AUTHENTICATED_GIT_HTTP,
+    UNAUTHENTICATED_API,
+    Limit,
+    ThrottleConfig,
+)
+from keycrew.instance.models import InstanceSettings, RateLimitOverride
+
+# The request throttles an admin sets (GitLab's names, and its rule: integers greater than 0).
+THROTTLES = (AUTHENTICATED_API, UNAUTHENTICATED_API, AUTHENTICATED_GIT_HTTP)
+MAX_INT = 2**31 - 1
 
 
 class Plan(StrEnum):
@@ -47,6 +59,15 @@ class SettingsView(NamedTuple):
     max_login_attempts: int
     failed_login_attempts_unlock_period_in_minutes: int
     service_access_tokens_expiration_enforced: bool
+    throttle_authenticated_api_enabled: bool
+    throttle_authenticated_api_requests_per_period: int
+    throttle_authenticated_api_period_in_seconds: int
+    throttle_unauthenticated_api_enabled: bool
+    throttle_unauthenticated_api_requests_per_period: int
+    throttle_unauthenticated_api_period_in_seconds: int
+    throttle_authenticated_git_http_enabled: bool
+    throttle_authenticated_git_http_requests_per_period: int
+    throttle_authenticated_git_http_period_in_seconds: int
     updated_at: dt.datetime
 
 
@@ -86,8 +107,48 @@ SETTINGS: dict[str, Setting] = {
         Setting("max_login_attempts", int, 1, 100),
         Setting("failed_login_attempts_unlock_period_in_minutes", int, 1, 43200),
         Setting("service_access_tokens_expiration_enforced", bool),
+        *(
+            setting
+            for throttle in THROTTLES
+            for setting in (
+                Setting(f"{throttle}_enabled", bool),
+                Setting(f"{throttle}_requests_per_period", int, 1, MAX_INT),
+                Setting(f"{throttle}_period_in_seconds", int, 1, MAX_INT),
+            )
+        ),
     )
 }
+
+
+def throttle_config(db: Session) -> ThrottleConfig:
+    """The request throttles' settings and every per-user override (``infra.ratelimit``); read
+    by the rate limiter's cache, not per request."""
+    row = db.execute(_SETTINGS_ROW).first()
+    view = SettingsView(**{**_DEFAULTS, "id": 1, "updated_at": None}) if row is None else SettingsView(*row)
+
+    def limit(throttle: str) -> Limit | None:
+        if not getattr(view, f"{throttle}_enabled"):
+            return None
+        return Limit(
+            getattr(view, f"{throttle}_requests_per_period"), getattr(view, f"{throttle}_period_in_seconds")
+        )
+
+    overrides = {
+        user_id: Limit(requests, period)
+        for user_id, requests, period in db.execute(
+            select(
+                RateLimitOverride.user_id,
+                RateLimitOverride.requests_per_period,
+                RateLimitOverride.period_in_seconds,
+            )
+        )
+    }
+    return ThrottleConfig(
+        authenticated_api=limit(AUTHENTICATED_API),
+        unauthenticated_api=limit(UNAUTHENTICATED_API),
+        authenticated_git_http=limit(AUTHENTICATED_GIT_HTTP),
+        overrides=overrides or None,
+    )
 
 
 def read_settings(ctx: Ctx) -> InstanceSettings:

@@ -6,7 +6,7 @@ from keycrew.access.models import Member
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
-from keycrew.instance.models import InstanceSettings
+from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.namespaces.models import Namespace, Project, Route
 from keycrew.packages.models import Package, PackageFile
 from keycrew.records.models import Issue, Note
@@ -25,6 +25,7 @@ __all__ = [
     "PackageFile",
     "PersonalAccessToken",
     "Project",
+    "RateLimitOverride",
     "Route",
     "User",
     "UserSession",

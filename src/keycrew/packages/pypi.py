@@ -111,12 +111,12 @@ def _checked(upload: PypiUpload, staged: StagedFile) -> PypiUpload:
     if not names.valid_file_name(upload.file_name):
         raise Invalid("Validation failed: File name is invalid")
     if upload.sha256_digest is not None:
-        if not names.SHA256.match(upload.sha256_digest):
+        if not names.SHA256.fullmatch(upload.sha256_digest):
             raise BadParameter("sha256_digest is invalid")
         if not hmac.compare_digest(upload.sha256_digest.lower(), staged.sha256):
             raise Invalid("Validation failed: Sha256 digest does not match the uploaded file")
     if upload.md5_digest is not None:
-        if not names.MD5.match(upload.md5_digest):
+        if not names.MD5.fullmatch(upload.md5_digest):
             raise BadParameter("md5_digest is invalid")
         if not hmac.compare_digest(upload.md5_digest.lower(), staged.md5):
             raise Invalid("Validation failed: Md5 digest does not match the uploaded file")
@@ -267,7 +267,7 @@ def pypi_package_files(ctx: Ctx, project: Project, name: str) -> tuple[str, list
 def pypi_download(ctx: Ctx, store: PackageStore, project: Project, sha256: str, file_name: str) -> Download:
     """The file ``file_name`` with digest ``sha256`` of a PyPI package of ``project``.
     Raises NotFound("Package") when there is none."""
-    if not names.SHA256.match(sha256):
+    if not names.SHA256.fullmatch(sha256):
         raise NotFound("Package")
     found = ctx.db.scalars(
         select(PackageFile)

@@ -3,7 +3,9 @@
 HTTP Basic credentials as for git (a token as the password, or a deploy token with its exact
 username); none at all is an anonymous client, who may pull public images. Errors use the
 registry's JSON shape, ``{"errors": [{"code", "message"}]}``, mapped here in one place:
-bad credentials 401 (and they count toward the per-IP failed-authentication throttle, 429), a
+bad credentials 401 (and they count toward the per-IP failed-authentication throttle, 429; a
+wrong password also toward its account's lock, and a locked account is refused like a wrong
+password), a
 blocked or internal user or a credential without registry scopes 403, an unknown service 404.
 """
 
@@ -17,11 +19,18 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from keycrew.bootstrap import Runtime
+from keycrew.context import Actor
 from keycrew.errors import Forbidden, KeycrewError, Unauthenticated
 from keycrew.instance.models import InstanceSettings
 from keycrew.registry import keys
 from keycrew.registry.tokens import TooManyScopes, authorize, has_registry_ability, parse_scopes, sign
-from keycrew.tokens.basic import Credential, authenticate_basic, decode_basic
+from keycrew.tokens.basic import (
+    Credential,
+    PasswordRejected,
+    authenticate_basic,
+    count_failed_password,
+    decode_basic,
+)
 
 log = logging.getLogger("keycrew.registry")
 
@@ -72,7 +81,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _authenticate(runtime: Runtime, db: Session, request: Request, today: dt.date) -> Credential:
+def _authenticate(runtime: Runtime, db: Session, request: Request, now: dt.datetime) -> Credential:
     username, password = basic_credentials(request)
     # GitLab's registry login follows git's: passwords only while that setting allows them.
     instance = db.get(InstanceSettings, 1)
@@ -81,9 +90,10 @@ def _authenticate(runtime: Runtime, db: Session, request: Request, today: dt.dat
         runtime.instance.secret_key,
         username,
         password,
-        today,
+        now.date(),
         password_auth_enabled=instance is None or instance.password_authentication_enabled_for_git,
         instance_prefix=runtime.instance.token_prefix,
+        now=now,
     )
 
 
@@ -101,7 +111,7 @@ def jwt_auth(request: Request) -> JSONResponse:
         with runtime.sessions() as db:
             db.connection(execution_options={"sqlite_begin": "DEFERRED"})
             try:
-                credential = _authenticate(runtime, db, request, now.date())
+                credential = _authenticate(runtime, db, request, now)
             except Unauthenticated:
                 throttle.failed(ip)
                 raise
@@ -117,6 +127,11 @@ def jwt_auth(request: Request) -> JSONResponse:
                 raise NoScopes()
             access = authorize(db, credential, requests, now.date())
             subject = credential.label if not credential.is_anonymous else ""
+    except PasswordRejected as failure:
+        # A wrong password counts toward its account's lock, as on the sign-in form.
+        with runtime.sessions() as db, db.begin():
+            count_failed_password(runtime.ctx(db, Actor(user=None, ip=ip, via="registry")), failure)
+        return to_response(failure)
     except KeycrewError as exc:
         return to_response(exc)
     if credential.token is not None and runtime.usage is not None:

@@ -51,6 +51,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    os.fchmod(fd, mode)  # the mode asked for, whatever the umask (the certificate is public)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -65,6 +66,7 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    os.fchmod(fd, mode)  # the mode asked for, whatever the umask (the certificate is public)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

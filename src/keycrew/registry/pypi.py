@@ -23,7 +23,7 @@ from typing import Any, cast
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +49,11 @@ BASE = "/projects/{project_ref}/packages/pypi"
 FIELDS_LIMIT = 1024 * 1024
 # File data is written to disk in pieces of about this size, off the event loop.
 WRITE_BATCH = 1024 * 1024
+# Bounds on the multipart structure, whatever python-multipart's own: the headers of one part
+# (their bytes and their number) and the parts of a form (twine sends about thirty).
+PART_HEADERS_LIMIT = 8 * 1024
+PART_HEADER_COUNT = 16
+PARTS_LIMIT = 1000
 # The form fields twine sends that the registry reads; every other one is ignored.
 KEPT_FIELDS = (
     "name",
@@ -274,6 +279,8 @@ class FormReader:
         self._headers: dict[bytes, bytes] = {}
         self._header_field = b""
         self._header_value = b""
+        self._header_bytes = 0
+        self._parts = 0
         self._name: str | None = None
         self._in_file = False
         self._value = bytearray()
@@ -300,15 +307,28 @@ class FormReader:
         return data
 
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > PARTS_LIMIT:
+            raise BadParameter("The request body has too many parts")
         self._headers, self._name, self._in_file, self._value = {}, None, False, bytearray()
+        self._header_bytes = 0
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > PART_HEADERS_LIMIT:
+            raise BadParameter("The headers of a part are too large")
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_field += data[start:end]
 
     def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:
+        if len(self._headers) >= PART_HEADER_COUNT:
+            raise BadParameter("A part has too many headers")
         self._headers[self._header_field.lower()] = self._header_value
         self._header_field, self._header_value = b"", b""
 
@@ -349,7 +369,10 @@ async def receive_form(request: Request, staged: StagedFile) -> pypi.PypiUpload:
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     reader = FormReader()
     if content_type == b"multipart/form-data" and options.get(b"boundary"):
-        parser = MultipartParser(options[b"boundary"], cast(Any, reader.callbacks()))
+        try:
+            parser = MultipartParser(options[b"boundary"], cast(Any, reader.callbacks()))
+        except FormParserError:  # a boundary python-multipart refuses (too long)
+            raise BadParameter("The request body is not valid multipart/form-data") from None
         try:
             async for chunk in request.stream():
                 parser.write(chunk)

@@ -124,6 +124,7 @@ def authorize_git(
         ctx.today(),
         password_auth_enabled=settings.password_authentication_enabled_for_git,
         instance_prefix=ctx.instance.token_prefix,
+        now=ctx.now(),
     )
     actor = _actor(credential, ctx.actor.ip)
     project = _project_by_path(ctx, full_path)

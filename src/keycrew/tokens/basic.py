@@ -3,7 +3,9 @@
 First match wins, as GitLab's find_for_git_client: the password is a personal access token
 (personal, impersonation, project/group bot or service-account token; any non-empty username)
 → a deploy token (the username must be the token's, exactly) → a human's username and password
-(unless password authentication for git is disabled, or the password looks like a token). Every
+(unless password authentication for git is disabled, or the password looks like a token; a
+wrong password counts toward the account's lock, as on the sign-in form, and a locked account is
+refused whatever the password). Every
 other case fails alike: unknown, malformed, expired, revoked and wrong-username credentials
 cannot be told apart by the caller.
 """
@@ -18,10 +20,14 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from keycrew.context import Ctx
 from keycrew.errors import Forbidden, Unauthenticated
+from keycrew.identity import sign_in
+from keycrew.identity.lockout import is_locked
 from keycrew.identity.models import User
 from keycrew.identity.passwords import verify_password
 from keycrew.identity.types import UserState, UserType
+from keycrew.instance.models import InstanceSettings
 from keycrew.tokens import secrets
 from keycrew.tokens.authentication import MAX_TOKEN_LENGTH, find_by_digest
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
@@ -60,6 +66,15 @@ class Credential:
 
 
 ANONYMOUS = Credential()
+
+
+class PasswordRejected(Unauthenticated):
+    """A wrong password for an account that signs in: refused as any failure, and counted toward
+    the account's lock by the adapter (``count_failed_password``)."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__()
+        self.user_id = user_id
 
 
 def decode_basic(authorization: str) -> tuple[str, str] | None:
@@ -104,11 +119,14 @@ def authenticate_basic(
     *,
     password_auth_enabled: bool = True,
     instance_prefix: str = "",
+    now: dt.datetime | None = None,
 ) -> Credential:
     """Resolve Basic credentials (see the module docstring). No credentials → ANONYMOUS.
 
-    Raises Unauthenticated for anything that does not match, Forbidden when it matches a user who
-    may not use git (blocked, deactivated, internal).
+    Raises Unauthenticated for anything that does not match, or a password for a locked account
+    (right or wrong: GitLab's access_locked users may not log in); PasswordRejected (an
+    Unauthenticated) for a wrong password of an account that signs in, which the adapter counts;
+    Forbidden when it matches a user who may not use git (blocked, deactivated, internal).
     """
     if not username and not password:
         return ANONYMOUS
@@ -139,10 +157,22 @@ def authenticate_basic(
     user = db.scalars(
         select(User).where(or_(User.username_lower == username.lower(), User.email == username.lower()))
     ).first()
-    if user is None or not verify_password(user.password_digest, password):
-        raise Unauthenticated()
-    if user.type is not UserType.HUMAN:
+    # The password is checked in every case, so timing does not tell the cases apart either.
+    correct = verify_password(None if user is None else user.password_digest, password)
+    if user is None or user.type is not UserType.HUMAN:
         # Bots and service accounts have no password sign-in; internal users none at all.
         raise Unauthenticated()
+    settings = db.get(InstanceSettings, 1)
+    if settings is not None and is_locked(user, settings, now or dt.datetime.now(dt.UTC)):
+        # A locked account is refused like a wrong password, whether this one was right or not.
+        raise Unauthenticated()
+    if not correct:
+        raise PasswordRejected(user.id)
     check_user_may_use_git(user)
     return Credential(user=user)
+
+
+def count_failed_password(ctx: Ctx, failure: PasswordRejected) -> None:
+    """Count a wrong Basic password toward its account's lock (the web sign-in's rule), in the
+    caller's own write transaction (the authentication's is a read)."""
+    sign_in.count_failed_password(ctx, failure.user_id)

@@ -265,11 +265,45 @@ def descendants(ctx: Ctx, token: PersonalAccessToken) -> list[PersonalAccessToke
     return found
 
 
+# How long after its rotation a token presented to a rotate endpoint again is taken for the loser
+# of a concurrent rotation (refused, nothing else) rather than a leaked value (its family revoked).
+ROTATION_GRACE = dt.timedelta(seconds=30)
+
+
+def rotated_moments_ago(ctx: Ctx, token: PersonalAccessToken) -> bool:
+    """Whether ``token`` was rotated less than ``ROTATION_GRACE`` ago and its one successor is
+    still live and not rotated further: what a client racing its own rotation sees (the requests
+    that lost the race to the winning rotation present the token it just revoked)."""
+    if token.revoked_at is None or ctx.now() - token.revoked_at > ROTATION_GRACE:
+        return False
+    children = list(
+        ctx.db.scalars(
+            select(PersonalAccessToken).where(
+                PersonalAccessToken.previous_personal_access_token_id == token.id
+            )
+        ).all()
+    )
+    return len(children) == 1 and not children[0].revoked
+
+
 def revoke_family(ctx: Ctx, token: PersonalAccessToken) -> list[int]:
     """Reuse detection: a revoked token came back to a rotate endpoint; revoke its live descendants.
 
-    Returns the ids revoked. Attributed to the token's owner, with the caller's IP in the event.
+    Except within ``ROTATION_GRACE`` of its rotation while its successor is the live end of the
+    family (``rotated_moments_ago``): the losers of a concurrent rotation are refused (401) and
+    the winner keeps its new token. A value replayed later, or after the successor was rotated
+    or revoked in turn, still takes the family down, as GitLab's reuse detection does.
+
+    The owner's row is locked first (the lock order of docs/development.md), so that concurrent
+    detections and rotations of one family queue up. Returns the ids revoked. Attributed to the
+    token's owner, with the caller's IP in the event.
     """
+    if rotated_moments_ago(ctx, token):
+        return []  # the common case of a race's losers: no lock to wait for
+    lock_user(ctx, owner_of(ctx, token))
+    ctx.db.refresh(token)
+    if rotated_moments_ago(ctx, token):
+        return []
     revoked_ids: list[int] = []
     for child in descendants(ctx, token):
         if not child.revoked:

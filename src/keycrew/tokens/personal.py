@@ -11,7 +11,7 @@ from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID, record_id
 from keycrew.db.listings import Listing
 from keycrew.db.reads import prepared
-from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
+from keycrew.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import user_entity
@@ -19,7 +19,7 @@ from keycrew.tokens import lifecycle
 from keycrew.tokens.expiry import check_expiry, expiry_policy, service_account_token_expiry
 from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
 from keycrew.tokens.models import PersonalAccessToken
-from keycrew.tokens.scopes import ADMIN_SCOPES, ALL_SCOPES, NON_ADMIN_SCOPES
+from keycrew.tokens.scopes import grantable_scopes
 from keycrew.tokens.views import TOKEN_COLUMNS, PersonalAccessTokenView, read_token
 
 # A token row or its view: the rules of who may see a token are the same for both.
@@ -52,8 +52,6 @@ def create_personal_access_token(
         raise Forbidden("This action cannot be performed by internal users")
     if user.is_blocked:
         raise Forbidden("The user is blocked")
-    if not user.admin and any(s in ADMIN_SCOPES for s in scopes):
-        raise BadParameter("scopes does not have a valid value")
     return issue_personal_token(
         ctx, user, name=name, scopes=scopes, expires_at=expires_at, description=description, value=value
     )
@@ -72,8 +70,10 @@ def issue_personal_token(
 ) -> IssuedToken:
     """Issue a personal access token once the caller has decided who may: any personal-token scope,
     the expiry of the owner's kind (a service account's may live forever when the instance allows
-    it), its token.created event on the owner."""
-    scopes = check_scopes(scopes, ALL_SCOPES)
+    it), its token.created event on the owner. Admin-only scopes follow ``grantable_scopes``."""
+    scopes = check_scopes(
+        scopes, grantable_scopes(creator_admin=_creator_is_admin(ctx), owner_admin=user.admin)
+    )
     if user.type is UserType.SERVICE_ACCOUNT:
         expiry = service_account_token_expiry(ctx, expires_at)
     else:
@@ -144,8 +144,10 @@ def _personal_tokens(scope: str) -> Select[Any]:
 
 
 def find_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
-    """A token the actor owns (or any, for admins). Missing or not the actor's: admins get
-    NotFound, others Unauthenticated, so that ids cannot be probed."""
+    """A personal token the actor owns (or any, for admins). Missing or not the actor's: admins
+    get NotFound, others Unauthenticated, so that ids cannot be probed. Impersonation tokens are
+    not personal tokens (GitLab's finder excludes them): NotFound for everyone, their user
+    included; admins manage them under /users/:id/impersonation_tokens."""
     return _visible(ctx, ctx.db.get(PersonalAccessToken, token_id) if 0 < token_id <= MAX_ID else None)
 
 
@@ -157,6 +159,8 @@ def read_personal_token(ctx: Ctx, token_id: int) -> PersonalAccessTokenView:
 def _visible(ctx: Ctx, token: Token | None) -> Token:
     actor = ctx.actor
     assert actor.facts is not None
+    if token is not None and token.impersonation:
+        raise NotFound("Personal Access Token")
     if token is None or (not actor.is_admin and token.user_id != actor.facts.id):
         if actor.is_admin:
             raise NotFound("Personal Access Token")
@@ -211,9 +215,7 @@ def create_impersonation_token(
         raise Forbidden("This action cannot be performed by internal users")
     if user.is_blocked:
         raise Forbidden("The user is blocked")
-    scopes = check_scopes(scopes, ALL_SCOPES)
-    if not user.admin and any(s in ADMIN_SCOPES for s in scopes):
-        raise BadParameter("scopes does not have a valid value")
+    scopes = check_scopes(scopes, grantable_scopes(creator_admin=True, owner_admin=user.admin))
     expires_at = check_expiry(ctx, expires_at)
     return issue_audited(
         ctx, user, user_entity(user), name=name, scopes=scopes, expires_at=expires_at, impersonation=True
@@ -274,7 +276,12 @@ def _impersonation(token: Token | None, user_id: int) -> Token:
 def own_token_scopes(user: User) -> tuple[str, ...]:
     """The scopes a signed-in person may give a token of their own: every non-admin scope, and
     the admin ones for administrators (GitLab's UI; the API's self-service create is narrower)."""
-    return ALL_SCOPES if user.admin else NON_ADMIN_SCOPES
+    return grantable_scopes(creator_admin=user.admin, owner_admin=user.admin)
+
+
+def _creator_is_admin(ctx: Ctx) -> bool:
+    """Whether the actor may give admin-only scopes: an administrator, or the system (the CLI)."""
+    return ctx.actor.via == "system" or ctx.actor.is_admin
 
 
 def _signed_in_person(ctx: Ctx) -> User:

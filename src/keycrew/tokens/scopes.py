@@ -184,3 +184,11 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
 def described(scopes: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
     """(scope, description) pairs for a form's checkboxes, in the order given."""
     return [(scope, SCOPE_DESCRIPTIONS.get(scope, "")) for scope in scopes]
+
+
+def grantable_scopes(*, creator_admin: bool, owner_admin: bool) -> tuple[str, ...]:
+    """The scopes a personal, impersonation or service-account token may be given: the admin-only
+    ones (sudo, admin_mode, read_service_ping) only by an administrator (or the system) to a token
+    of an administrator. So a group Owner or project Maintainer never mints them for a service
+    account, and no form offers them to a non-admin. The one rule every creation path applies."""
+    return ALL_SCOPES if creator_admin and owner_admin else NON_ADMIN_SCOPES

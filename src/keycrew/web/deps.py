@@ -2,8 +2,12 @@
 
 Every page takes ``page: Page = page_dep()``; every form handler takes ``page: Page = form_dep()``,
 which refuses the request (403) unless it carries the CSRF token of its session and comes from
-this site. Like the API's, the dependency opens a session and a transaction, hands the route a
-``Ctx`` whose actor is the signed-in person (``via="web"``, no token scopes), and commits when the
+this site. A form's body is read only after the checks that need none (its origin, a CSRF cookie
+to bind a token to, a CSRF header if one is sent) and only up to ``KEYCREW_WEB_FORM_MAX_SIZE``:
+a bigger one is refused (413) before it is buffered, whether it declares its length or is chunked.
+
+Like the API's, the dependency opens a session and a transaction, hands the route a ``Ctx`` whose
+actor is the signed-in person (``via="web"``, no token scopes), and commits when the
 route returns or rolls back when it raises.
 """
 
@@ -18,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message
 
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
@@ -53,6 +58,10 @@ class SignInRequired(Exception):
 
 class CsrfRefused(Exception):
     """A form arrived without the CSRF token of its session, or from another site."""
+
+
+class FormTooLarge(Exception):
+    """A form's body is bigger than the UI accepts: refused (413) without reading the rest."""
 
 
 @dataclass
@@ -147,13 +156,7 @@ class Page:
 
     def _finish(self, response: Response) -> None:
         response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        )
+        response.headers.update(security.SECURITY_HEADERS)
         if self.flash is not None and not any(c.name == security.FLASH_COOKIE for c in self._cookies):
             self._cookies.append(_Cookie(security.FLASH_COOKIE, None))
         for cookie in self._cookies:
@@ -201,9 +204,64 @@ def _same_origin(request: Request) -> bool:
     return parts.scheme == request.url.scheme and parts.netloc == request.url.netloc
 
 
+def _bindings(request: Request) -> list[str]:
+    """What a CSRF token of this visitor could be bound to, from its cookies alone (the session is
+    looked up later, in the request's transaction)."""
+    found = []
+    if value := request.cookies.get(security.SESSION_COOKIE):
+        found.append("session:" + value)
+    if seed := request.cookies.get(security.CSRF_COOKIE):
+        found.append("anonymous:" + seed)
+    return found
+
+
+def _check_before_body(request: Request, runtime: Runtime) -> None:
+    """Refuse a form on what its head says, before its body is read: from another site, without a
+    cookie a CSRF token could be bound to, or with a wrong CSRF header (403); declaring a length
+    past the cap (413)."""
+    bindings = _bindings(request)
+    if not _same_origin(request) or not bindings:
+        raise CsrfRefused
+    header = request.headers.get(security.CSRF_HEADER)
+    secret = runtime.instance.secret_key
+    if header is not None and not any(security.csrf_valid(secret, b, header) for b in bindings):
+        raise CsrfRefused
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > runtime.settings.web_form_max_size:
+        raise FormTooLarge
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The body, read up to ``limit`` bytes: past it, FormTooLarge (the rest is never buffered)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FormTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def form_data(request: Request) -> FormData:
-    """The posted form, with repeated fields (checkboxes) kept as lists."""
-    return FormData(await request.form())
+    """The posted form, with repeated fields (checkboxes) kept as lists; read only once the checks
+    that need no body passed, and only up to the UI's cap."""
+    runtime = runtime_of(request)
+    _check_before_body(request, runtime)
+    limit = runtime.settings.web_form_max_size
+    body = await _bounded_body(request, limit)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    # The UI has no file uploads: a form is fields only, each within the cap.
+    form = await Request(request.scope, replay).form(max_files=0, max_fields=1000, max_part_size=limit)
+    return FormData(form)
 
 
 class FormData:

@@ -8,8 +8,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keycrew import errors
-from keycrew.web.deps import CsrfRefused, SignInRequired, sign_in_url
-from keycrew.web.security import CSRF_FIELD
+from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired, sign_in_url
+from keycrew.web.security import CSRF_FIELD, SECURITY_HEADERS
 from keycrew.web.templating import render_template
 
 # Paths that belong to machines, never to the UI: their errors stay JSON (or git's own).
@@ -96,7 +96,8 @@ def error_page(request: Request, status: int, heading: str, message: str) -> HTM
             "message": message,
         },
     )
-    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    # The headers are set here too: a 500 page is made outside the UI's middleware.
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **SECURITY_HEADERS})
 
 
 HEADINGS = {
@@ -105,6 +106,7 @@ HEADINGS = {
     404: "Page not found",
     405: "Not allowed",
     409: "Conflict",
+    413: "Too large",
     422: "That did not work",
     500: "Something went wrong",
 }
@@ -140,3 +142,7 @@ def csrf_refused(request: Request, _exc: CsrfRefused) -> HTMLResponse:
         "The form could not be verified",
         "It was not sent from a page of this site, or the page was too old. Reload the page and try again.",
     )
+
+
+def form_too_large(request: Request, _exc: FormTooLarge) -> HTMLResponse:
+    return error_page(request, 413, HEADINGS[413], "The form sent more than this site accepts.")

@@ -34,6 +34,16 @@ FLASH_COOKIE = "_keycrew_flash"
 CSRF_FIELD = "authenticity_token"  # Rails' name, as GitLab's forms use
 CSRF_HEADER = "x-csrf-token"
 FLASH_LIFETIME = 60  # seconds
+# What every response of the web UI carries, its error pages and redirects included.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
 
 
 def _key(secret_key: bytes, purpose: str) -> bytes:

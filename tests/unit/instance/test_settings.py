@@ -29,12 +29,27 @@ DEFAULTS = {
     "max_login_attempts": 10,
     "failed_login_attempts_unlock_period_in_minutes": 10,
     "service_access_tokens_expiration_enforced": True,
+    # Request throttles: GitLab's defaults, off, with hourly windows.
+    "throttle_authenticated_api_enabled": False,
+    "throttle_authenticated_api_requests_per_period": 7200,
+    "throttle_authenticated_api_period_in_seconds": 3600,
+    "throttle_unauthenticated_api_enabled": False,
+    "throttle_unauthenticated_api_requests_per_period": 3600,
+    "throttle_unauthenticated_api_period_in_seconds": 3600,
+    "throttle_authenticated_git_http_enabled": False,
+    "throttle_authenticated_git_http_requests_per_period": 3600,
+    "throttle_authenticated_git_http_period_in_seconds": 3600,
 }
 BOUNDS = {
     "max_personal_access_token_lifetime": (1, 400),
     "inactive_resource_access_tokens_delete_after_days": (0, 3650),
     "max_login_attempts": (1, 100),
     "failed_login_attempts_unlock_period_in_minutes": (1, 43200),
+    **{
+        f"throttle_{kind}_{name}": (1, 2**31 - 1)
+        for kind in ("authenticated_api", "unauthenticated_api", "authenticated_git_http")
+        for name in ("requests_per_period", "period_in_seconds")
+    },
 }
 
 

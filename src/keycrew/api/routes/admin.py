@@ -1,4 +1,4 @@
-"""/api/v4 routes: application settings and the admin token API."""
+"""/api/v4 routes: application settings, the admin token API, and per-user rate-limit overrides."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from fastapi import APIRouter, Response
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import day, iso
 from keycrew.context import Ctx
-from keycrew.instance.models import InstanceSettings
+from keycrew.identity import rate_limits
+from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.instance.settings import SETTINGS, read_settings, update_settings
 from keycrew.tokens import admin as token_admin
 from keycrew.tokens import secrets
@@ -38,7 +39,9 @@ def put_settings(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[st
     for name, setting in SETTINGS.items():
         if not params.has(name):
             continue
-        changes[name] = params.boolean(name) if setting.kind is bool else params.integer(name)
+        value = params.boolean(name) if setting.kind is bool else params.integer(name)
+        if value is not None:  # a blank value ("name=") is no value, as Params reads it
+            changes[name] = value
     return _settings_entity(ctx, update_settings(ctx, changes))
 
 
@@ -75,12 +78,44 @@ def _token_record(found: PersonalAccessToken | DeployToken) -> dict[str, Any]:
     }
 
 
-@router.post("/admin/token")
+# GitLab answers 422 for a value that is no token of a known kind.
+@router.post("/admin/token", responses={422: {"description": "Unsupported token type"}})
 def identify_token(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
     return _token_record(token_admin.identify(ctx, params.req_text("token")))
 
 
-@router.delete("/admin/token", status_code=204)
+@router.delete("/admin/token", status_code=204, responses={422: {"description": "Unsupported token type"}})
 def revoke_token(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Response:
     token_admin.revoke_by_value(ctx, params.req_text("token"))
+    return Response(status_code=204)
+
+
+# -- per-user rate-limit overrides (a keycrew extension: GitLab has no API for this) -------------
+
+
+def _override_entity(row: RateLimitOverride) -> dict[str, Any]:
+    return {
+        "user_id": row.user_id,
+        "requests_per_period": row.requests_per_period,
+        "period_in_seconds": row.period_in_seconds,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+@router.get("/users/{user_id}/rate_limit")
+def get_rate_limit(user_id: int, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    return _override_entity(rate_limits.read_override(ctx, user_id))
+
+
+@router.put("/users/{user_id}/rate_limit")
+def put_rate_limit(user_id: int, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    requests = params.req_integer("requests_per_period")
+    period = params.integer("period_in_seconds")
+    return _override_entity(rate_limits.set_override(ctx, user_id, requests, period))
+
+
+@router.delete("/users/{user_id}/rate_limit", status_code=204)
+def delete_rate_limit(user_id: int, ctx: Ctx = api_ctx()) -> Response:
+    rate_limits.remove_override(ctx, user_id)
     return Response(status_code=204)

@@ -1,4 +1,7 @@
-"""/version, /metadata, /user."""
+"""/version, /metadata, /user.
+
+/version and /metadata need a token, as GitLab's (a read_user token will do); no session is opened.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keycrew import GITLAB_COMPAT_VERSION, __version__
-from keycrew.api.deps import api_ctx
+from keycrew.api.deps import api_ctx, principal_dep
 from keycrew.api.entities import JSON, base_url
 from keycrew.api.entities.users import user_detail
 from keycrew.context import Ctx
 from keycrew.errors import Unauthenticated
+from keycrew.tokens.principal import Principal
 
 router = APIRouter()
 
@@ -26,19 +30,22 @@ VERSION = {
 }
 
 
+METADATA = {
+    "version": GITLAB_COMPAT_VERSION,
+    "revision": REVISION,
+    "kas": {"enabled": False, "externalUrl": None, "externalK8sProxyUrl": None, "version": None},
+    "enterprise": True,
+}
+
+
 @router.get("/version")
-async def version() -> Response:
+async def version(_principal: Principal = principal_dep(read_user=True)) -> Response:
     return JSON(VERSION)
 
 
 @router.get("/metadata")
-def metadata(ctx: Ctx = api_ctx()) -> dict[str, Any]:
-    return {
-        "version": GITLAB_COMPAT_VERSION,
-        "revision": REVISION,
-        "kas": {"enabled": False, "externalUrl": None, "externalK8sProxyUrl": None, "version": None},
-        "enterprise": True,
-    }
+async def metadata(_principal: Principal = principal_dep(read_user=True)) -> Response:
+    return JSON(METADATA)
 
 
 @router.get("/user")

@@ -236,43 +236,43 @@ def _action(ctx: Ctx, user_id: int, action: Callable[[Ctx, User], Any]) -> JSONR
     return JSONResponse(action(ctx, find_user(ctx, user_id)), status_code=201)
 
 
-@router.post("/users/{user_id}/block")
+@router.post("/users/{user_id}/block", status_code=201)
 def block(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     return _action(ctx, user_id, lifecycle.block_user)
 
 
-@router.post("/users/{user_id}/unblock")
+@router.post("/users/{user_id}/unblock", status_code=201)
 def unblock(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     return _action(ctx, user_id, lifecycle.unblock_user)
 
 
-@router.post("/users/{user_id}/ban")
+@router.post("/users/{user_id}/ban", status_code=201)
 def ban(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     return _action(ctx, user_id, lifecycle.ban_user)
 
 
-@router.post("/users/{user_id}/unban")
+@router.post("/users/{user_id}/unban", status_code=201)
 def unban(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     return _action(ctx, user_id, lifecycle.unban_user)
 
 
-@router.post("/users/{user_id}/deactivate")
+@router.post("/users/{user_id}/deactivate", status_code=201)
 def deactivate(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     return _action(ctx, user_id, lifecycle.deactivate_user)
 
 
-@router.post("/users/{user_id}/activate")
+@router.post("/users/{user_id}/activate", status_code=201)
 def activate(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     return _action(ctx, user_id, lifecycle.activate_user)
 
 
-@router.post("/users/{user_id}/approve")
+@router.post("/users/{user_id}/approve", status_code=201)
 def approve(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
     # GitLab looks the user up first (404), then lets the service refuse non-admins (403).
     return JSONResponse(lifecycle.approve_user(ctx, find_user(ctx, user_id)), status_code=201)
 
 
-@router.post("/users/{user_id}/reject")
+@router.post("/users/{user_id}/reject", status_code=201)
 def reject(user_id: int, request: Request, ctx: Ctx = api_ctx()) -> JSONResponse:
     user = find_user(ctx, user_id)
     body = user_public(user, base_url(request))

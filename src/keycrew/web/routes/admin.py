@@ -21,7 +21,7 @@ from keycrew.audit import queries as audit
 from keycrew.audit.events import Event
 from keycrew.context import Ctx
 from keycrew.errors import KeycrewError, NotFound
-from keycrew.identity import lifecycle
+from keycrew.identity import lifecycle, rate_limits
 from keycrew.identity.lockout import is_locked, locked_until
 from keycrew.identity.models import User
 from keycrew.identity.queries import (
@@ -40,7 +40,7 @@ from keycrew.identity.types import UserType
 from keycrew.instance.settings import SETTINGS, instance_settings, read_settings, update_settings
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
-from keycrew.tokens.scopes import ALL_SCOPES, described
+from keycrew.tokens.scopes import described, grantable_scopes
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
@@ -187,6 +187,12 @@ def _show_user(page: Page, user: User, *, status: int = 200, error: str | None =
         billable=is_billable(ctx, user),
         actions=[a.value for a in admin_actions(ctx, user)],
         dormant_days=lifecycle.DORMANT_AFTER_DAYS,
+        rate_limit=rate_limits.overrides(ctx, [user.id]).get(user.id),
+        default_rate_limit=(
+            settings.throttle_authenticated_api_requests_per_period,
+            settings.throttle_authenticated_api_period_in_seconds,
+            settings.throttle_authenticated_api_enabled,
+        ),
         error=error,
     )
 
@@ -210,6 +216,44 @@ STATE_ACTIONS: dict[str, tuple[Callable[[Ctx, User], Any], str, str]] = {
     AdminAction.ACTIVATE: (lifecycle.activate_user, "@{} has been activated.", "@{} was already active."),
     AdminAction.UNLOCK: (unlock_user, "@{} has been unlocked.", "@{} was not locked."),
 }
+
+
+@router.post("/users/{username}/rate_limit")
+def set_rate_limit(username: str, page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
+    """Give the user a request limit of their own (or change it); audited."""
+    ctx = _admin(page)
+    user = find_user_by_username(ctx, username)
+    values = [form.text("requests_per_period"), form.text("period_in_seconds")]
+    if not all(v and v.isascii() and v.isdigit() and len(v) <= 10 for v in values):
+        return _show_user(page, user, status=400, error="The limit and the period must be whole numbers.")
+    requests, period = (int(v) for v in values if v)
+    try:
+        with page.savepoint():
+            rate_limits.set_override(ctx, user.id, requests, period)
+    except KeycrewError as exc:
+        return _show_user(
+            page, find_user_by_username(ctx, username), status=status_of(exc), error=describe(exc)
+        )
+    return page.notice(
+        f"/admin/users/{user.username}", f"@{user.username} has a rate limit of their own now."
+    )
+
+
+@router.post("/users/{username}/rate_limit/delete")
+def remove_rate_limit(username: str, page: Page = form_dep()) -> Response:
+    """Drop the user's own limit: the instance's limits apply again; audited."""
+    ctx = _admin(page)
+    user = find_user_by_username(ctx, username)
+    try:
+        with page.savepoint():
+            rate_limits.remove_override(ctx, user.id)
+    except KeycrewError as exc:
+        return _show_user(
+            page, find_user_by_username(ctx, username), status=status_of(exc), error=describe(exc)
+        )
+    return page.notice(
+        f"/admin/users/{user.username}", f"@{user.username} has the instance's rate limits again."
+    )
 
 
 @router.post("/users/{username}/delete")
@@ -340,7 +384,7 @@ def _show_account(
         base_url=f"/admin/service_accounts/{account.id}",
         active=active,
         inactive=inactive,
-        scope_choices=described(ALL_SCOPES),
+        scope_choices=described(grantable_scopes(creator_admin=True, owner_admin=account.admin)),
         form=form,
         min_date=policy.earliest.isoformat(),
         max_date=policy.latest.isoformat(),
@@ -542,6 +586,24 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         "Allow passwords for Git over HTTP and the registries",
         "When off, only access tokens work as the password.",
     ),
+    **{
+        f"{throttle}_{suffix}": (f"Rate limits: {title}", label, hint)
+        for throttle, title, who in (
+            ("throttle_authenticated_api", "authenticated API", "each user (the token's owner)"),
+            ("throttle_unauthenticated_api", "unauthenticated API", "each client address"),
+            ("throttle_authenticated_git_http", "authenticated Git over HTTP", "each user"),
+        )
+        for suffix, label, hint in (
+            (
+                "enabled",
+                "Limit requests",
+                f"Requests of {who} over the limit get 429 Retry later. Rather than switching a "
+                "limit off for one busy bot, give it a limit of its own on its user page.",
+            ),
+            ("requests_per_period", "Requests per period", "How many requests a period allows."),
+            ("period_in_seconds", "Period (seconds)", "The length of a period."),
+        )
+    },
     "inactive_resource_access_tokens_delete_after_days": (
         "Bot clean-up",
         "Delete the bots of inactive project and group tokens after (days)",
