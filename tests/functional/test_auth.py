@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import urllib.request
 
 import gitlab
 import pytest
@@ -52,6 +54,14 @@ def test_token_accepted_from_header_bearer_and_query(server: LiveServer, factory
     gl.auth()
     assert gl.user is not None
     assert gl.user.id == user["id"]
+
+
+def test_a_token_parameter_with_an_encoded_name_authenticates(server: LiveServer, factory: Factory) -> None:
+    """Query parameter names are percent-decoded, as Rack does for GitLab: ``private_t%6Fken`` is
+    ``private_token`` (sent through urllib, which keeps the escape; requests would normalise it)."""
+    user, token = factory.user_with_token(["read_user"])
+    with urllib.request.urlopen(server.api(f"/user?private_t%6Fken={token}"), timeout=30) as response:
+        assert json.loads(response.read())["id"] == user["id"]
 
 
 def test_no_credentials_is_401(server: LiveServer) -> None:

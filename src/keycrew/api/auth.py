@@ -36,7 +36,8 @@ def presented_token(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
-    if b"token" not in request.scope.get("query_string", b""):  # parse the query only then
+    query = request.scope.get("query_string", b"")
+    if b"token" not in query and b"%" not in query:  # parse the query only then (names may be encoded)
         return None
     param = request.query_params.get("private_token") or request.query_params.get("access_token")
     return param.strip() if param else None

@@ -34,7 +34,6 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, compile_path, get_route_path
@@ -242,9 +241,6 @@ class ApiEndpoint:
             return Match.NONE, {}
         params = found.groupdict()
         return (Match.FULL if scope["method"] in self.methods else Match.PARTIAL), params
-
-    def method_not_allowed(self) -> HTTPException:
-        return HTTPException(status_code=405, headers={"Allow": ", ".join(sorted(self.methods))})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, path: dict[str, str]) -> None:
         scope["path_params"] = path
