@@ -199,7 +199,12 @@ def test_python_gitlab_obeys_the_limit_and_completes(server: LiveServer, factory
     assert statuses == [429]
 
 
-def test_overrides_are_for_admins_and_audited(server: LiveServer, factory: Factory) -> None:
+def test_overrides_are_for_admins_and_audited(
+    server: LiveServer, factory: Factory, restore_settings: dict[str, Any]
+) -> None:
+    # The instance's throttle on, at GitLab's default limit (7200 an hour, 120 a minute).
+    on = server.root("PUT", "/application/settings", json={"throttle_authenticated_api_enabled": True})
+    assert on.status_code == 200, on.text
     user, token = factory.user_with_token(["api"])
     path = f"/users/{user['id']}/rate_limit"
     assert server.root("GET", path).status_code == 404
@@ -215,13 +220,14 @@ def test_overrides_are_for_admins_and_audited(server: LiveServer, factory: Facto
     body = set_.json()
     assert body["user_id"] == user["id"]
     assert body["requests_per_period"] == 50_000
-    assert body["period_in_seconds"] == 60  # the instance's authenticated API period
+    # The instance's authenticated API period (GitLab's default, an hour).
+    assert body["period_in_seconds"] == 3600
     assert server.root("GET", path).json()["requests_per_period"] == 50_000
-    # The override is the user's limit now (RateLimit-Limit is per minute).
-    assert server.request("GET", "/user", token=token).headers["RateLimit-Limit"] == "50000"
+    # The override is the user's limit now (RateLimit-Limit is per minute: 50,000 an hour).
+    assert server.request("GET", "/user", token=token).headers["RateLimit-Limit"] == "834"
     assert server.root("DELETE", path).status_code == 204
     assert server.root("DELETE", path).status_code == 404
-    assert server.request("GET", "/user", token=token).headers["RateLimit-Limit"] == "7200"
+    assert server.request("GET", "/user", token=token).headers["RateLimit-Limit"] == "120"
     names = [
         e["event_name"]
         for e in server.root(

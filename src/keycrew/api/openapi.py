@@ -422,7 +422,8 @@ def parameters_of(scan: Scan) -> list[tuple[str, dict[str, Any], bool]]:
 ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
     "Message": {
         "type": "object",
-        "description": 'GitLab\'s error: {"message": "404 Project Not Found"} (or a map of field errors).',
+        "description": "GitLab's error: a message that starts with the status line (api/errors.py), "
+        "or a map of field errors.",
         "required": ["message"],
         "properties": {"message": {"anyOf": [{"type": "string"}, {"type": "object"}]}},
     },
