@@ -25,6 +25,7 @@ from fastapi import Request
 from starlette.datastructures import QueryParams
 
 from keycrew.db.base import record_id
+from keycrew.db.text import valid_text
 from keycrew.errors import BadParameter, MissingParameter
 
 _TRUE = {"true", "1", "yes", "t", "on"}
@@ -64,20 +65,6 @@ def path_id(raw: str, name: str) -> int:
     if len(raw) > MAX_INTEGER_DIGITS:
         return record_id(0)
     return record_id(int(raw))
-
-
-def valid_text(value: str) -> bool:
-    """Text that can be stored: no NUL byte (PostgreSQL refuses them) and no lone surrogate
-    (which no encoding can write)."""
-    if "\x00" in value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _bad_text(value: Any) -> bool:

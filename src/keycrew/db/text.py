@@ -26,3 +26,17 @@ def lower_like(column: Any, pattern: Any) -> ColumnElement[bool]:
 def contains(column: Any, text: str) -> ColumnElement[bool]:
     """A case-insensitive substring match that behaves alike on SQLite and PostgreSQL."""
     return lower_like(column, contains_pattern(text))
+
+
+def valid_text(value: str) -> bool:
+    """Text that can be stored: no NUL byte (PostgreSQL refuses them) and no lone surrogate
+    (which no encoding can write). Every adapter checks its input with it once, at the edge."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -10,7 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keycrew.web import errors
-from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired
+from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired, UnstorableText
 from keycrew.web.routes import ROUTERS
 from keycrew.web.security import SECURITY_HEADERS
 
@@ -23,6 +23,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, errors.sign_in_required)  # type: ignore[arg-type]
     app.add_exception_handler(CsrfRefused, errors.csrf_refused)  # type: ignore[arg-type]
     app.add_exception_handler(FormTooLarge, errors.form_too_large)  # type: ignore[arg-type]
+    app.add_exception_handler(UnstorableText, errors.unstorable_text)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, include_in_schema=False)

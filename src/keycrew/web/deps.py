@@ -26,6 +26,7 @@ from starlette.types import Message
 
 from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
+from keycrew.db.text import valid_text
 from keycrew.errors import Invalid
 from keycrew.identity.models import User, UserSession
 from keycrew.identity.sign_in import session_user
@@ -62,6 +63,11 @@ class CsrfRefused(Exception):
 
 class FormTooLarge(Exception):
     """A form's body is bigger than the UI accepts: refused (413) without reading the rest."""
+
+
+class UnstorableText(Exception):
+    """A form field (its name or value) holds text that cannot be stored, such as a NUL byte: the
+    form is refused (400) before any use case sees it."""
 
 
 @dataclass
@@ -261,6 +267,9 @@ async def form_data(request: Request) -> FormData:
 
     # The UI has no file uploads: a form is fields only, each within the cap.
     form = await Request(request.scope, replay).form(max_files=0, max_fields=1000, max_part_size=limit)
+    for name, value in form.multi_items():
+        if not valid_text(name) or (isinstance(value, str) and not valid_text(value)):
+            raise UnstorableText()
     return FormData(form)
 
 

@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keycrew import errors
-from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired, sign_in_url
+from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired, UnstorableText, sign_in_url
 from keycrew.web.security import CSRF_FIELD, SECURITY_HEADERS
 from keycrew.web.templating import render_template
 
@@ -146,3 +146,7 @@ def csrf_refused(request: Request, _exc: CsrfRefused) -> HTMLResponse:
 
 def form_too_large(request: Request, _exc: FormTooLarge) -> HTMLResponse:
     return error_page(request, 413, HEADINGS[413], "The form sent more than this site accepts.")
+
+
+def unstorable_text(request: Request, _exc: UnstorableText) -> HTMLResponse:
+    return error_page(request, 400, HEADINGS[400], "The form holds characters this site cannot store.")
