@@ -269,6 +269,37 @@ def test_git_http_limit_per_user(server: LiveServer, factory: Factory) -> None:
     assert info_refs(server, full, headers=basic("root", server.root_token)).status_code == 200
 
 
+def test_git_http_limit_per_deploy_token(
+    server: LiveServer, factory: Factory, restore_settings: dict[str, Any]
+) -> None:
+    """A deploy token has a budget of its own (GitLab's ``deploy_token:<id>`` key), apart from
+    every user's."""
+    project = factory.project(visibility="private", initialize_with_readme=True)
+    period = _hour()
+    on = server.root(
+        "PUT",
+        "/application/settings",
+        json={
+            "throttle_authenticated_git_http_enabled": True,
+            "throttle_authenticated_git_http_requests_per_period": 2,
+            "throttle_authenticated_git_http_period_in_seconds": period,
+        },
+    )
+    assert on.status_code == 200, on.text
+    made = server.root(
+        "POST", f"/projects/{project['id']}/deploy_tokens", json={"name": "d", "scopes": ["read_repository"]}
+    )
+    assert made.status_code == 201, made.text
+    credentials = basic(made.json()["username"], made.json()["token"])
+    full = project["path_with_namespace"]
+    for _ in range(2):
+        assert info_refs(server, full, headers=credentials).status_code == 200
+    _assert_throttled(
+        info_refs(server, full, headers=credentials), "throttle_authenticated_git_http", 2, period
+    )
+    assert info_refs(server, full, headers=basic("root", server.root_token)).status_code == 200
+
+
 # --- counters shared by every node through Redis ----------------------------------------------------
 
 

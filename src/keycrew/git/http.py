@@ -208,9 +208,12 @@ class GitHTTP:
             await respond(send, 404, PROJECT_NOT_FOUND)
             return
         user = access.actor.user
-        if user is not None:
-            # GitLab's throttle_authenticated_git_http, per user, counted once authenticated.
-            refused, _headers = await self.runtime.rate_limiter.agit_http(user.id)
+        if user is not None or access.deploy_token_id is not None:
+            # GitLab's throttle_authenticated_git_http, per user or deploy token, counted once
+            # authenticated.
+            refused, _headers = await self.runtime.rate_limiter.agit_http(
+                None if user is None else user.id, access.deploy_token_id
+            )
             if refused is not None:
                 rate_headers = [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
                 await respond(send, 429, "Retry later", rate_headers)

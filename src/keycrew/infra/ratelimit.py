@@ -166,12 +166,23 @@ class RateLimiter:
             return None
         return UNAUTHENTICATED_API, config.unauthenticated_api, f"ip:{ip}"
 
-    def _git_throttle(self, user_id: int) -> tuple[str, Limit, str] | None:
+    def _git_throttle(
+        self, user_id: int | None, deploy_token_id: int | None
+    ) -> tuple[str, Limit, str] | None:
+        """A user's git request (their override applies), or a deploy token's, counted apart as
+        GitLab's ``deploy_token:<id>``."""
         config = self.config.get()
         if not config.active:
             return None
-        limit = config.user_limit(config.authenticated_git_http, user_id)
-        return None if limit is None else (AUTHENTICATED_GIT_HTTP, limit, f"user:{user_id}")
+        if deploy_token_id is not None:
+            limit = config.authenticated_git_http
+            discriminator = f"deploy_token:{deploy_token_id}"
+        elif user_id is not None:
+            limit = config.user_limit(config.authenticated_git_http, user_id)
+            discriminator = f"user:{user_id}"
+        else:
+            return None
+        return None if limit is None else (AUTHENTICATED_GIT_HTTP, limit, discriminator)
 
     @staticmethod
     def _key(name: str, limit: Limit, discriminator: str) -> str:
@@ -208,12 +219,16 @@ class RateLimiter:
     async def aapi(self, user_id: int | None, ip: str | None) -> Decision | tuple[None, None]:
         return await self._acheck(self._api_throttle(user_id, ip))
 
-    def git_http(self, user_id: int) -> Decision | tuple[None, None]:
-        """Count an authenticated git smart HTTP request of ``user_id``."""
-        return self._check(self._git_throttle(user_id))
+    def git_http(
+        self, user_id: int | None, deploy_token_id: int | None = None
+    ) -> Decision | tuple[None, None]:
+        """Count an authenticated git smart HTTP request of ``user_id`` or of a deploy token."""
+        return self._check(self._git_throttle(user_id, deploy_token_id))
 
-    async def agit_http(self, user_id: int) -> Decision | tuple[None, None]:
-        return await self._acheck(self._git_throttle(user_id))
+    async def agit_http(
+        self, user_id: int | None, deploy_token_id: int | None = None
+    ) -> Decision | tuple[None, None]:
+        return await self._acheck(self._git_throttle(user_id, deploy_token_id))
 
 
 class FailedAuthThrottle:

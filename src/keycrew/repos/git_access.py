@@ -76,6 +76,8 @@ class GitAccess:
     may_push_protected: bool
     # A deploy token whose last use is due to be written (note_deploy_token_use).
     deploy_token_use_due: int | None = None
+    # The deploy token used, if any (the git throttle counts it apart from any user).
+    deploy_token_id: int | None = None
 
 
 def _project_by_path(ctx: Ctx, full_path: str) -> Project | None:
@@ -159,6 +161,7 @@ def authorize_git(
         personal_token_id=actor.token_id,
         may_push_protected=may_push_protected,
         deploy_token_use_due=use_due,
+        deploy_token_id=None if credential.deploy_token is None else credential.deploy_token.id,
     )
 
 
