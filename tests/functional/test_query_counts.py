@@ -2,46 +2,31 @@
 (no query per row), and every everyday call stays within its budget. Counts, never times.
 
 Statements are counted on the server's engine while one request runs, leaving out the background
-token-usage writer's thread. The budgets are today's counts: lowering one is progress, raising one
-needs a reason.
+threads (tests/support/statements.py). The budgets are today's counts: lowering one is progress,
+raising one needs a reason.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-from tests.support.live import Factory, LiveServer
-
-USAGE_THREAD = "keycrew-token-usage"
-
-
-@contextmanager
-def counting(server: LiveServer) -> Iterator[list[str]]:
-    """The SQL statements the server runs while the block runs (the usage writer's left out)."""
-    seen: list[str] = []
-
-    def before(*args: Any) -> None:
-        if threading.current_thread().name != USAGE_THREAD:
-            seen.append(str(args[2]))
-
-    event.listen(server.runtime.engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(server.runtime.engine, "before_cursor_execute", before)
+from tests.support.live import Factory, LiveServer, uid
+from tests.support.statements import counting, statements_of
 
 
 @pytest.fixture(scope="module")
 def world(server: LiveServer) -> dict[str, int]:
     """A group with 25 developers, 25 projects and tokens; a project with 20 members and 20 bots;
-    a user who is a direct member of the 25 projects."""
+    a user who is a direct member of the 25 projects; a user with 21 projects of their own."""
     factory = Factory(server)
+    # First, so that the newest projects (the first page of /projects) stay the group's.
+    owner = factory.user()
+    for _ in range(21):
+        created = server.root("POST", f"/projects/user/{owner['id']}", json={"name": uid("own")})
+        assert created.status_code == 201, created.text
     group = factory.group()
     many = factory.user()
     for _ in range(25):
@@ -58,7 +43,7 @@ def world(server: LiveServer) -> dict[str, int]:
             "POST", f"/projects/{project['id']}/access_tokens", json={"name": "bot", "scopes": ["api"]}
         )
         assert created.status_code == 201, created.text
-    return {"group": group["id"], "project": project["id"], "user": many["id"]}
+    return {"group": group["id"], "project": project["id"], "user": many["id"], "owner": owner["id"]}
 
 
 # Path (with {group}, {project}, {user}; {n} for a page size) -> most statements one request may run.
@@ -93,15 +78,9 @@ LISTS = {
     "/projects/{project}/access_tokens?per_page={n}": 4,
     # The user, the count, the page (each membership joined to its project or group for the name).
     "/users/{user}/memberships?per_page={n}": 3,
+    # The user with their personal namespace, the count, the page, the owner's brief.
+    "/users/{owner}/projects?per_page={n}": 4,
 }
-
-
-def _count(server: LiveServer, path: str) -> int:
-    server.root("GET", path)  # warm: caches, lazily created rows (instance settings, internal users)
-    with counting(server) as seen:
-        response = server.root("GET", path)
-    assert response.status_code == 200, (path, response.text)
-    return len(seen)
 
 
 @pytest.mark.parametrize("template", sorted(SINGLE))
@@ -109,15 +88,15 @@ def test_single_object_reads_stay_within_their_budget(
     server: LiveServer, world: dict[str, int], template: str
 ) -> None:
     path = template.format(**world)
-    assert _count(server, path) <= SINGLE[template]
+    assert statements_of(server, path) <= SINGLE[template]
 
 
 @pytest.mark.parametrize("template", sorted(LISTS))
 def test_a_list_costs_no_more_statements_for_20_rows_than_for_5(
     server: LiveServer, world: dict[str, int], template: str
 ) -> None:
-    small = _count(server, template.format(n=5, **world))
-    large = _count(server, template.format(n=20, **world))
+    small = statements_of(server, template.format(n=5, **world))
+    large = statements_of(server, template.format(n=20, **world))
     # A larger page never costs more; it may cost one less, when it ends the list and so tells
     # its total without a count (api/pagination.py).
     assert small - 1 <= large <= small, f"{template}: {small} statements for 5 rows, {large} for 20"

@@ -6,12 +6,11 @@ listings run a fixed number of statements whatever their page size."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keycrew.api.entities.tokens import impersonation_token, personal_access_token
@@ -21,6 +20,7 @@ from keycrew.tokens.lifecycle import SORTS, TokenFilters, filtered
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.views import PersonalAccessTokenView, read_bot_token, read_token, token_rows, token_view
 from tests.support.live import Factory, LiveServer
+from tests.support.statements import statements_of
 
 
 @pytest.fixture
@@ -153,26 +153,6 @@ def test_a_bots_token_is_found_through_its_own_resource_only(
     assert read_bot_token(reads, personal_id, projects, project["id"]) is None
 
 
-USAGE_THREAD = "keycrew-token-usage"
-
-
-def _statements(server: LiveServer, path: str) -> int:
-    seen: list[str] = []
-
-    def before(*args: Any) -> None:
-        if threading.current_thread().name != USAGE_THREAD:
-            seen.append(str(args[2]))
-
-    server.root("GET", path)  # warm
-    event.listen(server.runtime.engine, "before_cursor_execute", before)
-    try:
-        response = server.root("GET", path)
-    finally:
-        event.remove(server.runtime.engine, "before_cursor_execute", before)
-    assert response.status_code == 200, (path, response.text)
-    return len(seen)
-
-
 def test_token_reads_run_a_fixed_number_of_statements(server: LiveServer, factory: Factory) -> None:
     """As tests/functional/test_query_counts.py, for the token reads: the resource, the page, the
     count (unless the page ends the list), the bots' levels; never one statement per token."""
@@ -187,13 +167,13 @@ def test_token_reads_run_a_fixed_number_of_statements(server: LiveServer, factor
             assert response.status_code == 201, response.text
             made.append((kind, source, response.json()["id"]))
     for kind, source, _token_id in made[::6]:
-        small = _statements(server, f"/{kind}/{source}/access_tokens?per_page=2")
-        large = _statements(server, f"/{kind}/{source}/access_tokens?per_page=6&state=active&sort=name_asc")
+        small = statements_of(server, f"/{kind}/{source}/access_tokens?per_page=2")
+        large = statements_of(server, f"/{kind}/{source}/access_tokens?per_page=6&state=active&sort=name_asc")
         # per_page=6 ends the list of six: its total needs no count.
         assert small - 1 == large <= 3, (kind, small, large)
     for kind, source, token_id in made[::6]:
-        assert _statements(server, f"/{kind}/{source}/access_tokens/{token_id}") <= 3
-    assert _statements(server, "/personal_access_tokens?per_page=2") == 2
+        assert statements_of(server, f"/{kind}/{source}/access_tokens/{token_id}") <= 3
+    assert statements_of(server, "/personal_access_tokens?per_page=2") == 2
     # The user, the page, and the count unless that page ends root's list.
-    assert _statements(server, "/personal_access_tokens?per_page=20&user_id=1&state=active") <= 3
-    assert _statements(server, f"/personal_access_tokens/{made[0][2]}") == 1
+    assert statements_of(server, "/personal_access_tokens?per_page=20&user_id=1&state=active") <= 3
+    assert statements_of(server, f"/personal_access_tokens/{made[0][2]}") == 1

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import bindparam, func, select
 
-from keycrew.access.namespaces import find_namespace, namespaces_query
+from keycrew.access.namespaces import find_namespace, namespaces_query, path_exists
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import namespace as namespace_entity
@@ -54,3 +54,13 @@ def list_namespaces(request: Request, ctx: Ctx = api_ctx(), params: Params = par
 def get_namespace(namespace_id: str, request: Request, ctx: Ctx = api_ctx()) -> dict[str, Any]:
     ns = find_namespace(ctx, namespace_id)
     return namespace_entity(ns, base_url(request), projects_count=_project_counts(ctx, [ns])[ns.id])
+
+
+@router.get("/namespaces/{namespace_id}/exists")
+def namespace_exists(
+    namespace_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> dict[str, Any]:
+    """Whether a namespace under ``parent_id`` (else at the top level) has this path, and a free
+    path to suggest if so; any signed-in user may ask, as in GitLab."""
+    exists, suggests = path_exists(ctx, namespace_id, params.integer("parent_id"))
+    return {"exists": exists, "suggests": suggests}

@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from keycrew.access.memberships import UserMembership, user_memberships
+from keycrew.access.namespaces import user_namespace
+from keycrew.access.projects import projects_listing
 from keycrew.access.seats import current_license, namespaces_and_seats, user_with_seat
 from keycrew.actions import users as user_actions
 from keycrew.actions.deletion import destroy_user
@@ -17,7 +19,8 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.tokens import personal_access_token
 from keycrew.api.entities.users import license_entity, user_detail, user_listed, user_public
-from keycrew.api.pagination import fetch_listing, respond
+from keycrew.api.pagination import fetch_listing, paginate_list, respond
+from keycrew.api.routes.projects import project_list_options, render_projects
 from keycrew.context import Ctx
 from keycrew.db.base import record_id
 from keycrew.db.listings import Listing
@@ -225,6 +228,45 @@ def _membership(row: UserMembership) -> dict[str, Any]:
         "source_type": row.source_type,
         "access_level": row.access_level,
     }
+
+
+# -- a user's projects --------------------------------------------------------------------------------
+
+
+@router.api_route("/users/{user_id}/projects", methods=["GET", "HEAD"])
+def list_user_projects(
+    user_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> Response:
+    """The projects of the user's personal namespace (by id or username) that the caller may
+    see, with the filters of GET /projects: GitLab's user projects listing."""
+    options = project_list_options(params)
+    namespace = user_namespace(ctx, user_id)
+    return render_projects(request, ctx, params, projects_listing(ctx, namespace=namespace, **options))
+
+
+@router.api_route("/users/{user_id}/contributed_projects", methods=["GET", "HEAD"])
+def list_contributed_projects(
+    user_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> Response:
+    """Always an empty page: keycrew records no contribution events yet."""
+    return _empty_project_list(request, ctx, params, user_id)
+
+
+@router.api_route("/users/{user_id}/starred_projects", methods=["GET", "HEAD"])
+def list_starred_projects(
+    user_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> Response:
+    """Always an empty page: keycrew has no stars."""
+    return _empty_project_list(request, ctx, params, user_id)
+
+
+def _empty_project_list(request: Request, ctx: Ctx, params: Params, user_id: str) -> Response:
+    """A project listing's answer with nothing in it, once its filters are checked and the user
+    found (404 otherwise), with the pagination headers."""
+    project_list_options(params)
+    params.flag("simple")
+    user_namespace(ctx, user_id)
+    return paginate_list(request, params, [], lambda item: item)
 
 
 # -- state actions: each answers GitLab's raw JSON value (true, false or null) with 201 --------------

@@ -1,0 +1,41 @@
+"""Counting the SQL statements a live server runs for one request (query-count budgets)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.support.live import LiveServer
+
+# Background threads whose statements are not a request's: the usage writer, and the refresh of
+# the rate limits' settings (every few seconds, started by whichever request finds them stale).
+BACKGROUND_THREADS = frozenset({"keycrew-token-usage", "keycrew-rate-limits"})
+
+
+@contextmanager
+def counting(server: LiveServer) -> Iterator[list[str]]:
+    """The SQL statements the server runs while the block runs (background threads' left out)."""
+    seen: list[str] = []
+
+    def before(*args: Any) -> None:
+        if threading.current_thread().name not in BACKGROUND_THREADS:
+            seen.append(str(args[2]))
+
+    event.listen(server.runtime.engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(server.runtime.engine, "before_cursor_execute", before)
+
+
+def statements_of(server: LiveServer, path: str) -> int:
+    """How many statements ``GET path`` runs, once warm (caches, lazily created rows)."""
+    server.root("GET", path)
+    with counting(server) as seen:
+        response = server.root("GET", path)
+    assert response.status_code == 200, (path, response.text)
+    return len(seen)
