@@ -444,7 +444,9 @@ def test_blank_values_are_generated(server: LiveServer, body: dict[str, str]) ->
 def test_sole_owner_account_needs_hard_delete(server: LiveServer, factory: Factory) -> None:
     group = factory.group()
     account = server.root("POST", f"/groups/{group['id']}/service_accounts", json={}).json()
-    owned = factory.group()
+    # A group's account stays in its hierarchy (test_service_account_membership_scope.py): it
+    # becomes the sole Owner of its own group.
+    owned = group
     factory.member("groups", owned["id"], account["id"], 50)
     assert server.root("DELETE", f"/groups/{owned['id']}/members/1").status_code == 204
     path = f"/groups/{group['id']}/service_accounts/{account['id']}"

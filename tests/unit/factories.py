@@ -30,6 +30,7 @@ from keycrew.records.notes import create_note
 from keycrew.tokens.deploy import IssuedDeployToken, create_deploy_token
 from keycrew.tokens.issuing import IssuedToken
 from keycrew.tokens.personal import create_personal_access_token
+from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES
 
 PASSWORD = "a-long-password-1"
 
@@ -148,7 +149,7 @@ def resource_token(
         ctx,
         Resource(source),
         name=name or unique("bot"),
-        scopes=scopes,
+        scopes=list(RESOURCE_BOT_SCOPES) if scopes is None else scopes,
         access_level=access_level,
         expires_at=expires_at,
         description=description,

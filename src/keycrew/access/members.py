@@ -9,6 +9,10 @@ gives no access, is not listed, and adding the user again replaces it.
 Project bots (user_type project_bot) belong to the one project or group their access token was
 made for: the member APIs neither add them anywhere nor change or remove their membership; the
 resource-token use cases create that membership with ``create_membership``.
+
+Service accounts stay where they were made: a group's (made only in top-level groups) joins that
+group, its subgroups and their projects, never a source outside that hierarchy; a project's joins
+only that project. Instance service accounts join anywhere.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ INTERNAL_USER = "is an internal user and cannot be added as a member"
 BLOCKED_USER = "is blocked and cannot be added as a member"
 PAST_EXPIRY = "cannot be a date in the past"
 NOT_A_LEVEL = "is not included in the list"
+SA_OUTSIDE_GROUP = "is a group service account and cannot be added outside its top-level group"
+SA_OUTSIDE_PROJECT = "is a project service account and cannot be added outside its project"
 
 
 @dataclass(frozen=True)
@@ -334,6 +340,23 @@ def _inherited_level(ctx: Ctx, source: Resource, user_id: int) -> tuple[int, Nam
     return int(row[0]), by_id[int(row[1])]
 
 
+def _outside_home(source: Resource, user: User) -> str | None:
+    """Why a service account may not join ``source`` (None when it may): a group's stays within
+    the hierarchy of the group that made it, a project's within its project."""
+    if user.user_type != UserType.SERVICE_ACCOUNT:
+        return None
+    if user.provisioned_by_project_id is not None:
+        home = source.is_project and source.id == user.provisioned_by_project_id
+        return None if home else SA_OUTSIDE_PROJECT
+    if user.provisioned_by_group_id is not None:
+        groups = source.inherited_from()  # a project's groups, or a group's ancestors
+        if source.group is not None:
+            groups = [source.group, *groups]
+        home = any(group.id == user.provisioned_by_group_id for group in groups)
+        return None if home else SA_OUTSIDE_GROUP
+    return None
+
+
 def _validate(
     ctx: Ctx,
     source: Resource,
@@ -352,6 +375,8 @@ def _validate(
             errors.setdefault("user", []).append(INTERNAL_USER)
         elif user.is_blocked:
             errors.setdefault("user", []).append(BLOCKED_USER)
+        elif (outside := _outside_home(source, user)) is not None:
+            errors.setdefault("user", []).append(outside)
     if level not in MEMBER_LEVELS:
         errors.setdefault("access_level", []).append(NOT_A_LEVEL)
     else:

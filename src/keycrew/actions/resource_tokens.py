@@ -98,15 +98,15 @@ def create_resource_token(
     resource: Resource,
     *,
     name: str,
-    scopes: list[str] | None,
+    scopes: list[str],
     access_level: int | None = None,
     expires_at: dt.date | None = None,
     description: str | None = None,
 ) -> tuple[IssuedToken, int]:
     """Create the bot, its membership and its token; returns the issued token and the bot's level.
 
-    ``scopes`` None (not given) means every scope a bot may hold (RESOURCE_BOT_SCOPES), as GitLab's
-    ResourceAccessTokens::CreateService defaults them; an empty list is refused.
+    ``scopes`` are required, as by GitLab's REST endpoint: an empty list is refused ("scopes is
+    missing"); there is no default of every bot scope.
 
     Raises Invalid (GitLab's 400 messages) when the caller may not create tokens here, asks for a
     level above its own, or gives a bad expiry; BadParameter for bad scopes or levels,
@@ -122,7 +122,7 @@ def create_resource_token(
         raise BadParameter("access_level does not have a valid value")
     if not ctx.actor.is_admin and level > resource.level_of(ctx):
         raise Invalid("Access level of the token contains permissions not held by the creating user")
-    scopes = check_scopes(list(RESOURCE_BOT_SCOPES) if scopes is None else scopes, RESOURCE_BOT_SCOPES)
+    scopes = check_scopes(scopes, RESOURCE_BOT_SCOPES)
     expiry = check_expiry(ctx, expires_at)
     if not name or not name.strip():
         raise BadParameter("name is empty")

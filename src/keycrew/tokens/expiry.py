@@ -1,6 +1,7 @@
 """When tokens expire: one policy for every kind of token.
 
-A token dies at 00:00 UTC on its ``expires_at`` date. Personal, impersonation, project and group
+A token dies at 00:00 UTC on its ``expires_at`` date; as on GitLab, a new token may be given
+today's date (it is then born expired), never an earlier one. Personal, impersonation, project and group
 tokens may live at most ``max_personal_access_token_lifetime`` days (365 by default); without a
 date they get that maximum, or none when the instance lets tokens live forever
 (``require_personal_access_token_expiry`` off). Service-account tokens follow their own switch
@@ -39,13 +40,14 @@ def _latest(ctx: Ctx, settings: InstanceSettings) -> dt.date:
 
 
 def expiry_policy(ctx: Ctx) -> ExpiryPolicy:
-    """Tomorrow at the earliest, today + the instance's maximum lifetime at the latest, 30 days
-    ahead by default; ``required`` unless the instance allows tokens that never expire."""
+    """Today at the earliest (the token is then born expired, as GitLab allows), today + the
+    instance's maximum lifetime at the latest, 30 days ahead by default; ``required`` unless the
+    instance allows tokens that never expire."""
     settings = instance_settings(ctx)
     today = ctx.today()
     latest = _latest(ctx, settings)
     return ExpiryPolicy(
-        earliest=today + dt.timedelta(days=1),
+        earliest=today,
         latest=latest,
         default=min(today + dt.timedelta(days=FORM_DEFAULT_DAYS), latest),
         required=settings.require_personal_access_token_expiry,
@@ -53,17 +55,16 @@ def expiry_policy(ctx: Ctx) -> ExpiryPolicy:
 
 
 def check_expiry(ctx: Ctx, expires_at: dt.date | None) -> dt.date | None:
-    """A new personal, impersonation, project or group token's expiry: not in the past, at most the
-    maximum lifetime ahead; when omitted, the maximum (or none if expiry is optional)."""
+    """A new personal, impersonation, project or group token's expiry: today or later (today gives a
+    token that is already expired, as on GitLab), at most the maximum lifetime ahead; when omitted,
+    the maximum (or none if expiry is optional)."""
     settings = instance_settings(ctx)
     today = ctx.today()
     latest = _latest(ctx, settings)
     if expires_at is None:
         return latest if settings.require_personal_access_token_expiry else None
-    if expires_at <= today:
-        raise Invalid.field(
-            "expires_at", "can't be before today" if expires_at < today else "must be in the future"
-        )
+    if expires_at < today:
+        raise Invalid.field("expires_at", "can't be before today")
     if expires_at > latest:
         raise Invalid.field("expires_at", f"must be before {latest.isoformat()}")
     return expires_at

@@ -96,7 +96,8 @@ def test_the_bot_is_external_when_its_creator_is(world: World) -> None:
     assert _bot_of(world, issued.token.user_id).external is True
 
 
-def test_the_token_holds_every_bot_scope_unless_told(world: World) -> None:
+def test_the_token_holds_exactly_the_scopes_given(world: World) -> None:
+    # Scopes are required (no default, as GitLab's REST endpoint); the factory passes them all.
     issued, _level = factories.resource_token(world.as_root(), factories.project(world.as_root()))
     assert issued.token.scopes == list(RESOURCE_BOT_SCOPES)
     issued, _level = factories.resource_token(

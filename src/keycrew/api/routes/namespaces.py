@@ -56,11 +56,10 @@ def get_namespace(namespace_id: str, request: Request, ctx: Ctx = api_ctx()) -> 
     return namespace_entity(ns, base_url(request), projects_count=_project_counts(ctx, [ns])[ns.id])
 
 
-@router.get("/namespaces/{namespace_id}/exists")
-def namespace_exists(
-    namespace_id: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> dict[str, Any]:
-    """Whether a namespace under ``parent_id`` (else at the top level) has this path, and a free
-    path to suggest if so; any signed-in user may ask, as in GitLab."""
-    exists, suggests = path_exists(ctx, namespace_id, params.integer("parent_id"))
+@router.get("/namespaces/{namespace}/exists")
+def namespace_exists(namespace: str, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[str, Any]:
+    """Whether a namespace under ``parent_id`` (else at the top level) has the path ``namespace``
+    (GitLab's ``:namespace``: a path to try, not an id), and a free path to suggest if so; any
+    signed-in user may ask, as in GitLab."""
+    exists, suggests = path_exists(ctx, namespace, params.integer("parent_id"))
     return {"exists": exists, "suggests": suggests}

@@ -65,8 +65,8 @@ def _register(kind: str) -> None:
             ctx,
             resource,
             name=params.req_text("name"),
-            # Absent: the bot's default scopes (given but empty: 400, as an empty list in the body).
-            scopes=params.strings("scopes", required=True) if params.has("scopes") else None,
+            # Required, as GitLab's `requires :scopes` (absent or null: "scopes is missing").
+            scopes=params.strings("scopes", required=True) or [],
             access_level=params.integer("access_level"),
             expires_at=params.date("expires_at"),
             description=params.text("description"),
