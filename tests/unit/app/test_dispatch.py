@@ -104,7 +104,8 @@ def test_a_path_tries_only_the_routes_that_can_match_it(app: Any) -> None:
     everything = len(app.router.routes)
     # Health endpoints are registered after every API and web router, yet try only a few routes.
     assert len(index.candidates("/-/liveness")) < everything / 3
-    assert len(index.candidates("/api/v4/users/1")) < everything
+    # An API path tries the routes under its own prefix (/users/...), not every compiled endpoint.
+    assert len(index.candidates("/api/v4/users/1")) < len(index.endpoints) / 3
     assert len(index.candidates("/api/v4/projects/1/members/all")) < len(index.endpoints) / 2
 
 
