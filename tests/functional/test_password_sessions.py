@@ -7,35 +7,20 @@ and changes that leave the password alone keep the sessions.
 
 from __future__ import annotations
 
-import re
-
 import requests
 from sqlalchemy import select
 
 from keycrew.audit.models import AuditEvent
 from tests.support.live import Factory, LiveServer
+from tests.support.web import sign_in
 
 OLD = "an-old-password-of-the-user-1"
 NEW = "a-new-password-of-the-user-2"
 PAGE = "/-/user_settings/personal_access_tokens"
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="authenticity_token" value="([^"]+)"', html)
-    assert match, "the page carries a CSRF token"
-    return match.group(1)
-
-
 def _sign_in(server: LiveServer, login: str, password: str) -> tuple[requests.Session, int]:
-    http = requests.Session()
-    form = http.get(f"{server.url}/users/sign_in", timeout=30)
-    response = http.post(
-        f"{server.url}/users/sign_in",
-        data={"login": login, "password": password, "authenticity_token": _csrf(form.text)},
-        timeout=30,
-        allow_redirects=False,
-    )
-    return http, response.status_code
+    return sign_in(server.url, login, password)
 
 
 def _signed_in(http: requests.Session, server: LiveServer) -> bool:

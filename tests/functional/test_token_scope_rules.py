@@ -16,28 +16,14 @@ import pytest
 import requests
 
 from tests.support.live import ROOT_PASSWORD, Factory, LiveServer
+from tests.support.web import csrf_of, signed_in
 
 ADMIN_ONLY = ["sudo", "admin_mode", "read_service_ping"]
 REFUSED = {"error": "scopes does not have a valid value"}
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="authenticity_token" value="([^"]+)"', html)
-    assert match, "the page carries a CSRF token"
-    return match.group(1)
-
-
 def _signed_in(server: LiveServer, login: str, password: str) -> requests.Session:
-    http = requests.Session()
-    form = http.get(f"{server.url}/users/sign_in", timeout=30)
-    response = http.post(
-        f"{server.url}/users/sign_in",
-        data={"login": login, "password": password, "authenticity_token": _csrf(form.text)},
-        timeout=30,
-        allow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return http
+    return signed_in(server.url, login, password)[0]
 
 
 def _offered(html: str) -> set[str]:
@@ -135,7 +121,7 @@ def test_forms_offer_admin_scopes_only_where_they_are_allowed(server: LiveServer
     assert not _offered(page.text) & set(ADMIN_ONLY)
     refused = person.post(
         own,
-        data={"authenticity_token": _csrf(page.text), "name": "w", "scopes": ["api", "sudo"]},
+        data={"authenticity_token": csrf_of(page.text), "name": "w", "scopes": ["api", "sudo"]},
         timeout=30,
         allow_redirects=False,
     )
@@ -153,7 +139,7 @@ def test_forms_offer_admin_scopes_only_where_they_are_allowed(server: LiveServer
     assert not _offered(form.text) & set(ADMIN_ONLY)
     forged = root.post(
         f"{url}/personal_access_tokens",
-        data={"authenticity_token": _csrf(form.text), "name": "f", "scopes": ["sudo"]},
+        data={"authenticity_token": csrf_of(form.text), "name": "f", "scopes": ["sudo"]},
         timeout=30,
         allow_redirects=False,
     )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.functional.test_web_hardening import csrf_of, signed_in
 from tests.support.live import ROOT_PASSWORD, LiveServer, uid
+from tests.support.web import csrf_of, signed_in
 
 
 @pytest.mark.parametrize("bad", ["a\x00b", "\x00"])

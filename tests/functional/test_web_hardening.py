@@ -29,36 +29,10 @@ from keycrew.app import create_app
 from keycrew.config import Settings
 from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, free_port
 from tests.support.processes import KEYCREW, Running, clean_env
+from tests.support.web import sign_in_form, signed_in
 
 SECURITY_HEADERS = ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Content-Security-Policy")
 MB = 1024 * 1024
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="authenticity_token" value="([^"]+)"', html)
-    assert match, "the page carries a CSRF token"
-    return match.group(1)
-
-
-def sign_in_form(url: str) -> tuple[requests.Session, str]:
-    """A visitor who opened the sign-in form: its CSRF cookie and the form's token."""
-    http = requests.Session()
-    page = http.get(f"{url}/users/sign_in", timeout=30)
-    assert page.status_code == 200
-    return http, csrf_of(page.text)
-
-
-def signed_in(url: str, login: str, password: str) -> tuple[requests.Session, str]:
-    """A session signed in through the form, and the CSRF token of its pages."""
-    http, token = sign_in_form(url)
-    response = http.post(
-        f"{url}/users/sign_in",
-        data={"login": login, "password": password, "authenticity_token": token},
-        timeout=30,
-        allow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return http, csrf_of(http.get(f"{url}/-/user_settings/personal_access_tokens", timeout=30).text)
 
 
 def cookie_header(http: requests.Session) -> str:
