@@ -68,10 +68,7 @@ def set_override(
         row = RateLimitOverride(user_id=user.id, created_at=now, updated_at=now)
         ctx.db.add(row)
     else:
-        previous = {
-            "requests_per_period": row.requests_per_period,
-            "period_in_seconds": row.period_in_seconds,
-        }
+        previous = _limits(row)
     changes = {"requests_per_period": requests_per_period, "period_in_seconds": period_in_seconds}
     if previous == changes:
         return row
@@ -90,6 +87,11 @@ def set_override(
     return row
 
 
+def _limits(row: RateLimitOverride) -> dict[str, int]:
+    """An override's values, as its audit events record them."""
+    return {"requests_per_period": row.requests_per_period, "period_in_seconds": row.period_in_seconds}
+
+
 def remove_override(ctx: Ctx, user_id: int) -> None:
     """Drop the user's override: the instance's limits apply again. Raises Forbidden,
     NotFound("User") or NotFound(OVERRIDE)."""
@@ -97,7 +99,7 @@ def remove_override(ctx: Ctx, user_id: int) -> None:
     row = ctx.db.get(RateLimitOverride, user.id)
     if row is None:
         raise NotFound(OVERRIDE)
-    previous = {"requests_per_period": row.requests_per_period, "period_in_seconds": row.period_in_seconds}
+    previous = _limits(row)
     ctx.db.delete(row)
     ctx.db.flush()
     record(
