@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from keycrew.clock import Clock, SystemClock
 from keycrew.config import SECRET_KEY_FILE, Settings
-from keycrew.context import Actor, Ctx, Instance, LazySession
+from keycrew.context import Actor, Ctx, Instance, LazySession, LiveSettings
 from keycrew.db.engine import make_engine, make_sessionmaker
 from keycrew.db.reads import HeldReads, PoolReads, Reader
 from keycrew.identity.models import User
@@ -26,6 +26,7 @@ from keycrew.infra.metrics import Metrics
 from keycrew.infra.ratelimit import ConfigCache, FailedAuthThrottle, RateLimiter, ThrottleConfig, on_commit_of
 from keycrew.infra.ratestore import MemoryStore, RateStore, make_store
 from keycrew.infra.usage import UsageRecorder
+from keycrew.instance.live import LiveSettingsCache, load_live_settings, reload_on_commit
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.instance.settings import instance_settings, throttle_config
 from keycrew.migrations import upgrade
@@ -146,17 +147,19 @@ def secure_data_dir(settings: Settings) -> None:
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     secure_data_dir(settings)
     engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+    sessions = make_sessionmaker(engine)
+    live = build_live_settings(sessions)
     instance = Instance(
         external_url=settings.external_url,
         host=settings.host_name,
         secret_key=settings.resolved_secret_key,
-        token_prefix=settings.instance_token_prefix,
+        configured_token_prefix=settings.instance_token_prefix,
         repositories_dir=(settings.data_dir / "repositories").resolve(),
         packages_dir=(settings.data_dir / "packages").resolve(),
         session_expire_minutes=settings.session_expire_delay,
+        live=live.get,
     )
     clock = clock or SystemClock()
-    sessions = make_sessionmaker(engine)
     cache: AuthCache[Principal] = AuthCache()
     invalidation = Invalidation(cache, engine, settings.data_dir, WATCHED_ROWS)
     invalidation.install(sessions)
@@ -175,6 +178,20 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         rate_limiter=build_rate_limiter(sessions, store),
         metrics=build_metrics(engine, sessions, clock, usage),
     )
+
+
+def build_live_settings(sessions: sessionmaker[Session]) -> LiveSettingsCache:
+    """The settings every request consults (Admin Mode, the token prefix), read at most every
+    second (and at once after a change committed in this process)."""
+
+    def load() -> LiveSettings:
+        with sessions() as db:
+            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            return load_live_settings(db)
+
+    cache = LiveSettingsCache(load)
+    reload_on_commit(sessions, cache)
+    return cache
 
 
 def build_rate_limiter(sessions: sessionmaker[Session], store: RateStore) -> RateLimiter:

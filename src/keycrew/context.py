@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,19 +19,52 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """The instance settings that every request consults, as a cache holds them (read from the
+    settings row at most every second, never per request; see ``keycrew.instance.live``)."""
+
+    # Admin Mode: admins act as admins only with an admin_mode token or a re-authenticated session.
+    admin_mode: bool = False
+    # The instance prefix an admin set for new tokens; None: the operator's (``Instance``).
+    token_prefix: str | None = None
+
+
+DEFAULT_LIVE_SETTINGS = LiveSettings()
+
+
+def _no_live_settings() -> LiveSettings:
+    return DEFAULT_LIVE_SETTINGS
+
+
+@dataclass(frozen=True)
 class Instance:
     """Facts about this keycrew instance that rules depend on."""
 
     external_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
     secret_key: bytes = b"insecure-test-key"
-    token_prefix: str = ""
+    # KEYCREW_INSTANCE_TOKEN_PREFIX; an admin's personal_access_token_prefix replaces it.
+    configured_token_prefix: str = ""
     # Where projects' bare repositories live (None: no repositories, e.g. a bare unit-test Ctx).
     repositories_dir: Path | None = None
     # Where the package registry keeps its files (None: nowhere, e.g. a bare unit-test Ctx).
     packages_dir: Path | None = None
     # How long a web session lives without use (GitLab's session_expire_delay, in minutes).
     session_expire_minutes: int = 10080
+    # The cached settings every request consults (a bare Instance: the defaults).
+    live: Callable[[], LiveSettings] = field(default=_no_live_settings, compare=False, repr=False)
+
+    @property
+    def token_prefix(self) -> str:
+        """What new tokens start with before their kind's prefix: the admin's setting if there
+        is one, else the operator's. Tokens issued under an earlier prefix keep working (a token
+        is found by its digest, whatever its prefix)."""
+        prefix = self.live().token_prefix
+        return self.configured_token_prefix if prefix is None else prefix
+
+    @property
+    def admin_mode(self) -> bool:
+        return self.live().admin_mode
 
 
 class UserFacts(Protocol):
@@ -59,7 +92,18 @@ class Actor:
     does not read it.
     """
 
-    __slots__ = ("_cached", "_load", "_user", "facts", "impersonator", "ip", "scopes", "token_id", "via")
+    __slots__ = (
+        "_cached",
+        "_load",
+        "_user",
+        "admin_powers",
+        "facts",
+        "impersonator",
+        "ip",
+        "scopes",
+        "token_id",
+        "via",
+    )
 
     def __init__(
         self,
@@ -69,6 +113,7 @@ class Actor:
         scopes: frozenset[str] | None = None,
         impersonator: User | None = None,
         via: str = "api",
+        admin_powers: bool = True,
     ) -> None:
         self._user = user
         self._load: Callable[[], User] | None = None
@@ -81,6 +126,9 @@ class Actor:
         # The admin behind a sudo request, if any.
         self.impersonator = impersonator
         self.via = via
+        # Whether an admin acts as one: False under Admin Mode without an admin_mode token or a
+        # re-authenticated session (the user is still an admin, with no admin powers).
+        self.admin_powers = admin_powers
 
     @classmethod
     def deferred(
@@ -92,10 +140,11 @@ class Actor:
         token_id: int | None,
         ip: str | None,
         scopes: frozenset[str] | None,
+        admin_powers: bool = True,
     ) -> Actor:
         """An actor whose row ``load`` reads (and checks) when first needed; ``cached``, a copy
         of the row held by a cache, serves ``user_to_render`` meanwhile."""
-        actor = cls(None, token_id=token_id, ip=ip, scopes=scopes)
+        actor = cls(None, token_id=token_id, ip=ip, scopes=scopes, admin_powers=admin_powers)
         actor.facts = facts
         actor._load = load
         actor._cached = cached
@@ -118,7 +167,8 @@ class Actor:
 
     @property
     def is_admin(self) -> bool:
-        return self.facts is not None and self.facts.admin
+        """Whether the actor acts with admin powers (an admin, not held back by Admin Mode)."""
+        return self.facts is not None and self.facts.admin and self.admin_powers
 
     @property
     def user_id(self) -> int | None:

@@ -80,6 +80,13 @@ class Invalid(KeycrewError):
         return cls("", {name: list(messages)})
 
 
+class Rejected(Invalid):
+    """An Invalid whose message is a whole sentence shown alone (GitLab's ``render_api_error!(m,
+    400)``: "Transfer failed: ..."), where an Invalid's follows the adapter's own words."""
+
+    code = "rejected"
+
+
 class MissingParameter(KeycrewError):
     """A required parameter is absent (Grape's ``{"error": "name is missing"}``)."""
 

@@ -56,9 +56,11 @@ SINGLE = {
     "/user": 0,
     # As admin: the user with their personal namespace and seat (and the plan), one statement.
     "/users/1": 1,
-    # The project with its namespace and the caller's levels, in one statement.
-    "/projects/{project}": 1,
-    "/groups/{group}": 2,
+    # The project with its namespace and the caller's levels, in one statement; its share links
+    # (shared_with_groups).
+    "/projects/{project}": 2,
+    # The group, its projects, its share links (shared_with_groups).
+    "/groups/{group}": 3,
 }
 LISTS = {
     "/personal_access_tokens?per_page={n}": 2,

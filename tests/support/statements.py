@@ -12,8 +12,9 @@ from sqlalchemy import event
 from tests.support.live import LiveServer
 
 # Background threads whose statements are not a request's: the usage writer, and the refresh of
-# the rate limits' settings (every few seconds, started by whichever request finds them stale).
-BACKGROUND_THREADS = frozenset({"keycrew-token-usage", "keycrew-rate-limits"})
+# the rate limits' settings (every few seconds) and of the settings every request consults (Admin
+# Mode, the token prefix: every second), started by whichever request finds them stale.
+BACKGROUND_THREADS = frozenset({"keycrew-token-usage", "keycrew-rate-limits", "keycrew-live-settings"})
 
 
 @contextmanager

@@ -49,14 +49,16 @@ def lock_namespaces(ctx: Ctx, ids: list[int], mode: LockMode) -> list[int]:
     ).all()
     found: list[int] = []
     for ns_id, _path in sorted(rows, key=lambda row: (str(row[1]).count("/"), int(row[0]))):
-        query = select(Namespace.id).where(Namespace.id == ns_id)
+        # The row is read again once locked, into the session's object if it holds one: a move or a
+        # rename committed while we waited must not leave the caller building on the old paths.
+        query = select(Namespace).where(Namespace.id == ns_id).execution_options(populate_existing=True)
         if mode == "share":
             query = query.with_for_update(read=True, key_share=True, of=Namespace)
         else:
             query = query.with_for_update(key_share=mode == "change", of=Namespace)
-        locked = ctx.db.scalar(query)
+        locked = ctx.db.scalars(query).first()
         if locked is not None:
-            found.append(int(locked))
+            found.append(locked.id)
     return found
 
 
@@ -198,14 +200,17 @@ def update_group(
     path: str | None = None,
     description: str | None = None,
     visibility: Visibility | None = None,
+    resource_access_token_creation_allowed: bool | None = None,
 ) -> Namespace:
-    """Change a group's name, path, description or visibility (Owner or admin).
+    """Change a group's name, path, description, visibility or whether project and group access
+    tokens may be created in it (Owner or admin; only a top-level group may forbid them).
 
     Renaming rewrites the full paths and names of every subgroup and project under it. Raises
     MissingParameter (nothing to change), Forbidden, Invalid; NotFound("Group") when a concurrent
     request deleted it (the group is locked first, after the groups above it).
     """
-    if name is None and path is None and description is None and visibility is None:
+    token_setting = resource_access_token_creation_allowed
+    if name is None and path is None and description is None and visibility is None and token_setting is None:
         raise MissingParameter(f"{', '.join(UPDATABLE)} are missing, at least one parameter must be provided")
     if effective_group_level(ctx.reads, ctx.actor, group, ctx.today()) < AccessLevel.OWNER:
         raise Forbidden()
@@ -224,6 +229,10 @@ def update_group(
             new_full = path if parent is None else f"{parent.full_path}/{path}"
             if paths.route_taken(ctx.db, new_full, except_source=(SourceType.NAMESPACE, group.id)):
                 errors["path"] = ["has already been taken"]
+    if token_setting is False and parent is not None:
+        errors["resource_access_token_creation_allowed"] = [
+            "is not allowed since the group is not top-level group."
+        ]
     if errors:
         raise Invalid("", errors)
     if visibility is not None and visibility.level != group.visibility_level:
@@ -250,6 +259,10 @@ def update_group(
     if visibility is not None and visibility.level != group.visibility_level:
         changes.note("visibility", Visibility.from_level(group.visibility_level).value, visibility.value)
         group.visibility_level = visibility.level
+    if token_setting is not None and changes.note(
+        "resource_access_token_creation_allowed", group.resource_access_token_creation_allowed, token_setting
+    ):
+        group.resource_access_token_creation_allowed = token_setting
     if changes:
         group.updated_at = ctx.now()
         record_update(ctx, Event.GROUP_UPDATED, group_entity(group), changes)

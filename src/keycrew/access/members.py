@@ -23,19 +23,37 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Date, String, and_, bindparam, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from keycrew.access import queries
 from keycrew.access.groups import lock_group
 from keycrew.access.levels import MEMBER_LEVELS, AccessLevel
+from keycrew.access.links import GroupGroupLink, ProjectGroupLink
 from keycrew.access.models import Member
 from keycrew.access.policy import (
+    capped_level,
+    invited_groups,
+    link_live,
     live,
     namespace_chain,
 )
 from keycrew.access.projects import lock_project
 from keycrew.access.resources import Resource
+from keycrew.activity.kinds import Action
+from keycrew.activity.service import record_event
 from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
@@ -133,6 +151,8 @@ def membership_view(row: Any) -> MembershipView:
 # (:own_type, :own_id), the groups its members inherit from (:group_1, :group_2, ... nearest
 # first), the day (:today) and the filters (:pattern and :email for a search, :user_ids).
 _PATTERN = bindparam("pattern", type_=String())
+_GGL = GroupGroupLink.__table__.c
+_PGL = ProjectGroupLink.__table__.c
 
 
 def _bound_filter(query: Any, search: bool, ids: bool) -> Any:
@@ -159,6 +179,41 @@ def _sources(groups: int) -> list[ColumnElement[bool]]:
     return on
 
 
+def _shared_members(groups: int, *columns: Any) -> Any:
+    """``columns`` of the live memberships of the groups the source (:own_type, :own_id) or one of
+    the ``groups`` groups above it is shared with, or of the groups above those (their
+    inherited members), with the capped level as ``level`` when ``columns`` has more than one."""
+    today = bindparam("today", type_=Date())
+    own_type = bindparam("own_type", type_=String())
+    shared_groups = [
+        and_(own_type == SourceType.NAMESPACE.value, _GGL.shared_group_id == bindparam("own_id"))
+    ]
+    shared_groups += [_GGL.shared_group_id == bindparam(f"group_{i}") for i in range(1, groups + 1)]
+    links = union_all(
+        select(_GGL.shared_with_group_id.label("group_id"), _GGL.group_access.label("cap")).where(
+            or_(*shared_groups), link_live(_GGL.expires_at, today)
+        ),
+        select(_PGL.group_id.label("group_id"), _PGL.group_access.label("cap")).where(
+            own_type == SourceType.PROJECT.value,
+            _PGL.project_id == bindparam("own_id"),
+            link_live(_PGL.expires_at, today),
+        ),
+    ).subquery("share_links")
+    invited = invited_groups(links, "share_invited")
+    if len(columns) > 1:
+        columns = (
+            *columns[:2],
+            capped_level(Member.access_level, invited.c.cap).label("level"),
+            *columns[2:],
+        )
+    return (
+        select(*columns)
+        .select_from(Member.__table__.join(invited, Member.source_id == invited.c.id))
+        .join(User, User.id == Member.user_id)
+        .where(Member.source_type == SourceType.NAMESPACE.value, live(today))
+    )
+
+
 @functools.cache
 def _listing(groups: int | None, search: bool, ids: bool, shape: str) -> Any:
     """A listing's statement (direct memberships with ``groups`` None, else inherited from that
@@ -176,15 +231,16 @@ def _listing(groups: int | None, search: bool, ids: bool, shape: str) -> Any:
         if shape != "count":
             rows = rows.order_by(Member.id)
     elif shape == "count":
-        rows = _bound_filter(
+        users = _bound_filter(
             select(Member.user_id)
-            .distinct()
             .join(User, User.id == Member.user_id)
             .where(or_(*_sources(groups)), live_today),
             search,
             ids,
         )
-    else:
+        # With the members of the groups the source is shared with (a union counts each user once).
+        rows = users.union(_bound_filter(_shared_members(groups, Member.user_id), search, ids))
+    elif shape == "orm":
         # One membership per user: the highest level wins, the nearest source on a tie.
         on = _sources(groups)
         nearness = case(*((condition, place) for place, condition in enumerate(on)), else_=len(on))
@@ -200,6 +256,41 @@ def _listing(groups: int | None, search: bool, ids: bool, shape: str) -> Any:
         ).subquery()
         rows = (
             select(*what)
+            .join_from(Member, ranked, ranked.c.member_id == Member.id)
+            .join(User, User.id == Member.user_id)
+            .where(ranked.c.place == 1)
+            .order_by(User.id)
+        )
+    else:
+        # The page: as "orm", and the members of the groups the source is shared with at their
+        # capped level (after the source's own and inherited ones on a tie).
+        on = _sources(groups)
+        nearness = case(*((condition, place) for place, condition in enumerate(on)), else_=len(on))
+        candidates = union_all(
+            _bound_filter(
+                select(
+                    Member.id.label("member_id"),
+                    Member.user_id.label("user_id"),
+                    Member.access_level.label("level"),
+                    nearness.label("nearness"),
+                )
+                .join(User, User.id == Member.user_id)
+                .where(or_(*on), live_today),
+                search,
+                ids,
+            ),
+            _bound_filter(
+                _shared_members(groups, Member.id, Member.user_id, literal(len(on) + 1)), search, ids
+            ),
+        ).subquery("candidates")
+        best = func.row_number().over(
+            partition_by=candidates.c.user_id,
+            order_by=(candidates.c.level.desc(), candidates.c.nearness),
+        )
+        ranked = select(candidates.c.member_id, candidates.c.level, best.label("place")).subquery("ranked")
+        columns = [ranked.c.level if column.key == "access_level" else column for column in MEMBER_COLUMNS]
+        rows = (
+            select(*columns, *BRIEF_COLUMNS)
             .join_from(Member, ranked, ranked.c.member_id == Member.id)
             .join(User, User.id == Member.user_id)
             .where(ranked.c.place == 1)
@@ -481,7 +572,15 @@ def create_membership(
         access_level=int(level),
         expires_at=None if expires_at is None else expires_at.isoformat(),
     )
+    note_project_joined(ctx, source, user.id)
     return member
+
+
+def note_project_joined(ctx: Ctx, source: Resource, user_id: int) -> None:
+    """The "joined" contribution event of a new project member, by the member (GitLab writes none
+    for groups, nor for the holder of the project's personal namespace)."""
+    if source.is_project and not _is_personal_holder(source, user_id):
+        record_event(ctx, Action.JOINED, source.id, author_id=user_id)
 
 
 def _check_owner_rule(ctx: Ctx, source: Resource, *levels: int) -> None:
@@ -650,6 +749,8 @@ def _delete(ctx: Ctx, source: Resource, member: Member, user: User) -> None:
         access_level=member.access_level,
         expires_at=None if member.expires_at is None else member.expires_at.isoformat(),
     )
+    if source.is_project:
+        record_event(ctx, Action.LEFT, source.id, author_id=user.id)
     ctx.db.delete(member)
     ctx.db.flush()
 

@@ -4,6 +4,11 @@ A user's level on a group is the highest live membership on the group or any anc
 project it is the highest of the direct membership and the level on its namespace (the holder of
 a personal namespace counts as Owner). A membership whose ``expires_at`` is today or earlier gives
 nothing. Admins read everything and count as Owners for administration checks.
+
+Sharing (``keycrew.access.links``): a group shared with a group H, or a project shared with H,
+gives every member of H (direct, or inherited from H's ancestors) the lower of their level in H and
+the link's ``group_access`` on the shared group and everything under it, or on the shared project,
+until the link's ``expires_at``. A user's level is the highest of what memberships and links give.
 """
 
 from __future__ import annotations
@@ -11,9 +16,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    union_all,
+)
 
 from keycrew.access.levels import AccessLevel
+from keycrew.access.links import GroupGroupLink, ProjectGroupLink
 from keycrew.access.models import Member
 from keycrew.context import Actor, UserFacts
 from keycrew.db.reads import Reader, prepared
@@ -64,26 +81,119 @@ def _chain_ids(start: Any = None, name: str = "chain") -> Select[tuple[int]]:
     return select(chain.c.id)
 
 
-_IN_CHAIN = and_(
-    Member.source_type == SourceType.NAMESPACE.value,
-    Member.source_id.in_(_chain_ids().scalar_subquery()),
-)
-_GROUP_LEVEL = prepared(
-    select(func.max(Member.access_level)).where(_IN_CHAIN, Member.user_id == bindparam("user_id"), _LIVE)
-)
+_CHAIN = _chain_ids().scalar_subquery()
+_IN_CHAIN = and_(Member.source_type == SourceType.NAMESPACE.value, Member.source_id.in_(_CHAIN))
+
+# -- sharing: what links give, as subqueries of the statements of an access check ----------------
+_NS = Namespace.__table__
+_GGL = GroupGroupLink.__table__.c
+_PGL = ProjectGroupLink.__table__.c
+
+
+def link_live(expires_at: Any, today: Any) -> ColumnElement[bool]:
+    """Links that still give access ``today`` (an expiry date is the first day without it)."""
+    return or_(expires_at.is_(None), expires_at > today)
+
+
+def group_links_onto(chain: Any, today: Any) -> Select[Any]:
+    """(invited group id, cap) of the live links sharing a group of ``chain`` (a select of
+    namespace ids: a group and its ancestors, whose shares reach it)."""
+    return select(_GGL.shared_with_group_id.label("group_id"), _GGL.group_access.label("cap")).where(
+        _GGL.shared_group_id.in_(chain), link_live(_GGL.expires_at, today)
+    )
+
+
+def project_links_onto(project_id: Any, today: Any) -> Select[Any]:
+    """(invited group id, cap) of the live links sharing the project ``project_id``."""
+    return select(_PGL.group_id.label("group_id"), _PGL.group_access.label("cap")).where(
+        _PGL.project_id == project_id, link_live(_PGL.expires_at, today)
+    )
+
+
+def invited_groups(links: Any, name: str) -> Any:
+    """The invited groups of ``links`` (a subquery of group_id, cap) and every group above each,
+    with the link's cap: a recursive CTE called ``name`` (id, parent_id, cap), as long as the
+    links times the depth, whatever the size of the trees."""
+    seeds = (
+        select(_NS.c.id, _NS.c.parent_id, links.c.cap)
+        .select_from(_NS.join(links, _NS.c.id == links.c.group_id))
+        .cte(name, recursive=True)
+    )
+    up = _NS.alias(f"{name}_up")
+    return seeds.union_all(select(up.c.id, up.c.parent_id, seeds.c.cap).where(up.c.id == seeds.c.parent_id))
+
+
+def capped_level(level: Any, cap: Any) -> ColumnElement[int]:
+    """The lower of a member's level and a link's cap (portable: no LEAST on SQLite)."""
+    return case((level < cap, level), else_=cap)
+
+
+def shared_level(links: Any, name: str, user_id: Any, today: Any) -> Any:
+    """The highest level ``user_id`` gets through ``links`` (a subquery of group_id, cap): their
+    live membership of an invited group or a group above it, capped by the link; NULL if none."""
+    invited = invited_groups(links, name)
+    return (
+        select(func.max(capped_level(Member.access_level, invited.c.cap)))
+        .select_from(Member.__table__.join(invited, Member.source_id == invited.c.id))
+        .where(Member.source_type == SourceType.NAMESPACE.value, Member.user_id == user_id, live(today))
+        .scalar_subquery()
+    )
+
+
+def _group_shared(chain: Any, prefix: str) -> Any:
+    """What the shares of the groups of ``chain`` (a group and those above it) give :user_id."""
+    links = group_links_onto(chain, bindparam("today")).subquery(f"{prefix}_links")
+    return shared_level(links, f"{prefix}_invited", bindparam("user_id"), bindparam("today"))
+
+
+def _project_shared(project_id: Any, chain: Any, prefix: str) -> Any:
+    """What the shares of the project and of the groups of ``chain`` (its namespace and the
+    groups above) give :user_id."""
+    today: Any = bindparam("today")
+    links = union_all(group_links_onto(chain, today), project_links_onto(project_id, today)).subquery(
+        f"{prefix}_links"
+    )
+    return shared_level(links, f"{prefix}_invited", bindparam("user_id"), today)
+
+
+def _highest(*conditions: Any) -> Any:
+    return (
+        select(func.max(Member.access_level))
+        .where(*conditions, Member.user_id == bindparam("user_id"), _LIVE)
+        .scalar_subquery()
+    )
+
+
+# Each: the membership levels, then what shares give (one statement; the caller takes the max).
+_GROUP_LEVEL = prepared(select(_highest(_IN_CHAIN), _group_shared(_CHAIN, "share")))
 _PROJECT_LEVEL = prepared(
-    select(Member.access_level).where(_ON_PROJECT, Member.user_id == bindparam("user_id"), _LIVE)
+    select(
+        _highest(_ON_PROJECT),
+        shared_level(
+            project_links_onto(bindparam("project_id"), bindparam("today")).subquery("share_links"),
+            "share_invited",
+            bindparam("user_id"),
+            bindparam("today"),
+        ),
+    )
 )
 _PROJECT_LEVELS = prepared(
     select(
-        func.max(case((_ON_PROJECT, Member.access_level))),
-        func.max(case((Member.source_type == SourceType.NAMESPACE.value, Member.access_level))),
-    ).where(Member.user_id == bindparam("user_id"), _LIVE, or_(_ON_PROJECT, _IN_CHAIN))
+        _highest(_ON_PROJECT),
+        _highest(_IN_CHAIN),
+        _project_shared(bindparam("project_id"), _CHAIN, "share"),
+    )
 )
 
 
 # A project with the caller's (direct, inherited) levels on it: what GET /projects/:id needs, in
-# one statement (one round trip on PostgreSQL, not two).
+# one statement (one round trip on PostgreSQL, not two). The groups above the namespace of :id:
+_PROJECT_CHAIN = _chain_ids(
+    select(Project.__table__.c.namespace_id)
+    .where(Project.__table__.c.id == bindparam("id"))
+    .scalar_subquery(),
+    "project_chain",
+).scalar_subquery()
 _PROJECT_WITH_LEVELS = prepared(
     select(
         *PROJECT_COLUMNS,
@@ -98,19 +208,12 @@ _PROJECT_WITH_LEVELS = prepared(
         select(func.max(Member.access_level))
         .where(
             Member.source_type == SourceType.NAMESPACE.value,
-            # The groups above the namespace of project :id.
-            Member.source_id.in_(
-                _chain_ids(
-                    select(Project.__table__.c.namespace_id)
-                    .where(Project.__table__.c.id == bindparam("id"))
-                    .scalar_subquery(),
-                    "project_chain",
-                ).scalar_subquery()
-            ),
+            Member.source_id.in_(_PROJECT_CHAIN),
             Member.user_id == bindparam("user_id"),
             _LIVE,
         )
         .scalar_subquery(),
+        _project_shared(bindparam("id"), _PROJECT_CHAIN, "project_share"),
     )
     .select_from(PROJECTS_WITH_NAMESPACE)
     .where(Project.__table__.c.id == bindparam("id"))
@@ -125,11 +228,11 @@ def project_with_levels(
     row = reads.first(_PROJECT_WITH_LEVELS, {"id": project_id, "user_id": user.id, "today": today})
     if row is None:
         return None
-    project = project_view(row[:-2])
-    direct, inherited = row[-2:]
+    project = project_view(row[:-3])
+    direct, inherited, shared = row[-3:]
     if not project.namespace.is_group:
         inherited = _holder_level(project.namespace, user)
-    return project, (int(direct or 0), int(inherited or 0))
+    return project, (int(direct or 0), max(int(inherited or 0), int(shared or 0)))
 
 
 def _holder_level(ns: NamespaceLike, user: UserFacts) -> int:
@@ -143,22 +246,25 @@ def group_level(reads: Reader, user: UserFacts | None, group: NamespaceLike, tod
         return AccessLevel.NO_ACCESS
     if not group.is_group:
         return AccessLevel.OWNER if group.owner_id == user.id else AccessLevel.NO_ACCESS
-    level = reads.scalar(_GROUP_LEVEL, {"namespace_id": group.id, "user_id": user.id, "today": today})
-    return int(level or AccessLevel.NO_ACCESS)
+    row = reads.first(_GROUP_LEVEL, {"namespace_id": group.id, "user_id": user.id, "today": today})
+    direct, shared = row if row is not None else (None, None)
+    return max(int(direct or AccessLevel.NO_ACCESS), int(shared or AccessLevel.NO_ACCESS))
 
 
 def project_levels(reads: Reader, user: UserFacts, project: ProjectLike, today: dt.date) -> tuple[int, int]:
     """(direct, inherited) levels of ``user`` on ``project``, in one query: the live project
-    membership, and the highest live membership on its group or the groups above (the holder of a
-    personal namespace inherits Owner)."""
+    membership, and the highest of the live memberships on its group or the groups above (the
+    holder of a personal namespace inherits Owner) and of what the shares of the project and of
+    those groups give."""
     ns = project.namespace
     if not ns.is_group:
-        direct = reads.scalar(_PROJECT_LEVEL, {"project_id": project.id, "user_id": user.id, "today": today})
-        return int(direct or 0), _holder_level(ns, user)
+        row = reads.first(_PROJECT_LEVEL, {"project_id": project.id, "user_id": user.id, "today": today})
+        direct, shared = row if row is not None else (None, None)
+        return int(direct or 0), max(_holder_level(ns, user), int(shared or 0))
     params = {"project_id": project.id, "namespace_id": ns.id, "user_id": user.id, "today": today}
     row = reads.first(_PROJECT_LEVELS, params)
-    direct, inherited = row if row is not None else (None, None)
-    return int(direct or 0), int(inherited or 0)
+    direct, inherited, shared = row if row is not None else (None, None, None)
+    return int(direct or 0), max(int(inherited or 0), int(shared or 0))
 
 
 def project_level(reads: Reader, user: UserFacts | None, project: ProjectLike, today: dt.date) -> int:

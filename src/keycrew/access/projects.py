@@ -75,6 +75,8 @@ class _Shape:
     search: bool
     order_by: str
     sort: str
+    id_after: bool = False
+    id_before: bool = False
 
 
 class ProjectListOptions(TypedDict, total=False):
@@ -90,6 +92,8 @@ class ProjectListOptions(TypedDict, total=False):
     sort: str  # asc or desc (the default)
     namespace: NamespaceLike | None  # only this namespace's projects
     include_subgroups: bool  # and those of the groups under it
+    id_after: int | None  # only projects with a greater id (also keyset pagination's cursor)
+    id_before: int | None  # only projects with a smaller id
 
 
 def projects_listing(ctx: Ctx, **options: Unpack[ProjectListOptions]) -> Listing:
@@ -125,6 +129,8 @@ def _shape(
     sort: str = "desc",
     namespace: NamespaceLike | None = None,
     include_subgroups: bool = False,
+    id_after: int | None = None,
+    id_before: int | None = None,
 ) -> tuple[_Shape, dict[str, Any]]:
     actor = ctx.actor
     user = actor.facts
@@ -155,6 +161,10 @@ def _shape(
         values["archived"] = archived
     if search:
         values["pattern"] = contains_pattern(search)
+    if id_after is not None:
+        values["id_after"] = id_after
+    if id_before is not None:
+        values["id_before"] = id_before
     shape = _Shape(
         viewer=viewer,
         visible_levels=() if viewer == "admin" else tuple(visible_levels(actor)),
@@ -165,6 +175,8 @@ def _shape(
         search=bool(search),
         order_by=order_by,
         sort=sort,
+        id_after=id_after is not None,
+        id_before=id_before is not None,
     )
     return shape, values
 
@@ -214,11 +226,18 @@ def _build(query: S, shape: _Shape, param: Callable[..., Any], *, ordered: bool 
         query = query.where(
             or_(*(lower_like(column, pattern) for column in (_P.name, _P.path, _P.description)))
         )
+    if shape.id_after:
+        query = query.where(_P.id > param("id_after"))
+    if shape.id_before:
+        query = query.where(_P.id < param("id_before"))
     if not ordered:
         return query
     column = _ORDERS[shape.order_by]
     desc = shape.sort == "desc"
-    return query.order_by(column.desc() if desc else column.asc(), _P.id.desc() if desc else _P.id.asc())
+    by_id = _P.id.desc() if desc else _P.id.asc()
+    if shape.order_by == "id":  # the id alone: keyset pagination's order, and its index
+        return query.order_by(by_id)
+    return query.order_by(column.desc() if desc else column.asc(), by_id)
 
 
 def project_access(

@@ -4,6 +4,8 @@ Each function returns a condition on Namespace or Project that the caller adds t
 that counting and paging happen in the database. Membership inheritance works on full paths: a
 membership on group ``a/b`` reaches every namespace whose full path is ``a/b`` or starts with
 ``a/b/`` (full paths are unique whatever their case, so a prefix names exactly one subtree).
+What a share gives (``keycrew.access.policy``) reaches the same way: a group shared with a group
+the user is a member of (or inherits from) and everything under it, and a project shared so.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, and_, false, or_, select
+from sqlalchemy import CTE, Boolean, ColumnElement, Select, and_, false, literal, or_, select
 
 from keycrew.access.levels import AccessLevel
+from keycrew.access.links import GroupGroupLink, ProjectGroupLink
 from keycrew.access.models import Member
-from keycrew.access.policy import live, visible_levels
+from keycrew.access.policy import link_live, live, visible_levels
 from keycrew.context import Actor
 from keycrew.db.reads import Reader
 from keycrew.db.text import escape_like
@@ -24,22 +27,56 @@ from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.views import NamespaceLike
 
 _N = Namespace.__table__.c
+_GGL = GroupGroupLink.__table__.c
+_PGL = ProjectGroupLink.__table__.c
 
 
 def _group_memberships(
     reads: Reader, user_id: int, today: dt.date, min_level: int, *, exact_level: bool = False
 ) -> list[tuple[int, str]]:
     """(id, full path) of the groups where the user holds a live direct membership at ``min_level``+."""
+    return [(r[0], r[1]) for r in _groups_of(reads, user_id, today, min_level, exact_level=exact_level)]
+
+
+def _groups_of(
+    reads: Reader,
+    user_id: int,
+    today: dt.date,
+    min_level: int,
+    *,
+    exact_level: bool = False,
+    shared: bool = False,
+) -> list[tuple[int, str, bool]]:
+    """(id, full path, False) of the groups where the user holds a live direct membership at
+    ``min_level``+; with ``shared``, and (id, full path, True) of the groups shared with the user's
+    groups at that level (one statement)."""
     level = Member.access_level == min_level if exact_level else Member.access_level >= min_level
-    rows = reads.rows(
-        select(Namespace.id, Namespace.full_path)
+    rows: Any = (
+        select(Namespace.id, Namespace.full_path, literal(False, Boolean()))
         .join(
             Member,
             and_(Member.source_id == Namespace.id, Member.source_type == SourceType.NAMESPACE.value),
         )
         .where(Member.user_id == user_id, Namespace.kind == "group", live(today), level)
     )
-    return [(int(r[0]), str(r[1])) for r in rows]
+    if shared:
+        rows = rows.union(
+            select(_N.id, _N.full_path, literal(True, Boolean())).where(
+                _N.id.in_(shared_groups("shared_groups", user_id, today, min_level))
+            )
+        )
+    return [(int(r[0]), str(r[1]), bool(r[2])) for r in reads.rows(rows)]
+
+
+def shared_groups(name: str, user_id: Any, today: Any, min_level: Any) -> Select[tuple[int]]:
+    """The ids of the groups shared (live links, ``group_access`` ``min_level``+) with a group the
+    user reaches at ``min_level``+ through membership (``member_subtrees`` called ``name``)."""
+    invited = member_subtrees(name, user_id, today, min_level)
+    return select(_GGL.shared_group_id).where(
+        _GGL.shared_with_group_id.in_(select(invited.c.id)),
+        _GGL.group_access >= min_level,
+        link_live(_GGL.expires_at, today),
+    )
 
 
 def _subtrees(rows: list[tuple[int, str]]) -> ColumnElement[bool]:
@@ -59,7 +96,8 @@ def _prefixes(full_path: str) -> list[str]:
 
 def groups_reached(reads: Reader, user_id: int, today: dt.date, min_level: int) -> ColumnElement[bool]:
     """Groups where the user's effective level (own or inherited membership) is ``min_level``+."""
-    return and_(Namespace.kind == "group", _subtrees(_group_memberships(reads, user_id, today, min_level)))
+    rows = _groups_of(reads, user_id, today, min_level, shared=True)
+    return and_(Namespace.kind == "group", _subtrees([(r[0], r[1]) for r in rows]))
 
 
 def groups_owned_directly(reads: Reader, user_id: int, today: dt.date) -> ColumnElement[bool]:
@@ -69,9 +107,13 @@ def groups_owned_directly(reads: Reader, user_id: int, today: dt.date) -> Column
 
 
 def groups_related(reads: Reader, user_id: int, today: dt.date) -> ColumnElement[bool]:
-    """Groups the user is tied to: member groups, their descendants and ancestors, and the groups
-    (with ancestors) of projects the user is a member of."""
-    rows = _group_memberships(reads, user_id, today, AccessLevel.MINIMAL_ACCESS)
+    """Groups the user is tied to: member groups, their descendants and ancestors, the groups
+    shared with those and their descendants, and the groups (with ancestors) of projects the user is
+    a member of."""
+    reached = _groups_of(reads, user_id, today, AccessLevel.MINIMAL_ACCESS, shared=True)
+    # The groups above a shared group are not listed: the share does not let the user read them.
+    rows = [(r[0], r[1]) for r in reached if not r[2]]
+    shared_rows = [(r[0], r[1]) for r in reached if r[2]]
     project_namespaces = reads.rows(
         select(Namespace.full_path)
         .join(Project, Project.namespace_id == Namespace.id)
@@ -86,7 +128,10 @@ def groups_related(reads: Reader, user_id: int, today: dt.date) -> ColumnElement
         ancestor_paths.update(_prefixes(path))
     return and_(
         Namespace.kind == "group",
-        or_(_subtrees(rows), Namespace.full_path.in_(sorted(ancestor_paths)) if ancestor_paths else false()),
+        or_(
+            _subtrees(rows + shared_rows),
+            Namespace.full_path.in_(sorted(ancestor_paths)) if ancestor_paths else false(),
+        ),
     )
 
 
@@ -138,10 +183,30 @@ def projects_reached_by(name: str, user_id: Any, today: Any, min_level: Any) -> 
         live(today),
     )
     personal = select(_N.id).where(_N.kind == "user", _N.owner_id == user_id)
+    groups = member_subtrees(name, user_id, today, min_level)
+    # Shares: projects shared with one of those groups, and the groups shared with one of them
+    # with every namespace under those.
+    shared_projects = select(_PGL.project_id).where(
+        _PGL.group_id.in_(select(groups.c.id)),
+        _PGL.group_access >= min_level,
+        link_live(_PGL.expires_at, today),
+    )
+    shared = (
+        select(_GGL.shared_group_id.label("id"))
+        .where(
+            _GGL.shared_with_group_id.in_(select(groups.c.id)),
+            _GGL.group_access >= min_level,
+            link_live(_GGL.expires_at, today),
+        )
+        .cte(f"{name}_shared", recursive=True)
+    )
+    shared = shared.union(select(_N.id).where(_N.parent_id == shared.c.id))
     return or_(
         Project.id.in_(direct),
-        Project.namespace_id.in_(select(member_subtrees(name, user_id, today, min_level).c.id)),
+        Project.namespace_id.in_(select(groups.c.id)),
         Project.namespace_id.in_(personal),
+        Project.id.in_(shared_projects),
+        Project.namespace_id.in_(select(shared.c.id)),
     )
 
 

@@ -44,12 +44,25 @@ def _has_role_above_guest(today: dt.date | BindParameter[dt.date]) -> ColumnElem
     )
 
 
+def _only_minimal_access(today: dt.date | BindParameter[dt.date]) -> ColumnElement[bool]:
+    """Users whose every live membership is Minimal Access (and who hold at least one): free on
+    every plan (GitLab 18.9 made them free on self-managed Premium too; Ultimate never billed them)."""
+    mine = (_M.user_id == _U.id) & or_(_M.expires_at.is_(None), _M.expires_at > today)
+    return exists(select(_M.id).where(mine, _M.access_level == AccessLevel.MINIMAL_ACCESS)) & ~exists(
+        select(_M.id).where(mine, _M.access_level > AccessLevel.MINIMAL_ACCESS)
+    )
+
+
 def _billable(today: dt.date | BindParameter[dt.date] | None) -> ColumnElement[bool]:
     """Billable users, with the Ultimate rule (a live role above Guest) unless ``today`` is None."""
     condition = (_U.state == UserState.ACTIVE.value) & _U.user_type.in_([int(t) for t in BILLABLE_TYPES])
     if today is not None:
         condition = condition & _has_role_above_guest(today)
     return condition
+
+
+def _billable_below_ultimate(today: dt.date | BindParameter[dt.date]) -> ColumnElement[bool]:
+    return _billable(None) & ~_only_minimal_access(today)
 
 
 def billable_condition(ctx: Ctx, settings: InstanceSettings | None = None) -> ColumnElement[bool]:
@@ -60,7 +73,9 @@ def billable_condition(ctx: Ctx, settings: InstanceSettings | None = None) -> Co
     somewhere (GitLab counts users whose highest role is Guest, or who have none, as free).
     """
     settings = settings or instance_settings(ctx)
-    return _billable(ctx.today() if guests_are_free(settings) else None)
+    if guests_are_free(settings):
+        return _billable(ctx.today())
+    return _billable_below_ultimate(ctx.today())
 
 
 _N = Namespace.__table__.c
@@ -71,6 +86,16 @@ _instance_plan: ColumnElement[str] = func.coalesce(
     select(_S.plan).where(_S.id == 1).scalar_subquery(), Plan.ULTIMATE.value
 )
 _guests_free: ColumnElement[bool] = _instance_plan == Plan.ULTIMATE.value
+
+
+def takes_seat(today: BindParameter[dt.date]) -> ColumnElement[bool]:
+    """``billable_condition`` as one SQL condition on ``users`` whatever the plan: the instance's
+    plan is read in the same statement, so that a statement built once serves every plan. Every
+    place that tells who takes a seat (GET /license, the admin user entity, ``is_using_seat``,
+    billable members) uses this rule or ``billable_condition``."""
+    return _billable_below_ultimate(today) & or_(~_guests_free, _has_role_above_guest(today))
+
+
 # Users with their personal namespace, if they have one.
 _WITH_NAMESPACE = User.__table__.outerjoin(Namespace.__table__, (_N.owner_id == _U.id) & (_N.kind == "user"))
 # What admins see of some users besides their row: the personal namespace, and whether the user
@@ -79,9 +104,7 @@ _NAMESPACES_AND_SEATS = prepared(
     select(
         _U.id,
         _N.id.label("namespace_id"),
-        (_billable(None) & or_(~_guests_free, _has_role_above_guest(bindparam("today", type_=Date)))).label(
-            "billable"
-        ),
+        takes_seat(bindparam("today", type_=Date)).label("billable"),
     )
     .select_from(_WITH_NAMESPACE)
     .where(_U.id.in_(bindparam("ids", expanding=True)))
@@ -198,6 +221,8 @@ class SeatBreakdown:
     inactive_humans: int
     # Active people with no role above Guest: free on Ultimate (always 0 on other plans).
     guests: int
+    # Active people whose only roles are Minimal Access, below Ultimate (on Ultimate: in ``guests``).
+    minimal_access: int = 0
 
     @property
     def guests_are_free(self) -> bool:
@@ -205,7 +230,14 @@ class SeatBreakdown:
 
     @property
     def non_billable(self) -> int:
-        return self.bots + self.service_accounts + self.internal + self.inactive_humans + self.guests
+        return (
+            self.bots
+            + self.service_accounts
+            + self.internal
+            + self.inactive_humans
+            + self.guests
+            + self.minimal_access
+        )
 
     @property
     def total(self) -> int:
@@ -235,8 +267,16 @@ def seat_breakdown(ctx: Ctx) -> SeatBreakdown:
     inactive = int(
         ctx.db.scalar(select(func.count(User.id)).where(people, User.state != UserState.ACTIVE.value)) or 0
     )
-    guests = 0
-    if guests_are_free(settings):
+    guests = minimal_access = 0
+    active_people = (people, User.state == UserState.ACTIVE.value)
+    if not guests_are_free(settings):
+        minimal_access = int(
+            ctx.db.scalar(
+                select(func.count(User.id)).where(*active_people, _only_minimal_access(ctx.today()))
+            )
+            or 0
+        )
+    else:
         guests = int(
             ctx.db.scalar(
                 select(func.count(User.id)).where(
@@ -254,4 +294,5 @@ def seat_breakdown(ctx: Ctx) -> SeatBreakdown:
         internal=sum(n for t, n in per_type.items() if UserType(t).is_internal),
         inactive_humans=inactive,
         guests=guests,
+        minimal_access=minimal_access,
     )

@@ -19,6 +19,8 @@ from keycrew.access.levels import AccessLevel
 from keycrew.access.members import has_other_owner
 from keycrew.access.models import Member
 from keycrew.access.policy import live
+from keycrew.activity.kinds import ISSUE, NOTE
+from keycrew.activity.service import delete_events, move_events
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
@@ -35,6 +37,7 @@ from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.packages import storage as package_files
 from keycrew.records.ghost import delete_records_of, move_records_to
+from keycrew.records.models import Issue, Note
 from keycrew.repos import storage as repos
 from keycrew.tokens.models import PersonalAccessToken
 
@@ -54,6 +57,8 @@ class Deletion:
     projects: list[str] = field(default_factory=list)
     tokens: int = 0
     memberships: int = 0
+    # Contribution events moved to the Ghost User, or deleted on a hard delete.
+    events: int = 0
 
 
 def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
@@ -122,6 +127,7 @@ def destroy_user(
     if heir is not None:
         done.ghost_id = heir.id
         done.records = move_records_to(ctx, user.id, heir.id)
+        done.events = move_events(ctx, user.id, heir.id)
         record(
             ctx,
             Event.USER_RECORDS_GHOSTED,
@@ -131,6 +137,16 @@ def destroy_user(
             moved=done.records,
         )
     else:
+        # The events by the user, and those about the issues and notes that go with them.
+        own_issues = select(Issue.id).where(Issue.author_id == user.id)
+        done.events = delete_events(
+            ctx,
+            author_id=user.id,
+            targets={
+                ISSUE: own_issues,
+                NOTE: select(Note.id).where((Note.author_id == user.id) | Note.issue_id.in_(own_issues)),
+            },
+        )
         done.records = delete_records_of(ctx, user.id)
 
     done.tokens = _delete_tokens(ctx, user.id)

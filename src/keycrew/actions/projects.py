@@ -17,6 +17,8 @@ from keycrew.access.policy import (
 from keycrew.access.projects import lock_project, personal_namespace, project_entity
 from keycrew.access.resources import Resource
 from keycrew.actions.deletion import purge_projects
+from keycrew.activity.kinds import Action
+from keycrew.activity.service import record_event
 from keycrew.audit.events import Event
 from keycrew.audit.service import Changes, Target, record, record_update
 from keycrew.context import Ctx
@@ -134,6 +136,7 @@ def create_project(
     paths.claim(ctx.db, SourceType.PROJECT, project.id, full_path, f"{namespace.full_name} / {name}")
     _add_creator_membership(ctx, project, namespace, creator)
     _create_repository(ctx, project, creator, initialize_with_readme)
+    record_event(ctx, Action.CREATED, project.id, author_id=creator.id)
     record(
         ctx,
         Event.PROJECT_CREATED,
@@ -197,6 +200,8 @@ def _add_creator_membership(ctx: Ctx, project: Project, namespace: Namespace, cr
             updated_at=now,
         )
     )
+    if namespace.kind != "user":  # GitLab's "joined", written for members other than the holder
+        record_event(ctx, Action.JOINED, project.id, author_id=member_id)
 
 
 PROJECT_UPDATABLE = ("name", "path", "description", "visibility", "default_branch")

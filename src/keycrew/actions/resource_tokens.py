@@ -15,6 +15,7 @@ from sqlalchemy import Select, bindparam, select
 
 from keycrew.access.groups import chain_ids, lock_namespaces
 from keycrew.access.levels import AccessLevel
+from keycrew.access.members import note_project_joined
 from keycrew.access.models import Member
 from keycrew.access.projects import lock_project
 from keycrew.access.resources import Resource
@@ -31,6 +32,8 @@ from keycrew.identity.models import User
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user
 from keycrew.instance.settings import instance_settings
+from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.views import ProjectView
 from keycrew.tokens import lifecycle
 from keycrew.tokens.expiry import check_expiry
 from keycrew.tokens.issuing import IssuedToken, check_scopes, issue_audited
@@ -62,6 +65,38 @@ _BOT_LEVEL = prepared(select(_M.access_level).where(*_IN_RESOURCE, _M.user_id ==
 _BOT_LEVELS = prepared(
     select(_M.user_id, _M.access_level).where(*_IN_RESOURCE, _M.user_id.in_(bindparam("ids", expanding=True)))
 )
+
+
+def _root_setting() -> Select[Any]:
+    """The resource_access_token_creation_allowed of the top-level group above (or at) the
+    namespace ``id``: the setting that rules the whole tree."""
+    ns = Namespace.__table__
+    chain = (
+        select(ns.c.id, ns.c.parent_id, ns.c.resource_access_token_creation_allowed.label("allowed"))
+        .where(ns.c.id == bindparam("id"))
+        .cte("token_chain", recursive=True)
+    )
+    up = ns.alias("up")
+    chain = chain.union_all(
+        select(up.c.id, up.c.parent_id, up.c.resource_access_token_creation_allowed).where(
+            up.c.id == chain.c.parent_id
+        )
+    )
+    return select(chain.c.allowed).where(chain.c.parent_id.is_(None))
+
+
+_ROOT_SETTING = prepared(_root_setting())
+
+
+def creation_allowed(ctx: Ctx, resource: Resource) -> bool:
+    """Whether project and group access tokens may be created in ``resource`` at all: its
+    top-level group's setting decides, for everyone, admins included (GitLab's
+    ``resource_access_token_creation_allowed`` of the root ancestor); projects in a personal
+    namespace always may."""
+    obj = resource.obj
+    namespace_id = obj.namespace_id if isinstance(obj, Project | ProjectView) else obj.id
+    allowed = ctx.reads.scalar(_ROOT_SETTING, {"id": namespace_id})
+    return allowed is None or bool(allowed)
 
 
 def actor_is_bot(ctx: Ctx) -> bool:
@@ -115,7 +150,7 @@ def create_resource_token(
     creator = ctx.actor.user
     if creator is None:
         raise Unauthenticated()
-    if actor_is_bot(ctx) or not can_manage(ctx, resource):
+    if actor_is_bot(ctx) or not can_manage(ctx, resource) or not creation_allowed(ctx, resource):
         raise Invalid(f"User does not have permission to create {resource.kind} access token")
     level = DEFAULT_LEVEL if access_level is None else access_level
     if level not in TOKEN_LEVELS:
@@ -161,6 +196,7 @@ def create_resource_token(
         target=Target("User", bot.id, bot.username),
         access_level=int(level),
     )
+    note_project_joined(ctx, resource, bot.id)
     issued = issue_audited(
         ctx,
         bot,

@@ -29,6 +29,7 @@ from keycrew.identity.models import User
 from keycrew.identity.service_accounts import check_service_account_seat
 from keycrew.identity.types import UserType
 from keycrew.identity.users import create_user, user_entity
+from keycrew.instance.settings import instance_settings
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.paths import find_source, route_taken
 from keycrew.namespaces.personal import follow_user
@@ -228,11 +229,20 @@ def create_service_account(
     Returns the new user (external, confirmed, with its personal namespace).
 
     Raises Invalid("User does not have permission to create a service account in this group.")
-    for a subgroup (only top-level groups own service accounts), Forbidden(NO_SEATS) when the
+    for a subgroup (only top-level groups own service accounts) or, unless the actor is an
+    admin, while allow_top_level_group_owners_to_create_service_accounts is off; Forbidden(NO_SEATS) when the
     license allows no more, Invalid with GitLab's sentence of errors for a bad or taken username
     or e-mail.
     """
-    if owner.group is not None and owner.group.parent_id is not None:
+    if owner.group is not None and (
+        owner.group.parent_id is not None
+        or not (
+            ctx.actor.is_admin
+            or instance_settings(ctx).allow_top_level_group_owners_to_create_service_accounts
+        )
+    ):
+        # Top-level group Owners create their group's service accounts only while the instance
+        # setting allows it; admins always may.
         raise Invalid("User does not have permission to create a service account in this group.")
     check_service_account_seat(ctx)
     name = _present(name) or DEFAULT_NAME

@@ -48,7 +48,7 @@ from keycrew.db.reads import PoolReads, Reader
 from keycrew.errors import Forbidden, InsufficientScope, RateLimited, Unauthenticated, Unavailable
 from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
-from keycrew.tokens.principal import Principal
+from keycrew.tokens.principal import Principal, token_admin_powers
 from keycrew.tokens.scopes import READ_METHODS, api_scopes
 from keycrew.tokens.sudo import sudo_actor
 
@@ -387,6 +387,7 @@ def request_actor(ctx: Ctx, request: Request, principal: Principal | None) -> Ac
         token_id=principal.token.id,
         ip=ip,
         scopes=frozenset(principal.token.scopes),
+        admin_powers=token_admin_powers(ctx.instance, principal.token.scopes),
     )
     target = sudo_target(request)
     if target is not None:

@@ -24,6 +24,7 @@ STATUS: dict[str, tuple[int, str]] = {
     errors.Forbidden.code: (403, "403 Forbidden"),
     errors.Refused.code: (403, "403 Forbidden"),
     errors.Invalid.code: (400, "400 Bad request"),
+    errors.Rejected.code: (400, "400 Bad request"),
     errors.MissingParameter.code: (400, "400 Bad request"),
     errors.BadParameter.code: (400, "400 Bad request"),
     errors.Conflict.code: (409, "409 Conflict"),
@@ -58,10 +59,11 @@ def gitlab_message(exc: errors.KeycrewError) -> str:
     line = status_line(exc)
     match exc:
         case errors.NotFound():
-            return f"404 {exc.thing} Not Found"
+            # A thing unnamed: GitLab's service errors' bare "Not Found" (a group share refused).
+            return f"404 {exc.thing} Not Found" if exc.thing else "Not Found"
         case errors.Unauthenticated():
             return line
-        case errors.Refused() | errors.Conflict():
+        case errors.Refused() | errors.Conflict() | errors.Rejected():
             return exc.message or line
     return f"{line} - {exc.message}" if exc.message else line
 

@@ -28,6 +28,14 @@ MAX_PAGE = 2**31
 
 
 def page_args(params: Params) -> tuple[int, int]:
+    """The page and per_page of a paginated list (one answered as an array with the pagination
+    headers: the API document marks the routes that reach this function so)."""
+    return page_window(params)
+
+
+def page_window(params: Params) -> tuple[int, int]:
+    """``page`` and ``per_page`` with their defaults and bounds, for a response that is not a list
+    itself but pages lists inside it (``/personal_access_tokens/self/associations``)."""
     page = params.integer("page") or 1
     per_page = params.integer("per_page") or DEFAULT_PER_PAGE
     page = min(max(page, 1), MAX_PAGE)
@@ -246,3 +254,42 @@ def paginate_page(
     """Like paginate_query, but renders a whole page at once (to batch look-ups for its rows)."""
     found = fetch(db, params, query, unique=True)
     return respond(request, render_page(found.rows), found)
+
+
+# -- keyset pagination (GitLab's ``pagination=keyset``) ---------------------------------------------
+
+KEYSET_UNAVAILABLE = "Keyset pagination is not yet available for this type of request"
+
+
+def keyset_requested(params: Params) -> bool:
+    """Whether the request asks for keyset pagination (``pagination=keyset``) instead of pages."""
+    return params.text("pagination", blank_is_absent=True) == "keyset"
+
+
+def keyset_unavailable() -> JSON:
+    """GitLab's answer to keyset pagination on an order it cannot follow: 405 with its message."""
+    return JSON({"message": KEYSET_UNAVAILABLE}, status_code=405)
+
+
+def fetch_keyset(reads: Reader, params: Params, found: Listing) -> tuple[list[Any], bool]:
+    """The first ``per_page`` rows of a listing whose cursor is already one of its filters
+    (``id_after``/``id_before``), and whether more follow: one statement, nothing counted."""
+    _page_number, per_page = page_args(params)
+    rows = reads.rows(found.page, {**found.values, "limit": per_page + 1, "offset": 0})
+    return rows[:per_page], len(rows) > per_page
+
+
+def respond_keyset(request: Request, items: list[Any], cursor: Mapping[str, str] | None) -> JSON:
+    """A keyset page: only a Link header with rel="next", carrying the request's parameters and the
+    ``cursor`` that continues after the page's last row, when another page follows (no X-Total,
+    X-Page or page numbers, as GitLab)."""
+    headers: dict[str, str] = {}
+    if cursor:
+        kept = [
+            (k, v)
+            for k, v in request.query_params.multi_items()
+            if k not in ("page", *cursor) and not credential_parameter(k)
+        ]
+        query = urlencode([*kept, *cursor.items()])
+        headers["Link"] = f'<{base_url(request)}{request.url.path}?{query}>; rel="next"'
+    return JSON(items, headers=headers)

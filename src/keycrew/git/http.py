@@ -40,7 +40,9 @@ from keycrew.repos.git_access import (
     GitAccess,
     GitService,
     authorize_git,
+    describe_push,
     note_deploy_token_use,
+    note_user_activity,
     parse_push_log,
     record_push,
 )
@@ -172,16 +174,23 @@ class GitHTTP:
                     note_deploy_token_use(runtime.ctx(db, access.actor), access.deploy_token_use_due)
             except Exception:
                 log.warning("could not record a deploy token's use", exc_info=True)
+        if access.activity_due is not None:
+            try:
+                with runtime.sessions() as db, db.begin():
+                    note_user_activity(runtime.ctx(db, access.actor), access.activity_due)
+            except Exception:
+                log.warning("could not record a user's activity", exc_info=True)
         return access
 
     def _record_push(self, access: GitAccess, push_log: str) -> None:
         updates = parse_push_log(push_log)
         if not updates:
             return
+        payloads = describe_push(self.root, access.project_id, access.default_branch, updates)
         with self.runtime.sessions() as db, db.begin():
             # The actor's user is a detached row from the authorising session: the event takes
             # only its id and username, which is the snapshot it should record.
-            record_push(self.runtime.ctx(db, access.actor), access.project_id, updates)
+            record_push(self.runtime.ctx(db, access.actor), access.project_id, updates, payloads)
 
     async def serve(self, request: GitRequest, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])

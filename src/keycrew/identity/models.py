@@ -115,3 +115,5 @@ class UserSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    # When the person last re-entered their password for Admin Mode (None: not in Admin Mode).
+    admin_mode_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -21,6 +21,7 @@ from keycrew.identity.models import User, UserSession
 from keycrew.identity.passwords import MIN_LENGTH, hash_password
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState, UserType
+from keycrew.instance.settings import instance_settings
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace
 from keycrew.namespaces.paths import find_source, route_taken
@@ -221,7 +222,11 @@ def admin_create_user(ctx: Ctx, new: NewUser) -> User:
             confirmed=True,
             private_profile=bool(new.private_profile),
             can_create_group=True if new.can_create_group is None else new.can_create_group,
-            projects_limit=DEFAULT_PROJECTS_LIMIT if new.projects_limit is None else new.projects_limit,
+            projects_limit=(
+                instance_settings(ctx).default_projects_limit
+                if new.projects_limit is None
+                else new.projects_limit
+            ),
             bio=new.bio or "",
             note=new.note,
         )

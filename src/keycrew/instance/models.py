@@ -37,6 +37,27 @@ class InstanceSettings(Base):
     throttle_authenticated_git_http_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     throttle_authenticated_git_http_requests_per_period: Mapped[int] = mapped_column(Integer, default=3600)
     throttle_authenticated_git_http_period_in_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    # Settings that govern accounts, bots and tokens (GitLab's names and defaults).
+    default_projects_limit: Mapped[int] = mapped_column(Integer, default=100000)
+    # The instance prefix of new tokens, set by an admin; None: the operator's
+    # KEYCREW_INSTANCE_TOKEN_PREFIX ("" is no prefix at all).
+    personal_access_token_prefix: Mapped[str | None] = mapped_column(String(20))
+    deactivate_dormant_users: Mapped[bool] = mapped_column(Boolean, default=False)
+    deactivate_dormant_users_period: Mapped[int] = mapped_column(Integer, default=90)
+    delete_unconfirmed_users: Mapped[bool] = mapped_column(Boolean, default=False)
+    unconfirmed_users_delete_after_days: Mapped[int] = mapped_column(Integer, default=7)
+    delete_inactive_projects: Mapped[bool] = mapped_column(Boolean, default=False)
+    inactive_projects_delete_after_months: Mapped[int] = mapped_column(Integer, default=2)
+    inactive_projects_min_size_mb: Mapped[int] = mapped_column(Integer, default=0)
+    inactive_projects_send_warning_email_after_months: Mapped[int] = mapped_column(Integer, default=1)
+    # GitLab's default is false; keycrew's is true (top-level group Owners have always created
+    # their groups' service accounts here).
+    allow_top_level_group_owners_to_create_service_accounts: Mapped[bool] = mapped_column(
+        Boolean, default=True
+    )
+    # Admins act as admins through the API only with an admin_mode token, in the UI only after
+    # re-entering their password.
+    admin_mode: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

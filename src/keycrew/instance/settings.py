@@ -15,7 +15,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.db.reads import prepared
-from keycrew.errors import BadParameter, Forbidden
+from keycrew.errors import BadParameter, Forbidden, Invalid
 from keycrew.infra.ratelimit import (
     AUTHENTICATED_API,
     AUTHENTICATED_GIT_HTTP,
@@ -28,6 +28,15 @@ from keycrew.instance.models import InstanceSettings, RateLimitOverride
 # The request throttles an admin sets (GitLab's names, and its rule: integers greater than 0).
 THROTTLES = (AUTHENTICATED_API, UNAUTHENTICATED_API, AUTHENTICATED_GIT_HTTP)
 MAX_INT = 2**31 - 1
+MIN_DORMANT_PERIOD = 90
+# GitLab's rule for personal_access_token_prefix: up to 20 characters of this alphabet.
+PREFIX_MAX = 20
+_PREFIX_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=/@:.-")
+# What personal tokens' values start with after the instance prefix (tokens.secrets.PAT_PREFIX).
+PAT_PREFIX = "glpat-"
+PREFIX_FORMAT = (
+    "can contain only letters of the Base64 alphabet (RFC4648) with the addition of '@', ':' and '.'"
+)
 
 
 class Plan(StrEnum):
@@ -68,6 +77,18 @@ class SettingsView(NamedTuple):
     throttle_authenticated_git_http_enabled: bool
     throttle_authenticated_git_http_requests_per_period: int
     throttle_authenticated_git_http_period_in_seconds: int
+    default_projects_limit: int
+    personal_access_token_prefix: str | None
+    deactivate_dormant_users: bool
+    deactivate_dormant_users_period: int
+    delete_unconfirmed_users: bool
+    unconfirmed_users_delete_after_days: int
+    delete_inactive_projects: bool
+    inactive_projects_delete_after_months: int
+    inactive_projects_min_size_mb: int
+    inactive_projects_send_warning_email_after_months: int
+    allow_top_level_group_owners_to_create_service_accounts: bool
+    admin_mode: bool
     updated_at: dt.datetime
 
 
@@ -94,6 +115,9 @@ class Setting:
     kind: type
     minimum: int | None = None
     maximum: int | None = None
+    # Checked as GitLab's model validations do, with their messages per attribute (400
+    # {"message": {"<name>": ["..."]}}), rather than by the bounds above.
+    validated: bool = False
 
 
 # What PUT /application/settings may change, with GitLab's bounds.
@@ -107,6 +131,18 @@ SETTINGS: dict[str, Setting] = {
         Setting("max_login_attempts", int, 1, 100),
         Setting("failed_login_attempts_unlock_period_in_minutes", int, 1, 43200),
         Setting("service_access_tokens_expiration_enforced", bool),
+        Setting("default_projects_limit", int, 0, MAX_INT, validated=True),
+        Setting("personal_access_token_prefix", str, validated=True),
+        Setting("deactivate_dormant_users", bool),
+        Setting("deactivate_dormant_users_period", int, MIN_DORMANT_PERIOD, MAX_INT, validated=True),
+        Setting("delete_unconfirmed_users", bool),
+        Setting("unconfirmed_users_delete_after_days", int, 1, MAX_INT, validated=True),
+        Setting("delete_inactive_projects", bool),
+        Setting("inactive_projects_delete_after_months", int, 1, MAX_INT, validated=True),
+        Setting("inactive_projects_min_size_mb", int, 0, MAX_INT, validated=True),
+        Setting("inactive_projects_send_warning_email_after_months", int, 1, MAX_INT, validated=True),
+        Setting("allow_top_level_group_owners_to_create_service_accounts", bool),
+        Setting("admin_mode", bool),
         *(
             setting
             for throttle in THROTTLES
@@ -157,16 +193,86 @@ def read_settings(ctx: Ctx) -> InstanceSettings:
     return instance_settings(ctx)
 
 
-def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
-    """Change settings (admins). Values are already typed by the adapter; bounds are checked here.
+def instance_token_prefix(ctx: Ctx, stored: str | None) -> str:
+    """The instance prefix of new tokens given the row's ``personal_access_token_prefix``: the
+    admin's if set, else the operator's (KEYCREW_INSTANCE_TOKEN_PREFIX)."""
+    return ctx.instance.configured_token_prefix if stored is None else stored
 
-    Raises Forbidden for non-admins, BadParameter for values out of bounds.
+
+def stored_token_prefix(value: str | None) -> str | None:
+    """What an admin's personal_access_token_prefix stores: GitLab's setting is the whole prefix
+    of personal tokens ("acme-glpat-"), keycrew's the instance prefix in front of every kind's
+    ("acme-"), so either is taken; blank goes back to the operator's."""
+    if not value:
+        return None
+    return value.removesuffix(PAT_PREFIX)
+
+
+def _numeric_errors(setting: Setting, value: int) -> list[str]:
+    if setting.minimum is not None and value < setting.minimum:
+        if setting.minimum == 0:
+            return ["must be greater than or equal to 0"]
+        return [f"must be greater than {setting.minimum - 1}"]
+    if setting.maximum is not None and value > setting.maximum:
+        return [f"must be less than or equal to {setting.maximum}"]
+    return []
+
+
+def _validation_errors(state: dict[str, Any], changes: dict[str, Any]) -> dict[str, list[str]]:
+    """GitLab's model validations of the settings marked ``validated``, on the row as it would be
+    after ``changes``: the attribute and its messages."""
+    errors: dict[str, list[str]] = {}
+    for name, setting in SETTINGS.items():
+        if not setting.validated:
+            continue
+        value = state[name]
+        if name == "personal_access_token_prefix":
+            raw = changes.get(name)
+            if raw:
+                messages = []
+                if not set(raw) <= _PREFIX_ALPHABET:
+                    messages.append(PREFIX_FORMAT)
+                if len(raw) > PREFIX_MAX:
+                    messages.append(f"is too long (maximum is {PREFIX_MAX} characters)")
+                if messages:
+                    errors[name] = messages
+            continue
+        if name == "deactivate_dormant_users_period":
+            # Checked only while dormant users are deactivated (GitLab's `if:`).
+            if state["deactivate_dormant_users"] and value < MIN_DORMANT_PERIOD:
+                errors[name] = [f"'{value}' days of inactivity must be greater than or equal to 90"]
+            elif value > MAX_INT or value < 1:
+                errors[name] = _numeric_errors(Setting(name, int, 1, MAX_INT), value)
+            continue
+        if messages := _numeric_errors(setting, value):
+            errors[name] = messages
+        elif name == "inactive_projects_send_warning_email_after_months":
+            limit = state["inactive_projects_delete_after_months"]
+            if value >= limit:
+                errors[name] = [f"must be less than {limit}"]
+    return errors
+
+
+def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
+    """Change settings (admins). Values are already typed by the adapter; bounds and GitLab's
+    validations are checked here, all before anything is applied.
+
+    Raises Forbidden for non-admins, BadParameter for values out of bounds, Invalid (GitLab's
+    per-attribute messages) for the settings GitLab validates on its model.
     """
     row = read_settings(ctx)
+    if "personal_access_token_prefix" in changes:
+        changes = {**changes, "personal_access_token_prefix": changes["personal_access_token_prefix"] or None}
+    state = {name: getattr(row, name) for name in SETTINGS}
+    state.update(changes)
+    if errors := _validation_errors(state, changes):
+        raise Invalid("", errors)
+    if "personal_access_token_prefix" in changes:
+        changes["personal_access_token_prefix"] = stored_token_prefix(changes["personal_access_token_prefix"])
     # Every value is checked before any is applied: a refused change leaves the row untouched.
     for name, value in changes.items():
         setting = SETTINGS[name]
-        if setting.kind is int:
+        if setting.kind is int and not setting.validated:
             assert isinstance(value, int)
             if (setting.minimum is not None and value < setting.minimum) or (
                 setting.maximum is not None and value > setting.maximum

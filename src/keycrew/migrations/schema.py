@@ -2,7 +2,9 @@
 
 Only the migrations import this module: no package below needs the others' models."""
 
+from keycrew.access.links import GroupGroupLink, ProjectGroupLink
 from keycrew.access.models import Member
+from keycrew.activity.models import ActivityEvent, PushEventPayload
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
@@ -13,9 +15,11 @@ from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
 
 __all__ = [
+    "ActivityEvent",
     "AuditEvent",
     "Base",
     "DeployToken",
+    "GroupGroupLink",
     "InstanceSettings",
     "Issue",
     "Member",
@@ -25,6 +29,8 @@ __all__ = [
     "PackageFile",
     "PersonalAccessToken",
     "Project",
+    "ProjectGroupLink",
+    "PushEventPayload",
     "RateLimitOverride",
     "Route",
     "User",

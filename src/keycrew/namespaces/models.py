@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, inspect, select
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
 from keycrew.db.base import Base, UTCDateTime
@@ -42,6 +53,11 @@ class Namespace(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # GitLab's namespace setting "Users can create project access tokens and group access tokens
+    # in this group": set on top-level groups, it rules everything below them.
+    resource_access_token_creation_allowed: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true()
+    )
 
     # Loaded when first used (a lookup in the session's identity map when the parent is already
     # there); ``chain`` loads a namespace's ancestors in one query.

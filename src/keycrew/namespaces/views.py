@@ -44,6 +44,8 @@ class NamespaceLike(Protocol):
     @property
     def created_at(self) -> dt.datetime: ...
     @property
+    def resource_access_token_creation_allowed(self) -> bool: ...
+    @property
     def is_group(self) -> bool: ...
 
 
@@ -93,6 +95,7 @@ class NamespaceView(NamedTuple):
     description: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    resource_access_token_creation_allowed: bool
 
     @property
     def is_group(self) -> bool:

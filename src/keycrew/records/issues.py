@@ -19,6 +19,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_project
 from keycrew.access.policy import effective_project_level
+from keycrew.activity.kinds import ISSUE, NOTE, Action
+from keycrew.activity.service import EventTarget, delete_events, record_event
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
@@ -317,6 +319,7 @@ def create_issue(
         issue_type=kind,
         confidential=confidential,
     )
+    record_event(ctx, Action.CREATED, project.id, target=EventTarget(ISSUE, issue.id, issue.title))
     return issue
 
 
@@ -385,6 +388,10 @@ def update_issue(ctx: Ctx, project: Project, issue: Issue, changes: IssueChanges
         changes.updated_at if changes.updated_at and may_set_iid_and_dates(ctx, project) else now
     )
     ctx.db.flush()
+    state = next((new for name, _, new in changed if name == "state"), None)
+    if state is not None:
+        action = Action.CLOSED if state == "closed" else Action.REOPENED
+        record_event(ctx, action, project.id, target=EventTarget(ISSUE, issue.id, issue.title))
     for name, old, new in changed:
         record(
             ctx,
@@ -404,6 +411,8 @@ def delete_issue(ctx: Ctx, project: Project, issue: Issue) -> None:
         raise Forbidden()
     ref = reference(project, issue)
     issue_id, title = issue.id, issue.title
+    # GitLab deletes the events about an issue with it (and those about its notes).
+    delete_events(ctx, targets={ISSUE: [issue_id], NOTE: select(Note.id).where(Note.issue_id == issue_id)})
     notes = ctx.db.execute(
         delete(Note).where(Note.issue_id == issue_id).execution_options(synchronize_session=False)
     )

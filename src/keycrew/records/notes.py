@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Select, false, select
 
+from keycrew.activity.kinds import NOTE, Action
+from keycrew.activity.service import EventTarget, delete_events, record_event
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
@@ -117,6 +119,8 @@ def create_note(
         issue_iid=issue.iid,
         internal=internal,
     )
+    # A note's title is its issue's (GitLab's Note#title).
+    record_event(ctx, Action.COMMENTED, project.id, target=EventTarget(NOTE, note.id, issue.title))
     return note
 
 
@@ -157,6 +161,7 @@ def delete_note(ctx: Ctx, project: Project, issue: Issue, note: Note) -> None:
     if not _may_admin_note(ctx, note):
         raise Forbidden()
     note_id = note.id
+    delete_events(ctx, targets={NOTE: [note_id]})
     ctx.db.delete(note)
     ctx.db.flush()
     record(

@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from sqlalchemy import or_, update
+
 from keycrew.access.levels import AccessLevel
 from keycrew.access.policy import project_level
+from keycrew.activity.kinds import Action, PushAction, RefType
+from keycrew.activity.service import PushData, commit_title, record_event
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Actor, Ctx
 from keycrew.errors import Forbidden, NotFound, Unauthenticated
+from keycrew.identity.models import User
 from keycrew.instance.settings import instance_settings
 from keycrew.namespaces import paths
 from keycrew.namespaces.kinds import SourceType
@@ -78,6 +83,9 @@ class GitAccess:
     deploy_token_use_due: int | None = None
     # The deploy token used, if any (the git throttle counts it apart from any user).
     deploy_token_id: int | None = None
+    # A user signed in with a password whose last_activity_on is not today yet
+    # (note_user_activity); token users' activity is the usage writer's.
+    activity_due: int | None = None
 
 
 def _project_by_path(ctx: Ctx, full_path: str) -> Project | None:
@@ -147,6 +155,13 @@ def authorize_git(
     use_due = None
     if credential.deploy_token is not None and _use_due(credential.deploy_token.last_used_at, ctx.now()):
         use_due = credential.deploy_token.id
+    activity_due = None
+    if (
+        credential.user is not None
+        and credential.token is None
+        and credential.user.last_activity_on != ctx.today()
+    ):
+        activity_due = credential.user.id
     remote_user = credential.user.username if credential.user is not None else None
     if credential.deploy_token is not None:
         remote_user = credential.deploy_token.username
@@ -162,6 +177,19 @@ def authorize_git(
         may_push_protected=may_push_protected,
         deploy_token_use_due=use_due,
         deploy_token_id=None if credential.deploy_token is None else credential.deploy_token.id,
+        activity_due=activity_due,
+    )
+
+
+def note_user_activity(ctx: Ctx, user_id: int) -> None:
+    """Set a user's last_activity_on to today (GitLab's activity of a git client signed in with a
+    password: at most once a day), in its own short transaction."""
+    today = ctx.today()
+    ctx.db.execute(
+        update(User)
+        .where(User.id == user_id, or_(User.last_activity_on.is_(None), User.last_activity_on != today))
+        .values(last_activity_on=today)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -199,13 +227,105 @@ def parse_push_log(text: str) -> list[RefUpdate]:
     return updates
 
 
-def record_push(ctx: Ctx, project_id: int, updates: list[RefUpdate]) -> None:
-    """Write the audit event of a push that changed ``updates`` (actor: ctx.actor) and mark the
-    project active. A project deleted meanwhile is skipped."""
+# GitLab's push_event_activities_limit: more refs of one kind and action than this in one push
+# make one bulk event (with ref_count) instead of one event per ref.
+PUSH_EVENT_ACTIVITIES_LIMIT = 3
+_ZERO = "0"
+_KINDS = {"refs/heads/": RefType.BRANCH, "refs/tags/": RefType.TAG}
+
+
+def _commit_message(repository: Path, sha: str) -> str | None:
+    try:
+        return storage.git("log", "-1", "--format=%B", sha, "--", cwd=repository).decode(errors="replace")
+    except storage.GitFailed:
+        return None
+
+
+def _exists(repository: Path, ref: str) -> bool:
+    try:
+        storage.git("rev-parse", "--verify", "--quiet", ref, cwd=repository)
+    except storage.GitFailed:
+        return False
+    return True
+
+
+def _range(repository: Path, *revisions: str) -> tuple[int, str | None]:
+    """How many commits ``git rev-list revisions`` names, and the newest one."""
+    try:
+        listed = storage.git("rev-list", *revisions, "--", cwd=repository).decode().split()
+    except storage.GitFailed:
+        return 0, None
+    return len(listed), (listed[0] if listed else None)
+
+
+def _ref_push(repository: Path, default_branch: str, update: RefUpdate, kind: RefType) -> PushData:
+    """GitLab's push payload of one ref: what it names and the commits it brought (for a new
+    branch, those not on the default branch; a new default branch, all of its commits)."""
+    prefix = "refs/heads/" if kind is RefType.BRANCH else "refs/tags/"
+    name = update.ref.removeprefix(prefix)
+    created, removed = not update.before.strip(_ZERO), not update.after.strip(_ZERO)
+    action = PushAction.CREATED if created else PushAction.REMOVED if removed else PushAction.PUSHED
+    count, newest = 0, None
+    if removed:
+        pass
+    elif kind is RefType.TAG:
+        count, newest = _range(repository, "-1", f"{update.after}^{{commit}}")
+    elif created and name == default_branch:
+        count, newest = _range(repository, update.after)
+    elif created:
+        base = f"refs/heads/{default_branch}"
+        count, newest = _range(
+            repository, update.after, *(("--not", base) if _exists(repository, base) else ())
+        )
+    else:
+        count, newest = _range(repository, f"{update.before}..{update.after}")
+    return PushData(
+        action=action,
+        ref_type=kind,
+        commit_count=count,
+        commit_from=None if created else update.before,
+        commit_to=None if removed else update.after,
+        ref=name,
+        commit_title=None if newest is None else commit_title(_commit_message(repository, newest)),
+    )
+
+
+def describe_push(
+    root: Path, project_id: int, default_branch: str, updates: list[RefUpdate]
+) -> list[PushData]:
+    """The push payloads of ``updates`` (branches and tags only), read from the repository: one
+    per ref, or one bulk payload per kind and action of more than PUSH_EVENT_ACTIVITIES_LIMIT refs.
+    Run before the transaction that records them (git is slower than the database)."""
+    repository = storage.repository_path(root, project_id)
+    groups: dict[tuple[RefType, PushAction], list[RefUpdate]] = {}
+    for change in updates:
+        kind = next((k for prefix, k in _KINDS.items() if change.ref.startswith(prefix)), None)
+        if kind is None:
+            continue
+        created, removed = not change.before.strip(_ZERO), not change.after.strip(_ZERO)
+        action = PushAction.CREATED if created else PushAction.REMOVED if removed else PushAction.PUSHED
+        groups.setdefault((kind, action), []).append(change)
+    payloads = []
+    for (kind, action), changes in groups.items():
+        if len(changes) > PUSH_EVENT_ACTIVITIES_LIMIT:
+            payloads.append(PushData(action=action, ref_type=kind, ref_count=len(changes)))
+        else:
+            payloads += [_ref_push(repository, default_branch, one, kind) for one in changes]
+    return payloads
+
+
+def record_push(
+    ctx: Ctx, project_id: int, updates: list[RefUpdate], payloads: list[PushData] | None = None
+) -> None:
+    """Write the audit event of a push that changed ``updates`` (actor: ctx.actor), its "pushed"
+    contribution events (``payloads``, from ``describe_push``) and mark the project active. A
+    project deleted meanwhile is skipped."""
     project = ctx.db.get(Project, project_id)
     if project is None or not updates:
         return
     project.last_activity_at = ctx.now()
+    for payload in payloads or ():
+        record_event(ctx, Action.PUSHED, project.id, push=payload)
     record(
         ctx,
         Event.GIT_PUSH,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from keycrew.audit.events import Event
@@ -13,12 +15,17 @@ from keycrew.tokens.authentication import MAX_TOKEN_LENGTH, find_by_digest
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
 
 KNOWN_PREFIXES = (secrets.PAT_PREFIX, secrets.DEPLOY_PREFIX)
+# An instance prefix (GitLab's rule: up to 20 of these characters), then a kind's prefix.
+_EARLIER_PREFIX = re.compile(r"[A-Za-z0-9_+=/@:.-]{1,20}?(?:glpat-|gldt-)")
 
 
 def _supported(ctx: Ctx, value: str) -> bool:
+    """Whether ``value`` is shaped like a token of a kind keycrew issues: the kind's prefix after
+    an instance prefix, the current one or any earlier one (an admin may change it; the tokens
+    issued before keep working)."""
     custom = ctx.instance.token_prefix
     stripped = value[len(custom) :] if custom and value.startswith(custom) else value
-    return stripped.startswith(KNOWN_PREFIXES)
+    return stripped.startswith(KNOWN_PREFIXES) or _EARLIER_PREFIX.match(value) is not None
 
 
 def identify(ctx: Ctx, value: str) -> PersonalAccessToken | DeployToken:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from keycrew.context import Instance
 from keycrew.identity.models import User
 from keycrew.identity.views import UserView
 from keycrew.tokens.models import PersonalAccessToken, TokenTraits
+from keycrew.tokens.scopes import Scope
 
 # The kinds of row a cached principal depends on, as the cache's invalidation names them.
 TOKEN_ROW = "t"
@@ -27,6 +29,9 @@ class TokenSnapshot(TokenTraits):
     impersonation: bool
     created_at: dt.datetime
     last_used_at: dt.datetime | None
+    # The newest client IPs (at most 5): a use from a new IP writes the row, which drops the
+    # cached principal, so they are as fresh as ``last_used_at``.
+    last_used_ips: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, token: PersonalAccessToken) -> TokenSnapshot:
@@ -41,6 +46,7 @@ class TokenSnapshot(TokenTraits):
             token.impersonation,
             token.created_at,
             token.last_used_at,
+            tuple(token.last_used_ips or ()),
         )
 
 
@@ -81,3 +87,10 @@ class Principal:
 
     def depends_on(self) -> tuple[tuple[str, int], ...]:
         return ((TOKEN_ROW, self.token.id), (USER_ROW, self.user.id))
+
+
+def token_admin_powers(instance: Instance, scopes: tuple[str, ...] | frozenset[str]) -> bool:
+    """Whether an admin acting with a token of ``scopes`` acts as an admin: always, unless Admin
+    Mode is on, which asks for the ``admin_mode`` scope (GitLab's bypass of the session check).
+    The setting comes from the instance's cache, not from a query."""
+    return not instance.admin_mode or Scope.ADMIN_MODE in scopes

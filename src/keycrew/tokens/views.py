@@ -28,10 +28,11 @@ class _TokenRow(NamedTuple):
     previous_personal_access_token_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    last_used_ips: list[str]
 
 
 class PersonalAccessTokenView(_TokenRow, TokenTraits):
-    """A token's row without its digest (nor its last IPs), read without the ORM: renders as a
+    """A token's row without its digest, read without the ORM: renders as a
     ``PersonalAccessToken``."""
 
     __slots__ = ()

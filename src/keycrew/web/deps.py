@@ -28,6 +28,7 @@ from keycrew.bootstrap import Runtime
 from keycrew.context import Actor, Ctx
 from keycrew.db.text import valid_text
 from keycrew.errors import Invalid
+from keycrew.identity.admin_mode import session_admin_powers
 from keycrew.identity.models import User, UserSession
 from keycrew.identity.sign_in import session_user
 from keycrew.web import security
@@ -43,10 +44,16 @@ class Viewer:
     username: str
     name: str
     admin: bool
+    # An admin acting as one (Admin Mode off, or this session in it).
+    admin_powers: bool = False
+    # The instance asks admins to enter Admin Mode (the header offers to enter or leave it).
+    admin_mode: bool = False
 
     @classmethod
-    def of(cls, user: User | None) -> Viewer | None:
-        return None if user is None else cls(user.id, user.username, user.name, user.admin)
+    def of(cls, user: User | None, *, admin_powers: bool = True, admin_mode: bool = False) -> Viewer | None:
+        if user is None:
+            return None
+        return cls(user.id, user.username, user.name, user.admin, user.admin and admin_powers, admin_mode)
 
 
 class SignInRequired(Exception):
@@ -55,6 +62,19 @@ class SignInRequired(Exception):
     def __init__(self, back_to: str) -> None:
         super().__init__(back_to)
         self.back_to = back_to
+
+    def location(self) -> str:
+        return sign_in_url(self.back_to)
+
+
+class AdminModeRequired(SignInRequired):
+    """An admin page asked for by an admin whose session is not in Admin Mode: the UI asks for
+    the password again, then comes back."""
+
+    def location(self) -> str:
+        return "/admin/session/new" + (
+            f"?redirect_to={quote(self.back_to, safe='/')}" if self.back_to not in ("", "/") else ""
+        )
 
 
 class CsrfRefused(Exception):
@@ -98,10 +118,20 @@ class Page:
 
     def require_user(self) -> User:
         if self.user is None:
-            path = self.request.url.path
-            query = self.request.url.query
-            raise SignInRequired(path + (f"?{query}" if query else ""))
+            raise SignInRequired(self.here)
         return self.user
+
+    @property
+    def here(self) -> str:
+        """This page's path and query, to come back to."""
+        query = self.request.url.query
+        return self.request.url.path + (f"?{query}" if query else "")
+
+    def require_admin_mode(self) -> None:
+        """An admin without admin powers (Admin Mode on, not entered) is sent to enter it."""
+        user = self.require_user()
+        if user.admin and not self.ctx.actor.is_admin:
+            raise AdminModeRequired(self.here)
 
     @property
     def secure(self) -> bool:
@@ -316,8 +346,9 @@ def _page(request: Request, *, check_csrf: bool, form: FormData | None) -> Itera
             ctx = runtime.ctx(db, Actor(user=None, ip=client_ip(request), via="web"))
             found = session_user(ctx, value) if value else None
             session, user = found if found is not None else (None, None)
+            powers = session_admin_powers(runtime.instance, session, ctx.now())
             if user is not None:
-                ctx.actor = Actor(user=user, ip=client_ip(request), via="web")
+                ctx.actor = Actor(user=user, ip=client_ip(request), via="web", admin_powers=powers)
             page = Page(
                 request,
                 ctx,
@@ -325,7 +356,7 @@ def _page(request: Request, *, check_csrf: bool, form: FormData | None) -> Itera
                 session,
                 value if session is not None else None,
                 request.cookies.get(security.CSRF_COOKIE),
-                viewer=Viewer.of(user),
+                viewer=Viewer.of(user, admin_powers=powers, admin_mode=runtime.instance.admin_mode),
             )
             if check_csrf:
                 posted = form.text(security.CSRF_FIELD) if form is not None else ""

@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from keycrew import errors
-from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired, UnstorableText, sign_in_url
+from keycrew.web.deps import CsrfRefused, FormTooLarge, SignInRequired, UnstorableText
 from keycrew.web.security import CSRF_FIELD, SECURITY_HEADERS
 from keycrew.web.templating import render_template
 
@@ -132,7 +132,7 @@ def http_error_page(request: Request, status: int) -> HTMLResponse:
 
 
 def sign_in_required(_request: Request, exc: SignInRequired) -> Response:
-    return RedirectResponse(sign_in_url(exc.back_to), status_code=303)
+    return RedirectResponse(exc.location(), status_code=303)
 
 
 def csrf_refused(request: Request, _exc: CsrfRefused) -> HTMLResponse:

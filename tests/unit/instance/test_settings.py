@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from keycrew.audit.events import Event
-from keycrew.errors import BadParameter, Forbidden
+from keycrew.errors import BadParameter, Forbidden, Invalid
 from keycrew.instance.models import InstanceSettings
 from keycrew.instance.settings import (
     SETTINGS,
@@ -39,6 +39,19 @@ DEFAULTS = {
     "throttle_authenticated_git_http_enabled": False,
     "throttle_authenticated_git_http_requests_per_period": 3600,
     "throttle_authenticated_git_http_period_in_seconds": 3600,
+    # Accounts, bots and tokens (GitLab's defaults but one: group Owners create service accounts).
+    "default_projects_limit": 100000,
+    "personal_access_token_prefix": None,
+    "deactivate_dormant_users": False,
+    "deactivate_dormant_users_period": 90,
+    "delete_unconfirmed_users": False,
+    "unconfirmed_users_delete_after_days": 7,
+    "delete_inactive_projects": False,
+    "inactive_projects_delete_after_months": 2,
+    "inactive_projects_min_size_mb": 0,
+    "inactive_projects_send_warning_email_after_months": 1,
+    "allow_top_level_group_owners_to_create_service_accounts": True,
+    "admin_mode": False,
 }
 BOUNDS = {
     "max_personal_access_token_lifetime": (1, 400),
@@ -70,7 +83,63 @@ def test_the_row_is_made_on_first_need_with_the_defaults(world: World) -> None:
 
 
 def test_the_integer_settings_and_their_bounds() -> None:
-    assert {s.name: (s.minimum, s.maximum) for s in SETTINGS.values() if s.kind is int} == BOUNDS
+    bounded = {s.name: (s.minimum, s.maximum) for s in SETTINGS.values() if s.kind is int and not s.validated}
+    assert bounded == BOUNDS
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({"default_projects_limit": -1}, {"default_projects_limit": ["must be greater than or equal to 0"]}),
+        ({"deactivate_dormant_users_period": 30}, {}),
+        (
+            {"deactivate_dormant_users": True, "deactivate_dormant_users_period": 89},
+            {
+                "deactivate_dormant_users_period": [
+                    "'89' days of inactivity must be greater than or equal to 90"
+                ]
+            },
+        ),
+        (
+            {"unconfirmed_users_delete_after_days": 0},
+            {"unconfirmed_users_delete_after_days": ["must be greater than 0"]},
+        ),
+        (
+            {
+                "inactive_projects_delete_after_months": 5,
+                "inactive_projects_send_warning_email_after_months": 5,
+            },
+            {"inactive_projects_send_warning_email_after_months": ["must be less than 5"]},
+        ),
+        ({"personal_access_token_prefix": "ok-prefix_1"}, {}),
+        (
+            {"personal_access_token_prefix": "a" * 21},
+            {"personal_access_token_prefix": ["is too long (maximum is 20 characters)"]},
+        ),
+    ],
+)
+def test_gitlabs_validations_leave_the_row_untouched(
+    world: World, changes: dict[str, object], errors: dict[str, list[str]]
+) -> None:
+    ctx = world.as_root()
+    if not errors:
+        update_settings(ctx, changes)
+        return
+    with pytest.raises(Invalid) as refused:
+        update_settings(ctx, changes)
+    assert refused.value.errors == errors
+    row = instance_settings(ctx)
+    assert {name: getattr(row, name) for name in DEFAULTS} == DEFAULTS
+
+
+def test_the_token_prefix_is_stored_without_the_kind_prefix(world: World) -> None:
+    ctx = world.as_root()
+    assert (
+        update_settings(ctx, {"personal_access_token_prefix": "acme-glpat-"}).personal_access_token_prefix
+        == "acme-"
+    )
+    assert update_settings(ctx, {"personal_access_token_prefix": "glpat-"}).personal_access_token_prefix == ""
+    assert update_settings(ctx, {"personal_access_token_prefix": ""}).personal_access_token_prefix is None
 
 
 @pytest.mark.parametrize(("name", "bounds"), list(BOUNDS.items()))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from keycrew.access.billing import BillableMember, BillableMembership
+from keycrew.access.levels import AccessLevel
 from keycrew.access.members import Membership, MembershipView
 from keycrew.api.entities import day, iso
 from keycrew.identity.models import User
@@ -31,7 +33,10 @@ def member(
     creators: Mapping[int, User | UserView | UserBrief] | None = None,
     show_email: bool = False,
     with_source: bool = False,
+    using_seat: bool | None = None,
 ) -> dict[str, Any]:
+    """GitLab's member entity; ``using_seat`` (given only when the request asked for
+    ``show_seat_info``, as GitLab's) is whether the user takes a seat (``access.seats``)."""
     row, user = found.member, found.user
     data = _user_basic(user, base)
     creator = (creators or {}).get(row.created_by_id) if row.created_by_id is not None else None
@@ -44,9 +49,10 @@ def member(
             "expires_at": day(row.expires_at),
             "group_saml_identity": None,
             "membership_state": "active",
-            "is_using_seat": user.is_human and user.is_active,
         }
     )
+    if using_seat is not None:
+        data["is_using_seat"] = using_seat
     if show_email:
         data["email"] = user.email
     if with_source:
@@ -54,3 +60,46 @@ def member(
         data["source_type"] = "Project" if found.source_type == SourceType.PROJECT.value else "Group"
         data["source_id"] = found.source_id
     return data
+
+
+def billable_member(
+    found: BillableMember, base: str, *, show_email: bool, last_owner_id: int | None
+) -> dict[str, Any]:
+    """GitLab's BillableMember: the user, how they belong to the group's hierarchy, their activity.
+    ``email`` is the address for admins; keycrew has no public e-mail addresses, so null otherwise."""
+    user = found.user
+    data = _user_basic(user, base)
+    data.update(
+        {
+            "email": user.email if show_email else None,
+            "last_activity_on": day(user.last_activity_on),
+            "membership_type": found.membership_type,
+            "removable": found.removable,
+            "created_at": iso(user.created_at),
+            "is_last_owner": user.id == last_owner_id,
+            "last_login_at": iso(user.current_sign_in_at),
+        }
+    )
+    return data
+
+
+def billable_membership(found: BillableMembership, base: str) -> dict[str, Any]:
+    """GitLab's BillableMembership: one direct membership of a billable member."""
+    group = found.source_type == SourceType.NAMESPACE.value
+    members_url = (
+        f"{base}/groups/{found.full_path}/-/group_members"
+        if group
+        else f"{base}/{found.full_path}/-/project_members"
+    )
+    return {
+        "id": found.id,
+        "source_id": found.source_id,
+        "source_full_name": found.full_name,
+        "source_members_url": members_url,
+        "created_at": iso(found.created_at),
+        "expires_at": day(found.expires_at),
+        "access_level": {
+            "string_value": AccessLevel(found.access_level).label,
+            "integer_value": found.access_level,
+        },
+    }

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from keycrew.access.shares import SharedWith
 from keycrew.api.entities import iso
 from keycrew.identity.models import User
 from keycrew.identity.views import UserBrief, UserView
@@ -85,16 +86,32 @@ def group(ns: NamespaceLike, base: str) -> dict[str, Any]:
     }
 
 
+def shared_with_groups(links: Sequence[SharedWith]) -> list[dict[str, Any]]:
+    """GitLab's SharedGroupWithGroup / SharedGroupWithProject items."""
+    return [
+        {
+            "group_id": link.group_id,
+            "group_name": link.group_name,
+            "group_full_path": link.group_full_path,
+            "group_access_level": link.group_access,
+            "expires_at": None if link.expires_at is None else link.expires_at.isoformat(),
+        }
+        for link in links
+    ]
+
+
 def group_detail(
     ns: NamespaceLike,
     base: str,
     projects: Sequence[ProjectLike] | None,
     *,
     repositories: Path | None = None,
+    shared_with: Sequence[SharedWith] = (),
 ) -> dict[str, Any]:
     """GET /groups/:id (GitLab's GroupDetail): the group with its projects unless with_projects=false."""
     data = group(ns, base)
-    data["shared_with_groups"] = []
+    data["resource_access_token_creation_allowed"] = ns.resource_access_token_creation_allowed
+    data["shared_with_groups"] = shared_with_groups(shared_with)
     data["runners_token"] = None
     if projects is not None:
         with_branch = repos.with_branches(repositories, [p.id for p in projects])
@@ -138,9 +155,11 @@ def project(
     permissions: tuple[int | None, int | None] | None = None,
     repositories: Path | None = None,
     empty_repo: bool | None = None,
+    shared_with: Sequence[SharedWith] | None = None,
 ) -> dict[str, Any]:
     """GitLab's ProjectDetails; ``empty_repo`` as given (a listing asks ``repos.with_branches``
-    once for its page), else read from the repository under ``repositories``."""
+    once for its page), else read from the repository under ``repositories``; ``shared_with``:
+    the project's live links (``shared_with_groups``), when read."""
     api = f"{base}/api/v4/projects/{p.id}"
     if empty_repo is None:
         empty_repo = repositories is None or not repos.has_branch(repositories, p.id)
@@ -176,6 +195,8 @@ def project(
             "avatar_url": None,
             "web_url": f"{base}/{owner.username}",
         }
+    if shared_with is not None:
+        data["shared_with_groups"] = shared_with_groups(shared_with)
     if permissions is not None:
         direct, inherited = permissions
         data["permissions"] = {

@@ -4,7 +4,9 @@ package registry's PyPI routes, an adapter of its own, after them)."""
 from keycrew.api.routes import (
     admin,
     audit,
+    billing,
     deploy_tokens,
+    events,
     groups,
     issues,
     members,
@@ -13,7 +15,9 @@ from keycrew.api.routes import (
     projects,
     resource_tokens,
     service_accounts,
+    sharing,
     tokens,
+    transfers,
     users,
 )
 
@@ -22,14 +26,18 @@ ROUTERS = [
     meta.router,
     tokens.router,
     users.router,
+    transfers.router,
     groups.router,
     projects.router,
     members.router,
+    billing.router,
     namespaces.router,
     issues.router,
     audit.router,
+    events.router,
     resource_tokens.router,
     service_accounts.router,
     deploy_tokens.router,
+    sharing.router,
     admin.router,
 ]

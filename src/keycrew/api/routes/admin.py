@@ -11,7 +11,7 @@ from keycrew.api.entities import day, iso
 from keycrew.context import Ctx
 from keycrew.identity import rate_limits
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
-from keycrew.instance.settings import SETTINGS, read_settings, update_settings
+from keycrew.instance.settings import SETTINGS, instance_token_prefix, read_settings, update_settings
 from keycrew.tokens import admin as token_admin
 from keycrew.tokens import secrets
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
@@ -23,8 +23,11 @@ def _settings_entity(ctx: Ctx, row: InstanceSettings) -> dict[str, Any]:
     data: dict[str, Any] = {"id": row.id, "updated_at": iso(row.updated_at)}
     for name in SETTINGS:
         data[name] = getattr(row, name)
-    # Set by the operator (KEYCREW_INSTANCE_TOKEN_PREFIX), not through this API.
-    data["personal_access_token_prefix"] = secrets.full_prefix(secrets.PAT_PREFIX, ctx.instance.token_prefix)
+    # GitLab's setting is the whole prefix of personal tokens: the instance prefix (the admin's,
+    # else KEYCREW_INSTANCE_TOKEN_PREFIX) and the kind's.
+    data["personal_access_token_prefix"] = secrets.full_prefix(
+        secrets.PAT_PREFIX, instance_token_prefix(ctx, row.personal_access_token_prefix)
+    )
     return data
 
 
@@ -39,7 +42,13 @@ def put_settings(ctx: Ctx = api_ctx(), params: Params = params_dep()) -> dict[st
     for name, setting in SETTINGS.items():
         if not params.has(name):
             continue
-        value = params.boolean(name) if setting.kind is bool else params.integer(name)
+        value: bool | int | str | None
+        if setting.kind is bool:
+            value = params.boolean(name)
+        elif setting.kind is str:
+            value = params.text(name)  # blank: back to the default
+        else:
+            value = params.integer(name)
         if value is not None:  # a blank value ("name=") is no value, as Params reads it
             changes[name] = value
     return _settings_entity(ctx, update_settings(ctx, changes))

@@ -10,6 +10,7 @@ from keycrew.access import groups as group_cases
 from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_group, read_group
 from keycrew.access.projects import projects_listing
+from keycrew.access.shares import shared_with_groups
 from keycrew.actions import groups as group_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
@@ -97,7 +98,10 @@ def get_group(
         listed = projects_listing(ctx, namespace=group, order_by="id", sort="asc")
         rows = ctx.reads.rows(listed.page, {**listed.values, "limit": GROUP_PROJECTS_SHOWN, "offset": 0})
         projects = [project_view(row) for row in rows]
-    return group_detail(group, base_url(request), projects, repositories=ctx.instance.repositories_dir)
+    shared = shared_with_groups(ctx.reads, "group", [group.id], ctx.today())[group.id]
+    return group_detail(
+        group, base_url(request), projects, repositories=ctx.instance.repositories_dir, shared_with=shared
+    )
 
 
 @router.put("/groups/{group_id}")
@@ -112,6 +116,7 @@ def put_group(
         path=params.text("path"),
         description=params.text("description"),
         visibility=visibility_param(params),
+        resource_access_token_creation_allowed=params.boolean("resource_access_token_creation_allowed"),
     )
     return group_detail(group, base_url(request), None)
 

@@ -12,6 +12,7 @@ from keycrew.access import members as cases
 from keycrew.access.lookup import find_group, find_project, read_group, read_project
 from keycrew.access.members import MemberListing, Membership, MembershipView, membership_view
 from keycrew.access.resources import Holder, Resource
+from keycrew.access.seats import namespaces_and_seats
 from keycrew.api import errors as api_errors
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
@@ -37,20 +38,36 @@ def _render(
     found: Sequence[Membership | MembershipView],
     *,
     with_source: bool = False,
+    seat_info: bool = False,
 ) -> list[Any]:
-    """Members with who added them (one look-up for the page's creators)."""
+    """Members with who added them (one look-up for the page's creators), and with
+    ``show_seat_info`` whether each takes a seat (one more for the page)."""
     base = base_url(request)
     creators = user_briefs(ctx.reads, {m.member.created_by_id for m in found if m.member.created_by_id})
+    seats = namespaces_and_seats(ctx, {m.user.id for m in found})[1] if seat_info else None
     admin = ctx.actor.is_admin
     return [
-        member_entity(m, base, creators=creators, show_email=admin, with_source=with_source) for m in found
+        member_entity(
+            m,
+            base,
+            creators=creators,
+            show_email=admin,
+            with_source=with_source,
+            using_seat=None if seats is None else m.user.id in seats,
+        )
+        for m in found
     ]
 
 
 def _one(
-    request: Request, ctx: Ctx, found: Membership | MembershipView, *, with_source: bool = False
+    request: Request,
+    ctx: Ctx,
+    found: Membership | MembershipView,
+    *,
+    with_source: bool = False,
+    seat_info: bool = False,
 ) -> dict[str, Any]:
-    return dict(_render(request, ctx, [found], with_source=with_source)[0])
+    return dict(_render(request, ctx, [found], with_source=with_source, seat_info=seat_info)[0])
 
 
 def _fetch(ctx: Ctx, params: Params, listing: MemberListing) -> Page:
@@ -104,8 +121,10 @@ def _register(kind: str, finder: Callable[[Ctx, str], Holder], reader: Callable[
     ) -> Response:
         source = read_source(ctx, source_id)
         search, user_ids = params.text("query", blank_is_absent=True), params.ids("user_ids")
+        seat_info = params.flag("show_seat_info")
         found = _fetch(ctx, params, cases.member_listing(ctx, source, search=search, user_ids=user_ids))
-        return respond(request, _render(request, ctx, [membership_view(r) for r in found.rows]), found)
+        items = _render(request, ctx, [membership_view(r) for r in found.rows], seat_info=seat_info)
+        return respond(request, items, found)
 
     @router.get(f"{prefix}/all", name=f"list_all_{kind}_members")
     def list_all_members(
@@ -113,24 +132,31 @@ def _register(kind: str, finder: Callable[[Ctx, str], Holder], reader: Callable[
     ) -> Response:
         source = read_source(ctx, source_id)
         search, user_ids = params.text("query", blank_is_absent=True), params.ids("user_ids")
+        seat_info = params.flag("show_seat_info")
         listing = cases.member_listing(ctx, source, inherited=True, search=search, user_ids=user_ids)
         found = _fetch(ctx, params, listing)
-        items = _render(request, ctx, [membership_view(r) for r in found.rows], with_source=True)
+        rows = [membership_view(r) for r in found.rows]
+        items = _render(request, ctx, rows, with_source=True, seat_info=seat_info)
         return respond(request, items, found)
 
     @router.get(f"{prefix}/all/{{user_id}}", name=f"get_any_{kind}_member")
     def get_any_member(
-        source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx()
+        source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
     ) -> dict[str, Any]:
         uid = _user_id(user_id)
+        seat_info = params.flag("show_seat_info")
         source = read_source(ctx, source_id)
-        return _one(request, ctx, cases.read_any_member(ctx, source, uid), with_source=True)
+        found = cases.read_any_member(ctx, source, uid)
+        return _one(request, ctx, found, with_source=True, seat_info=seat_info)
 
     @router.get(f"{prefix}/{{user_id}}", name=f"get_{kind}_member")
-    def get_member(source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx()) -> dict[str, Any]:
+    def get_member(
+        source_id: str, user_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
+    ) -> dict[str, Any]:
         uid = _user_id(user_id)
+        seat_info = params.flag("show_seat_info")
         source = read_source(ctx, source_id)
-        return _one(request, ctx, cases.read_member(ctx, source, uid))
+        return _one(request, ctx, cases.read_member(ctx, source, uid), seat_info=seat_info)
 
     @router.post(prefix, status_code=201, name=f"add_{kind}_member")
     def add_member(

@@ -9,19 +9,27 @@ from fastapi import APIRouter, Request, Response
 from keycrew.access import projects as project_cases
 from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_project, read_project_with_levels
+from keycrew.access.shares import shared_with_groups
 from keycrew.actions import projects as project_actions
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
 from keycrew.api.entities.namespaces import project_simple
-from keycrew.api.pagination import fetch_listing, respond
+from keycrew.api.pagination import (
+    fetch_keyset,
+    fetch_listing,
+    keyset_requested,
+    keyset_unavailable,
+    respond,
+    respond_keyset,
+)
 from keycrew.context import Ctx
 from keycrew.db.listings import Listing
 from keycrew.errors import BadParameter, Forbidden, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.views import read_user, user_briefs
 from keycrew.namespaces.kinds import Visibility
-from keycrew.namespaces.views import ProjectLike, project_view
+from keycrew.namespaces.views import ProjectLike, ProjectView, project_view
 from keycrew.repos import storage as repos
 
 router = APIRouter()
@@ -49,28 +57,44 @@ def project_list_options(params: Params) -> dict[str, Any]:
         "order_by": params.choice("order_by", project_cases.PROJECT_ORDERS, default="created_at")
         or "created_at",
         "sort": params.choice("sort", SORTS, default="desc") or "desc",
+        "id_after": params.integer("id_after"),
+        "id_before": params.integer("id_before"),
     }
 
 
-def render_projects(request: Request, ctx: Ctx, params: Params, listed: Listing) -> Response:
-    """A page of a project listing (``projects_listing``), rendered in one go."""
-    base = base_url(request)
+def render_projects(
+    request: Request, ctx: Ctx, params: Params, listed: Listing, *, keyset: dict[str, Any] | None = None
+) -> Response:
+    """A page of a project listing (``projects_listing``), rendered in one go. ``keyset``: the
+    listing's options, where the route follows GitLab's ``pagination=keyset`` (by id only)."""
+    if keyset is not None and keyset_requested(params):
+        if keyset["order_by"] != "id":
+            return keyset_unavailable()
+        rows, more = fetch_keyset(ctx.reads, params, listed)
+        items = _render_projects(request, ctx, params, [project_view(row) for row in rows])
+        after = "id_before" if keyset["sort"] == "desc" else "id_after"
+        return respond_keyset(request, items, {after: str(rows[-1][0])} if more else None)
     found = fetch_listing(ctx.reads, params, listed)
-    projects = [project_view(row) for row in found.rows]
+    return respond(
+        request, _render_projects(request, ctx, params, [project_view(r) for r in found.rows]), found
+    )
+
+
+def _render_projects(request: Request, ctx: Ctx, params: Params, projects: list[ProjectView]) -> list[Any]:
+    base = base_url(request)
     if params.flag("simple"):
-        return respond(request, [project_simple(p, base) for p in projects], found)
+        return [project_simple(p, base) for p in projects]
     owners = user_briefs(
         ctx.reads,
         {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id},
     )
     with_branch = repos.with_branches(ctx.instance.repositories_dir, [p.id for p in projects])
-    items = [
+    return [
         project_entity(
             p, base, owner=owners.get(p.namespace.owner_id or 0), empty_repo=p.id not in with_branch
         )
         for p in projects
     ]
-    return respond(request, items, found)
 
 
 def _detail(
@@ -84,6 +108,7 @@ def _detail(
         owner=owner,
         permissions=project_cases.project_access(ctx, project, levels),
         repositories=ctx.instance.repositories_dir,
+        shared_with=shared_with_groups(ctx.reads, "project", [project.id], ctx.today())[project.id],
     )
 
 
@@ -102,13 +127,13 @@ def _create(request: Request, ctx: Ctx, params: Params, for_user: User | None = 
     return _detail(request, ctx, project)
 
 
-@router.api_route("/projects", methods=["GET", "HEAD"])
+@router.api_route("/projects", methods=["GET", "HEAD"], responses={405: {}})
 def list_projects(
     request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
-    return render_projects(
-        request, ctx, params, project_cases.projects_listing(ctx, **project_list_options(params))
-    )
+    options = project_list_options(params)
+    listed = project_cases.projects_listing(ctx, **options)
+    return render_projects(request, ctx, params, listed, keyset=options)
 
 
 @router.post("/projects", status_code=201)

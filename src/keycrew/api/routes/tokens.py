@@ -6,11 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from keycrew.access import associations
+from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.api.deps import Params, api_ctx, params_dep, principal_dep, runtime_of
-from keycrew.api.entities.tokens import impersonation_token, personal_access_token
-from keycrew.api.pagination import fetch_listing, respond
+from keycrew.api.entities import base_url
+from keycrew.api.entities.tokens import (
+    group_association,
+    impersonation_token,
+    personal_access_token,
+    project_association,
+)
+from keycrew.api.pagination import fetch_listing, page_window, respond
 from keycrew.api.params import path_id
 from keycrew.context import Ctx
+from keycrew.errors import BadParameter
+from keycrew.namespaces.views import NamespaceView, namespace_rows, project_view
 from keycrew.tokens import personal
 from keycrew.tokens.lifecycle import SORTS, TokenFilters
 from keycrew.tokens.models import PersonalAccessToken
@@ -60,6 +70,33 @@ def list_personal_access_tokens(
 async def get_self_token(request: Request, principal: Principal = principal_dep(any_scope=True)) -> Any:
     # The token as of the principal cache: no session is opened.
     return personal_access_token(principal.token, runtime_of(request).clock.now().date())
+
+
+@router.get("/personal_access_tokens/self/associations")
+def get_self_token_associations(
+    request: Request, ctx: Ctx = api_ctx(any_scope=True), params: Params = params_dep()
+) -> dict[str, Any]:
+    """The groups and projects the token's user may see, each list paginated by page/per_page
+    (GitLab's PersonalAccessTokenAssociations); any scope will do."""
+    level = params.integer("min_access_level")
+    if level is not None and level not in MEMBER_LEVELS:
+        raise BadParameter("min_access_level does not have a valid value")
+    page, per_page = page_window(params)
+    offset = (page - 1) * per_page
+    groups = associations.associated_groups(ctx, level)
+    group_rows = ctx.reads.rows(namespace_rows(groups).limit(per_page).offset(offset))
+    listed = associations.associated_projects(ctx, level)
+    project_rows = ctx.reads.rows(listed.page, {**listed.values, "limit": per_page, "offset": offset})
+    projects = [project_view(row) for row in project_rows]
+    levels = associations.Levels(ctx, projects)
+    base = base_url(request)
+    return {
+        "groups": [
+            group_association(group, base, levels.group(group))
+            for group in (NamespaceView(*row) for row in group_rows)
+        ],
+        "projects": [project_association(p, base, levels.project(p)) for p in projects],
+    }
 
 
 @router.get("/personal_access_tokens/{token_id}")

@@ -31,6 +31,7 @@ from keycrew.identity.queries import UserFilters, find_user, read_user_view, use
 from keycrew.identity.users import UPDATABLE, NewUser, admin_create_user, update_user
 from keycrew.identity.views import AnyUser, user_view
 from keycrew.namespaces.kinds import SourceType
+from keycrew.records.events import contributed_projects
 from keycrew.tokens.personal import create_personal_access_token
 
 router = APIRouter()
@@ -233,23 +234,26 @@ def _membership(row: UserMembership) -> dict[str, Any]:
 # -- a user's projects --------------------------------------------------------------------------------
 
 
-@router.api_route("/users/{user_id}/projects", methods=["GET", "HEAD"])
+@router.api_route("/users/{user_id}/projects", methods=["GET", "HEAD"], responses={405: {}})
 def list_user_projects(
     user_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
     """The projects of the user's personal namespace (by id or username) that the caller may
-    see, with the filters of GET /projects: GitLab's user projects listing."""
+    see, with the filters of GET /projects: GitLab's user projects listing (keyset too)."""
     options = project_list_options(params)
     namespace = user_namespace(ctx, user_id)
-    return render_projects(request, ctx, params, projects_listing(ctx, namespace=namespace, **options))
+    listed = projects_listing(ctx, namespace=namespace, **options)
+    return render_projects(request, ctx, params, listed, keyset=options)
 
 
 @router.api_route("/users/{user_id}/contributed_projects", methods=["GET", "HEAD"])
 def list_contributed_projects(
     user_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
 ) -> Response:
-    """Always an empty page: keycrew records no contribution events yet."""
-    return _empty_project_list(request, ctx, params, user_id)
+    """The projects the user contributed to (pushes, issues, comments) that the caller may see."""
+    options = project_list_options(params)
+    listed = contributed_projects(ctx, user_id, order_by=options["order_by"], sort=options["sort"])
+    return render_projects(request, ctx, params, listed)
 
 
 @router.api_route("/users/{user_id}/starred_projects", methods=["GET", "HEAD"])

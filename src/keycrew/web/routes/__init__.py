@@ -6,6 +6,7 @@ Project pages (``/<namespace>/<project>/-/...``) match any path, so their router
 import keycrew.web.paths  # noqa: F401  (registers the webpath convertor before routes use it)
 from keycrew.web.routes import (
     admin,
+    admin_sessions,
     dashboard,
     deploy_tokens,
     members,
@@ -17,6 +18,7 @@ from keycrew.web.routes import (
 
 ROUTERS = [
     sessions.router,
+    admin_sessions.router,
     dashboard.router,
     personal_tokens.router,
     admin.router,

@@ -61,8 +61,9 @@ TABS: tuple[tuple[str, str], ...] = (
 
 
 def _admin(page: Page) -> Ctx:
-    """The request's Ctx, for an admin; anyone else is told the page does not exist."""
-    page.require_user()
+    """The request's Ctx, for an admin (in Admin Mode when the instance asks for it: else sent to
+    enter it); anyone else is told the page does not exist."""
+    page.require_admin_mode()
     if not page.ctx.actor.is_admin:
         raise NotFound("Page")
     return page.ctx
@@ -554,37 +555,115 @@ def audit_events(
 # -- application settings -----------------------------------------------------------------------
 
 # How the form names and groups each setting (presentation only: bounds and rules are the domain's).
+ACCOUNTS = "Account and limit"
+SIGN_IN = "Sign-in restrictions"
+DORMANT = "Dormant and unconfirmed users"
+INACTIVE = "Inactive projects"
+TOKENS = "Service accounts and tokens"
 SETTING_TEXT: dict[str, tuple[str, str, str]] = {
+    "default_projects_limit": (
+        ACCOUNTS,
+        "Default projects limit",
+        "How many personal projects a new user may create (0: none). An administrator may change "
+        "it per user.",
+    ),
+    "admin_mode": (
+        SIGN_IN,
+        "Admin Mode",
+        "Administrators act as administrators only after entering their password again (for six "
+        "hours), and through the API only with a token that has the admin_mode scope.",
+    ),
+    "max_login_attempts": (
+        SIGN_IN,
+        "Failed sign-in attempts before an account is locked",
+        "Wrong passwords in a row that lock the account.",
+    ),
+    "failed_login_attempts_unlock_period_in_minutes": (
+        SIGN_IN,
+        "Lock duration (minutes)",
+        "A locked account opens by itself after this long, or at once when an administrator unlocks it.",
+    ),
+    "password_authentication_enabled_for_git": (
+        SIGN_IN,
+        "Allow passwords for Git over HTTP and the registries",
+        "When off, only access tokens work as the password.",
+    ),
+    "deactivate_dormant_users": (
+        DORMANT,
+        "Deactivate dormant users",
+        "Users who have not been active for the period below are deactivated by the Admin Bot; "
+        "they are activated again when they sign in.",
+    ),
+    "deactivate_dormant_users_period": (
+        DORMANT,
+        "Days of inactivity before deactivation",
+        "At least 90 days.",
+    ),
+    "delete_unconfirmed_users": (
+        DORMANT,
+        "Delete unconfirmed users",
+        "Users who never confirmed their e-mail address are deleted after the days below (only "
+        "when e-mail confirmation is required).",
+    ),
+    "unconfirmed_users_delete_after_days": (
+        DORMANT,
+        "Delete unconfirmed users after (days)",
+        "At least 1 day.",
+    ),
+    "delete_inactive_projects": (
+        INACTIVE,
+        "Delete inactive projects",
+        "Projects without activity are deleted after the months below; their Owners and "
+        "Maintainers are warned first.",
+    ),
+    "inactive_projects_min_size_mb": (
+        INACTIVE,
+        "Minimum size of projects to check (MB)",
+        "Smaller projects are never deleted for inactivity (0: every project).",
+    ),
+    "inactive_projects_delete_after_months": (
+        INACTIVE,
+        "Delete inactive projects after (months)",
+        "At least 1 month.",
+    ),
+    "inactive_projects_send_warning_email_after_months": (
+        INACTIVE,
+        "Warn the project's Maintainers after (months)",
+        "Must be less than the months before deletion.",
+    ),
+    "allow_top_level_group_owners_to_create_service_accounts": (
+        TOKENS,
+        "Allow top-level group Owners to create service accounts",
+        "When off, only administrators create service accounts, for the instance or for a group.",
+    ),
+    "personal_access_token_prefix": (
+        TOKENS,
+        "Token prefix",
+        "What new tokens start with, in front of their kind's prefix (acme- gives acme-glpat-...). "
+        "Tokens issued before keep working. Leave empty for the operator's prefix "
+        "(KEYCREW_INSTANCE_TOKEN_PREFIX).",
+    ),
     "max_personal_access_token_lifetime": (
-        "Access tokens",
+        TOKENS,
         "Maximum lifetime of access tokens (days)",
         "Personal, project, group and service-account tokens expire at most this many days after "
         "they are created.",
     ),
     "require_personal_access_token_expiry": (
-        "Access tokens",
+        TOKENS,
         "Require an expiration date on access tokens",
         "When off, personal, project and group tokens may be created without one.",
     ),
     "service_access_tokens_expiration_enforced": (
-        "Access tokens",
+        TOKENS,
         "Require an expiration date on service-account tokens",
         "When off, a service account's tokens may be created without one (Free plans always require it).",
     ),
-    "max_login_attempts": (
-        "Sign-in",
-        "Failed sign-in attempts before an account is locked",
-        "Wrong passwords in a row that lock the account.",
-    ),
-    "failed_login_attempts_unlock_period_in_minutes": (
-        "Sign-in",
-        "Lock duration (minutes)",
-        "A locked account opens by itself after this long, or at once when an administrator unlocks it.",
-    ),
-    "password_authentication_enabled_for_git": (
-        "Sign-in",
-        "Allow passwords for Git over HTTP and the registries",
-        "When off, only access tokens work as the password.",
+    "inactive_resource_access_tokens_delete_after_days": (
+        TOKENS,
+        "Delete the bots of inactive project and group tokens after (days)",
+        "When a token is revoked or expires, its bot user stays this long (0: it goes when the token "
+        "is revoked). What it did then moves to the Ghost User.",
     ),
     **{
         f"{throttle}_{suffix}": (f"Rate limits: {title}", label, hint)
@@ -604,12 +683,6 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
             ("period_in_seconds", "Period (seconds)", "The length of a period."),
         )
     },
-    "inactive_resource_access_tokens_delete_after_days": (
-        "Bot clean-up",
-        "Delete the bots of inactive project and group tokens after (days)",
-        "When a token is revoked or expires, its bot user stays this long (0: it goes when the token "
-        "is revoked). What it did then moves to the Ghost User.",
-    ),
 }
 
 
@@ -623,6 +696,8 @@ def _fields(row: Any, values: dict[str, str] | None) -> list[tuple[str, list[dic
         setting = SETTINGS[name]
         group, label, hint = SETTING_TEXT.get(name, ("Other", name.replace("_", " ").capitalize(), ""))
         current = getattr(row, name)
+        if setting.kind is str and current is None:
+            current = ""
         if values is not None and name in values:
             current = values[name]
         groups.setdefault(group, []).append(
@@ -631,6 +706,7 @@ def _fields(row: Any, values: dict[str, str] | None) -> list[tuple[str, list[dic
                 "label": label,
                 "hint": hint,
                 "boolean": setting.kind is bool,
+                "text": setting.kind is str,
                 "minimum": setting.minimum,
                 "maximum": setting.maximum,
                 "value": current,
@@ -669,6 +745,9 @@ def save_application_settings(page: Page = form_dep(), form: FormData = form_dep
             changes[name] = posted[name] = form.flag(name)
             continue
         raw = form.text(name)
+        if setting.kind is str:
+            changes[name] = posted[name] = raw  # empty: back to the default
+            continue
         posted[name] = raw
         if not raw:
             continue  # left empty: unchanged

@@ -87,6 +87,7 @@ def _show(
         expiry_required=policy.required,
         error=error,
         today=today,
+        creation_allowed=rt.creation_allowed(ctx, resource),
     )
 
 
