@@ -368,6 +368,8 @@ def test_seats_show_the_license_count_in_numbers_and_a_chart(
         chart = page.get_by_role("img", name=re.compile(rf"^{license['active_users']} billable and "))
         expect(chart).to_be_visible()
         expect(chart).to_have_attribute("aria-label", re.compile("Service accounts: [1-9]"))
+        # Below Ultimate, people whose only roles are Minimal Access are free and counted apart.
+        expect(chart).to_have_attribute("aria-label", re.compile("Minimal Access only: [0-9]"))
     with license_as(server, "ultimate", None):
         page.reload()
         license = server.root("GET", "/license").json()

@@ -135,7 +135,7 @@ def test_settings_page_shows_and_saves_the_new_settings(
     page.get_by_label("Days of inactivity before deactivation").fill("120")
     page.get_by_label("Delete inactive projects", exact=True).check()
     page.get_by_label("Delete inactive projects after (months)").fill("4")
-    page.get_by_label("Allow top-level group Owners to create service accounts").uncheck()
+    page.get_by_label("Allow top-level group Owners to create service accounts").check()
     page.get_by_label("Token prefix").fill("corp-")
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("status")).to_have_text("The settings have been saved.")
@@ -145,7 +145,7 @@ def test_settings_page_shows_and_saves_the_new_settings(
     assert after["deactivate_dormant_users_period"] == 120
     assert after["delete_inactive_projects"] is True
     assert after["inactive_projects_delete_after_months"] == 4
-    assert after["allow_top_level_group_owners_to_create_service_accounts"] is False
+    assert after["allow_top_level_group_owners_to_create_service_accounts"] is True
     assert after["personal_access_token_prefix"] == "corp-glpat-"
     assert after["admin_mode"] is False
     expect(page.get_by_label("Token prefix")).to_have_value("corp-")

@@ -430,3 +430,37 @@ def test_statements_do_not_grow_with_the_page(server: LiveServer, factory: Facto
         large = statements_of(server, template.format(n=20))
         assert small - 1 <= large <= small, (template, small, large)
         assert small <= 5, (template, small)
+
+
+def test_members_of_invited_groups_take_seats_in_the_hierarchy(
+    server: LiveServer, factory: Factory, world: dict[str, Any]
+) -> None:
+    # A group invited to the subgroup (its member and the member of the group above it), and one
+    # invited to the project: their members are billable here at the share's capped level, as
+    # invites, and not removable from this hierarchy.
+    team_parent = factory.group()
+    team = factory.group(parent_id=team_parent["id"])
+    on_project = factory.group()
+    inherited, direct, on_proj = (factory.user() for _ in range(3))
+    factory.member("groups", team_parent["id"], inherited["id"], DEVELOPER)
+    factory.member("groups", team["id"], direct["id"], MAINTAINER)
+    factory.member("groups", on_project["id"], on_proj["id"], DEVELOPER)
+    for path, group_id, level in (
+        (f"/groups/{world['sub']['id']}/share", team["id"], DEVELOPER),
+        (f"/projects/{world['project']['id']}/share", on_project["id"], REPORTER),
+    ):
+        shared = server.root("POST", path, json={"group_id": group_id, "group_access": level})
+        assert shared.status_code == 201, shared.text
+    response = billable(server, world["top"]["id"], token=world["owner_token"])
+    by_id = {item["id"]: item for item in response.json()}
+    assert by_id[inherited["id"]]["membership_type"] == "group_invite"
+    assert by_id[direct["id"]]["membership_type"] == "group_invite"
+    assert by_id[on_proj["id"]]["membership_type"] == "project_invite"
+    assert not any(by_id[user["id"]]["removable"] for user in (inherited, direct, on_proj))
+    # Sorted by level, the capped Reporter share comes before the Developer ones.
+    levels = [item["id"] for item in billable(server, world["top"]["id"], sort="access_level_asc").json()]
+    assert levels.index(on_proj["id"]) < levels.index(direct["id"])
+    # Removing an invited member from the hierarchy finds no membership of theirs there.
+    removed = server.root("DELETE", f"/groups/{world['top']['id']}/billable_members/{direct['id']}")
+    assert removed.status_code == 400, removed.text
+    assert removed.json() == {"message": "400 Bad request - No member found for the given user_id"}

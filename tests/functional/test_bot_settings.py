@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "inactive_projects_delete_after_months": 2,
     "inactive_projects_min_size_mb": 0,
     "inactive_projects_send_warning_email_after_months": 1,
-    "allow_top_level_group_owners_to_create_service_accounts": True,
+    "allow_top_level_group_owners_to_create_service_accounts": False,
     "service_access_tokens_expiration_enforced": True,
     "admin_mode": False,
 }
@@ -289,14 +289,16 @@ def test_group_owners_create_service_accounts_only_while_the_setting_allows(
     _owner, owner_token = factory.user_with_token()
     group = factory.group(token=owner_token)
     path = f"/groups/{group['id']}/service_accounts"
-    assert server.request("POST", path, token=owner_token, json={}).status_code == 201
-
-    assert _put(server, allow_top_level_group_owners_to_create_service_accounts=False).status_code == 200
+    # Off by default, as in GitLab: only admins create them.
     refused = server.request("POST", path, token=owner_token, json={})
     assert refused.status_code == 400
     assert (
         "User does not have permission to create a service account in this group."
         in refused.json()["message"]
     )
+    assert _put(server, allow_top_level_group_owners_to_create_service_accounts=True).status_code == 200
+    assert server.request("POST", path, token=owner_token, json={}).status_code == 201
+    assert _put(server, allow_top_level_group_owners_to_create_service_accounts=False).status_code == 200
+    assert server.request("POST", path, token=owner_token, json={}).status_code == 400
     # Admins still may.
     assert server.root("POST", path, json={}).status_code == 201

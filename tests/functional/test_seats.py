@@ -112,6 +112,7 @@ def test_ultimate_counts_members_above_guest(server: LiveServer, factory: Factor
     assert _active_users(server) == before + 1
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_free_plan_allows_no_service_accounts(server: LiveServer, factory: Factory) -> None:
     owner, owner_token = factory.user_with_token(["api"])
     group = factory.group(token=owner_token)

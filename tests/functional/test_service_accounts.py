@@ -154,6 +154,7 @@ def test_instance_account_starts_without_access(
 # -- groups ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_group_accounts_and_tokens_with_python_gitlab(server: LiveServer, factory: Factory) -> None:
     _owner, owner_token, group_json = _group_owner(factory)
     gl = server.gl(owner_token)
@@ -220,6 +221,7 @@ def test_group_accounts_and_tokens_with_python_gitlab(server: LiveServer, factor
     assert [a.id for a in group.service_accounts.list(get_all=True)] == [default.id]
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_group_account_permissions(server: LiveServer, factory: Factory) -> None:
     owner, owner_token, group = _group_owner(factory)
     base = f"/groups/{group['id']}/service_accounts"
@@ -281,6 +283,7 @@ def test_group_account_permissions(server: LiveServer, factory: Factory) -> None
     assert server.root("DELETE", f"{base}/{account['id']}").status_code == 204
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_group_account_token_rules(server: LiveServer, factory: Factory) -> None:
     _owner, owner_token, group = _group_owner(factory)
     base = f"/groups/{group['id']}/service_accounts"
@@ -322,6 +325,7 @@ def test_group_account_token_rules(server: LiveServer, factory: Factory) -> None
     assert server.request("GET", tokens, token=owner_token).headers["X-Total"] == "2"
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_group_account_soft_and_hard_delete(server: LiveServer, factory: Factory) -> None:
     _owner, owner_token, group = _group_owner(factory)
     base = f"/groups/{group['id']}/service_accounts"
@@ -351,6 +355,7 @@ def test_group_account_soft_and_hard_delete(server: LiveServer, factory: Factory
     assert server.root("GET", f"/projects/{project['id']}/issues/{authored['hard']}").status_code == 404
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_group_account_creation_is_audited(server: LiveServer, factory: Factory) -> None:
     owner, owner_token, group = _group_owner(factory)
     account = server.request(

@@ -7,6 +7,8 @@ import re
 import subprocess
 from typing import Any
 
+import pytest
+
 from tests.support.live import Factory, LiveServer, uid
 
 
@@ -24,6 +26,7 @@ def cli_json(server: LiveServer, token: str, *args: str) -> Any:
     return json.loads(ok(server, token, "-o", "json", *args))
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_group_service_account_cli(server: LiveServer, factory: Factory) -> None:
     owner, token = factory.user_with_token(["api"])
     gid = str(factory.group(token=token)["id"])

@@ -38,7 +38,14 @@ from keycrew.access.groups import group_entity, lock_group
 from keycrew.access.levels import AccessLevel
 from keycrew.access.members import has_other_owner
 from keycrew.access.models import Member
-from keycrew.access.policy import effective_group_level, live
+from keycrew.access.policy import (
+    capped_level,
+    effective_group_level,
+    group_links_onto,
+    invited_groups,
+    live,
+    project_links_onto_any,
+)
 from keycrew.access.projects import project_entity
 from keycrew.access.seats import takes_seat
 from keycrew.audit.events import Event
@@ -77,7 +84,7 @@ BOT = "Project bots are removed with their access token"
 
 # How a user belongs to the hierarchy, the strongest first (GitLab's ``membership_type``).
 MEMBERSHIP_TYPES = ("group_member", "project_member", "group_invite", "project_invite")
-_GROUP_MEMBER, _PROJECT_MEMBER = 0, 1
+_GROUP_MEMBER, _PROJECT_MEMBER, _GROUP_INVITE, _PROJECT_INVITE = 0, 1, 2, 3
 
 _U = User.__table__.c
 _M = Member.__table__.c
@@ -125,16 +132,32 @@ def _direct_memberships(today: Any) -> Select[Any]:
 
 
 def invited_memberships(today: Any) -> list[Select[Any]]:
-    """Where members of invited groups join the billable members of a hierarchy: selects of the
-    columns of ``_direct_memberships`` (``kind`` 2 for a group invited to one of the hierarchy's
-    groups, 3 for one invited to one of its projects; ``access_level`` the lower of the member's
-    level and the share's), on the same parameters (:top_id, :top_like, the day ``today``).
+    """Members of the groups invited to the hierarchy: selects of the columns of
+    ``_direct_memberships`` (``kind`` 2 for a group invited to one of the hierarchy's groups, 3 for
+    one invited to one of its projects; ``access_level`` the lower of the member's level and the
+    share's), on the same parameters (:top_id, :top_like, the day ``today``). An invited group's
+    members are its own and those inherited from the groups above it, as for access
+    (``policy.invited_groups``). They are listed with ``removable`` false: removing a billable
+    member leaves the invited group alone."""
+    group_links = group_links_onto(_hierarchy_groups(), today).subquery("billing_group_links")
+    project_links = project_links_onto_any(_hierarchy_projects(), today).subquery("billing_project_links")
+    return [
+        _invited(invited_groups(group_links, "billing_group_invited"), _GROUP_INVITE, today),
+        _invited(invited_groups(project_links, "billing_project_invited"), _PROJECT_INVITE, today),
+    ]
 
-    Group sharing (``access/shares.py``: ``GroupGroupLink``, ``ProjectGroupLink``) plugs in here;
-    until then no group is invited anywhere and there are none. Such members are listed with
-    ``removable`` false, and the removal of a billable member leaves their own group alone."""
-    del today
-    return []
+
+def _invited(invited: Any, kind: int, today: Any) -> Select[Any]:
+    return (
+        select(
+            _M.user_id.label("user_id"),
+            capped_level(_M.access_level, invited.c.cap).label("access_level"),
+            _M.created_at.label("created_at"),
+            literal(kind).label("kind"),
+        )
+        .select_from(Member.__table__.join(invited, _M.source_id == invited.c.id))
+        .where(_M.source_type == SourceType.NAMESPACE.value, live(today))
+    )
 
 
 def _memberships(today: Any) -> Any:

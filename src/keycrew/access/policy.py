@@ -110,6 +110,13 @@ def project_links_onto(project_id: Any, today: Any) -> Select[Any]:
     )
 
 
+def project_links_onto_any(project_ids: Any, today: Any) -> Select[Any]:
+    """(invited group id, cap) of the live links sharing one of ``project_ids`` (a select)."""
+    return select(_PGL.group_id.label("group_id"), _PGL.group_access.label("cap")).where(
+        _PGL.project_id.in_(project_ids), link_live(_PGL.expires_at, today)
+    )
+
+
 def invited_groups(links: Any, name: str) -> Any:
     """The invited groups of ``links`` (a subquery of group_id, cap) and every group above each,
     with the link's cap: a recursive CTE called ``name`` (id, parent_id, cap), as long as the

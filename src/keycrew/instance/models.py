@@ -50,10 +50,10 @@ class InstanceSettings(Base):
     inactive_projects_delete_after_months: Mapped[int] = mapped_column(Integer, default=2)
     inactive_projects_min_size_mb: Mapped[int] = mapped_column(Integer, default=0)
     inactive_projects_send_warning_email_after_months: Mapped[int] = mapped_column(Integer, default=1)
-    # GitLab's default is false; keycrew's is true (top-level group Owners have always created
-    # their groups' service accounts here).
+    # GitLab's default: only admins create service accounts until an admin lets top-level group
+    # Owners create their groups' own.
     allow_top_level_group_owners_to_create_service_accounts: Mapped[bool] = mapped_column(
-        Boolean, default=True
+        Boolean, default=False
     )
     # Admins act as admins through the API only with an admin_mode token, in the UI only after
     # re-entering their password.

@@ -50,7 +50,7 @@ DEFAULTS = {
     "inactive_projects_delete_after_months": 2,
     "inactive_projects_min_size_mb": 0,
     "inactive_projects_send_warning_email_after_months": 1,
-    "allow_top_level_group_owners_to_create_service_accounts": True,
+    "allow_top_level_group_owners_to_create_service_accounts": False,
     "admin_mode": False,
 }
 BOUNDS = {

@@ -26,7 +26,7 @@ SETTINGS: list[tuple[str, type, int | bool]] = [
     ("inactive_projects_delete_after_months", sa.Integer, 2),
     ("inactive_projects_min_size_mb", sa.Integer, 0),
     ("inactive_projects_send_warning_email_after_months", sa.Integer, 1),
-    ("allow_top_level_group_owners_to_create_service_accounts", sa.Boolean, True),
+    ("allow_top_level_group_owners_to_create_service_accounts", sa.Boolean, False),
     ("admin_mode", sa.Boolean, False),
 ]
 

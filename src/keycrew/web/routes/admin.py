@@ -478,6 +478,8 @@ def seats(page: Page = page_dep()) -> Response:
     ]
     if breakdown.guests_are_free:
         groups.append(("Guests (free on Ultimate)", breakdown.guests))
+    else:
+        groups.append(("Minimal Access only", breakdown.minimal_access))
     bars = [("Billable users", breakdown.billable, "billable"), *((n, c, "free") for n, c in groups)]
     paid = "unlimited seats" if breakdown.seats is None else f"{breakdown.seats} paid seats"
     summary = (
