@@ -305,6 +305,7 @@ def users_create(
     from keycrew.context import Actor
     from keycrew.errors import KeycrewError
     from keycrew.identity.users import create_user
+    from keycrew.instance.settings import instance_settings
 
     if password_stdin:
         if password is not None:
@@ -314,13 +315,15 @@ def users_create(
     runtime = _runtime(settings, banner=sys.stderr)
     with _operator_errors(settings), runtime.sessions() as db, db.begin():
         try:
+            ctx = runtime.ctx(db, Actor(user=None, via="system"))
             user = create_user(
-                runtime.ctx(db, Actor(user=None, via="system")),
+                ctx,
                 username=username,
                 email=email,
                 name=name or username,
                 password=password,
                 admin=admin,
+                projects_limit=instance_settings(ctx).default_projects_limit,
             )
         except KeycrewError as exc:
             _fail_domain(exc)

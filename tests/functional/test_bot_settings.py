@@ -4,9 +4,11 @@ resource_access_token_creation_allowed, and who may create a group's service acc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import gitlab
 import pytest
 
 from tests.support.live import Factory, LiveServer, uid
@@ -302,3 +304,37 @@ def test_group_owners_create_service_accounts_only_while_the_setting_allows(
     assert server.request("POST", path, token=owner_token, json={}).status_code == 400
     # Admins still may.
     assert server.root("POST", path, json={}).status_code == 201
+
+
+def test_the_personal_projects_limit_holds(server: LiveServer, factory: Factory) -> None:
+    # GitLab's limit_reached: a user holds at most projects_limit projects in their own namespace
+    # (0: none at all); group projects do not count and are not limited.
+    user, token = factory.user_with_token(projects_limit=1)
+    group = factory.group()
+    factory.member("groups", group["id"], user["id"], 40)
+    gl = gitlab.Gitlab(server.url, private_token=token)
+    gl.projects.create({"name": uid("first")})
+    with pytest.raises(gitlab.GitlabCreateError) as second:
+        gl.projects.create({"name": uid("second")})
+    assert second.value.response_code == 400
+    assert second.value.response_body
+    assert json.loads(second.value.response_body) == {
+        "message": {
+            "limit_reached": [
+                "Your project limit is 1 projects! Please contact your administrator to increase it"
+            ]
+        }
+    }
+    assert gl.projects.create({"name": uid("in-group"), "namespace_id": group["id"]}).id
+    assert server.root("PUT", f"/users/{user['id']}", json={"projects_limit": 0}).status_code == 200
+    refused = server.request("POST", "/projects", token=token, json={"name": uid("none")})
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "message": {
+            "limit_reached": [
+                "Personal project creation is not allowed. Please contact your administrator with questions"
+            ]
+        }
+    }
+    owned = server.request("GET", f"/users/{user['id']}/projects", token=token).json()
+    assert len(owned) == 1

@@ -180,6 +180,23 @@ def test_deactivate_and_activate_refusals(server: LiveServer, gl: gitlab.Gitlab)
     assert recent.deactivate() is True
 
 
+def test_deactivation_follows_the_dormant_users_period(server: LiveServer, gl: gitlab.Gitlab) -> None:
+    user = new_user(gl)
+    set_user(server, user.id, last_activity_on=server.clock.now().date() - dt.timedelta(days=100))
+    setting = "deactivate_dormant_users_period"
+    assert server.root("PUT", "/application/settings", json={setting: 120}).status_code == 200
+    try:
+        with pytest.raises(gitlab.GitlabDeactivateError) as active:
+            user.deactivate()
+        assert active.value.error_message == (
+            "The user you are trying to deactivate has been active in the past 120 days and cannot be "
+            "deactivated"
+        )
+    finally:
+        assert server.root("PUT", "/application/settings", json={setting: 90}).status_code == 200
+    assert user.deactivate() is True
+
+
 def test_approve_and_reject(server: LiveServer, gl: gitlab.Gitlab, factory: Factory) -> None:
     user_id = pending_user(server)
     assert gl.users.get(user_id).state == "blocked_pending_approval"

@@ -17,19 +17,22 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, or_, select, union
+from sqlalchemy import Select, and_, bindparam, or_, select, union, union_all
 from sqlalchemy.exc import IntegrityError
 
 from keycrew.access import queries
 from keycrew.access.groups import chain_ids, group_entity, lock_namespaces
 from keycrew.access.levels import AccessLevel
 from keycrew.access.links import GroupGroupLink, ProjectGroupLink
+from keycrew.access.models import Member
 from keycrew.access.policy import (
     can_read_group,
+    capped_level,
     effective_group_level,
     effective_project_level,
     group_level,
     link_live,
+    live,
 )
 from keycrew.access.projects import lock_project, project_entity
 from keycrew.audit.events import Event
@@ -39,6 +42,8 @@ from keycrew.db.base import record_id
 from keycrew.db.reads import Reader, prepared
 from keycrew.db.text import contains
 from keycrew.errors import Conflict, Forbidden, NotFound
+from keycrew.identity.models import User
+from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.namespaces.views import NamespaceLike, ProjectLike
 
@@ -401,3 +406,82 @@ def project_groups_query(
     if search:
         query = query.where(contains(Namespace.name, search) | contains(Namespace.path, search))
     return query.order_by(Namespace.id.desc())
+
+
+class InvitedMember(NamedTuple):
+    """A member of a group a group or project is shared with (or of a group above that one), as
+    the shared resource sees them: at the level the link caps theirs to."""
+
+    user: User
+    access_level: int
+    expires_at: dt.date | None
+    created_at: dt.datetime
+    group_id: int  # the invited group (the link's)
+    group_full_path: str
+
+
+def invited_members(
+    ctx: Ctx,
+    kind: str,
+    source_id: int,
+    shared_ids: list[int],
+    *,
+    search: str | None = None,
+) -> list[InvitedMember]:
+    """The members that the live links of the groups ``shared_ids`` (a group and the groups above
+    it, or a project's group and those above it) and, for ``kind`` "project", of the project
+    ``source_id`` bring in (what GET .../members/all adds to the inherited members): one row per
+    user, at their highest capped level (the first link on a tie), by user id. One statement."""
+    today = ctx.today()
+    parts: list[Any] = []
+    if shared_ids:
+        parts.append(
+            select(_GGL.shared_with_group_id.label("group_id"), _GGL.group_access.label("cap")).where(
+                _GGL.shared_group_id.in_(shared_ids), link_live(_GGL.expires_at, today)
+            )
+        )
+    if kind == "project":
+        parts.append(
+            select(_PGL.group_id.label("group_id"), _PGL.group_access.label("cap")).where(
+                _PGL.project_id == source_id, link_live(_PGL.expires_at, today)
+            )
+        )
+    if not parts:
+        return []
+    links = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("ui_links")
+    ns = Namespace.__table__
+    seeds = (
+        select(ns.c.id, ns.c.parent_id, links.c.cap, links.c.group_id.label("invited_id"))
+        .select_from(ns.join(links, ns.c.id == links.c.group_id))
+        .cte("ui_invited", recursive=True)
+    )
+    up = ns.alias("ui_invited_up")
+    tree = seeds.union_all(
+        select(up.c.id, up.c.parent_id, seeds.c.cap, seeds.c.invited_id).where(up.c.id == seeds.c.parent_id)
+    )
+    invited = ns.alias("ui_invited_group")
+    query = (
+        select(
+            User,
+            capped_level(Member.access_level, tree.c.cap),
+            Member.expires_at,
+            Member.created_at,
+            tree.c.invited_id,
+            invited.c.full_path,
+        )
+        .select_from(Member.__table__.join(tree, Member.source_id == tree.c.id))
+        .join(invited, invited.c.id == tree.c.invited_id)
+        .join(User, User.id == Member.user_id)
+        .where(Member.source_type == SourceType.NAMESPACE.value, live(today))
+        .order_by(User.id, tree.c.invited_id)
+    )
+    if search:
+        query = query.where(
+            or_(contains(User.username, search), contains(User.name, search), User.email == search.lower())
+        )
+    best: dict[int, InvitedMember] = {}
+    for user, level, expires_at, created_at, group_id, full_path in ctx.db.execute(query).all():
+        found = best.get(user.id)
+        if found is None or int(level) > found.access_level:
+            best[user.id] = InvitedMember(user, int(level), expires_at, created_at, int(group_id), full_path)
+    return list(best.values())

@@ -3,7 +3,7 @@ purge itself (repositories, packages, memberships, resource bots) is keycrew.act
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from keycrew.access.groups import chain_ids, lock_namespaces
 from keycrew.access.levels import AccessLevel
@@ -67,6 +67,22 @@ def _name_taken(ctx: Ctx, namespace_id: int, name: str, except_id: int | None = 
     return ctx.db.scalar(query) is not None
 
 
+def _personal_limit_errors(ctx: Ctx, creator: User) -> list[str]:
+    """GitLab's personal projects limit: a user holds at most ``projects_limit`` projects in their
+    own namespace (new users get the instance's ``default_projects_limit``); 0 allows none."""
+    limit = creator.projects_limit
+    held = ctx.db.scalar(
+        select(func.count(Project.id))
+        .join(Namespace, Namespace.id == Project.namespace_id)
+        .where(Namespace.kind == "user", Namespace.owner_id == creator.id)
+    )
+    if int(held or 0) < limit:
+        return []
+    if limit == 0:
+        return ["Personal project creation is not allowed. Please contact your administrator with questions"]
+    return [f"Your project limit is {limit} projects! Please contact your administrator to increase it"]
+
+
 def create_project(
     ctx: Ctx,
     *,
@@ -112,6 +128,8 @@ def create_project(
         errors["path"] = ["has already been taken"]
     if "name" not in errors and _name_taken(ctx, namespace.id, name):
         errors["name"] = ["has already been taken"]
+    if namespace.kind == "user" and (e := _personal_limit_errors(ctx, creator)):
+        errors["limit_reached"] = e
     if errors:
         raise Invalid("", errors)
     _visibility_fits(visibility, namespace)

@@ -22,10 +22,17 @@ from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState
 from keycrew.identity.users import user_entity
+from keycrew.instance.settings import instance_settings
 
 # GitLab's deactivate_dormant_users_period default (and minimum): a user active more recently
 # than this cannot be deactivated.
 DORMANT_AFTER_DAYS = 90
+
+
+def dormant_period(ctx: Ctx) -> int:
+    """Days without activity after which a user may be deactivated (the instance's
+    ``deactivate_dormant_users_period``, GitLab's default 90)."""
+    return int(instance_settings(ctx).deactivate_dormant_users_period or DORMANT_AFTER_DAYS)
 
 
 def _require_admin(ctx: Ctx, user: User, *, undone: str | None = None) -> User:
@@ -120,7 +127,8 @@ def deactivate_user(ctx: Ctx, user: User) -> bool | None:
     """Deactivate a dormant active user: True, or None when already deactivated.
 
     Raises Forbidden (not an admin, the last active administrator); Refused for blocked users,
-    internal users, and users active in the last 90 days (GitLab's dormancy period).
+    internal users, and users active within the instance's ``deactivate_dormant_users_period``
+    (90 days by default), as GitLab's API refuses them.
     """
     user = _require_admin(ctx, user, undone="deactivated")
     if user.state == UserState.DEACTIVATED:
@@ -130,9 +138,10 @@ def deactivate_user(ctx: Ctx, user: User) -> bool | None:
     if user.is_internal:
         raise Refused("Internal users cannot be deactivated")
     last_active = _last_active_at(user)
-    if last_active is not None and last_active > ctx.now() - dt.timedelta(days=DORMANT_AFTER_DAYS):
+    period = dormant_period(ctx)
+    if last_active is not None and last_active > ctx.now() - dt.timedelta(days=period):
         raise Refused(
-            f"The user you are trying to deactivate has been active in the past {DORMANT_AFTER_DAYS} "
+            f"The user you are trying to deactivate has been active in the past {period} "
             "days and cannot be deactivated"
         )
     _change_state(ctx, user, UserState.DEACTIVATED, Event.USER_DEACTIVATED)

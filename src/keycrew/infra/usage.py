@@ -55,6 +55,10 @@ class UsageRecorder:
         self.interval = interval
         self._seen: dict[int, _Seen] = {}
         self._lock = threading.Lock()
+        # One flush at a time: a flush that finds the queue taken by the writer thread's waits
+        # for its writes, so that everything noted before flush() was called is stored when it
+        # returns (shutdown, tests).
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,6 +84,10 @@ class UsageRecorder:
 
     def flush(self) -> int:
         """Write what is due; returns the number of tokens updated."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             due = {tid: (s.pending_at, list(s.pending_ips)) for tid, s in self._seen.items() if s.pending_at}
             for seen in self._seen.values():

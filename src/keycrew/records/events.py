@@ -32,6 +32,7 @@ from keycrew.activity.models import ActivityEvent, PushEventPayload
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.db.listings import Listing, listing
+from keycrew.db.reads import Reader, prepared
 from keycrew.errors import BadParameter, Forbidden, NotFound, Unauthenticated
 from keycrew.identity.models import User
 from keycrew.identity.views import USER_COLUMNS
@@ -329,6 +330,27 @@ def project_events(ctx: Ctx, project: ProjectLike, flt: EventFilter) -> Listing:
     """The events of ``project`` (already found readable by the caller) the caller may see."""
     check_filter(flt)
     return _events(ctx, "project", flt, {"project_id": project.id})
+
+
+class EventProject(NamedTuple):
+    """What an event listing shows of the project an event happened in."""
+
+    id: int
+    name: str
+    full_path: str
+
+
+_PROJECTS_BY_IDS = prepared(
+    select(_P.id, _P.name, _P.full_path).where(_P.id.in_(bindparam("ids", expanding=True)))
+)
+
+
+def event_projects(reads: Reader, ids: set[int]) -> dict[int, EventProject]:
+    """The projects of a page of events (which the listing already found visible), by id: one
+    statement (none for no ids)."""
+    if not ids:
+        return {}
+    return {row[0]: EventProject(*row) for row in reads.rows(_PROJECTS_BY_IDS, {"ids": sorted(ids)})}
 
 
 # -- contributed projects ---------------------------------------------------------------------------

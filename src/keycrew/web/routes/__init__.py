@@ -5,6 +5,7 @@ Project pages (``/<namespace>/<project>/-/...``) match any path, so their router
 
 import keycrew.web.paths  # noqa: F401  (registers the webpath convertor before routes use it)
 from keycrew.web.routes import (
+    activity,
     admin,
     admin_sessions,
     dashboard,
@@ -25,5 +26,6 @@ ROUTERS = [
     members.router,
     resource_tokens.router,
     deploy_tokens.router,
+    activity.router,
     overview.router,
 ]

@@ -187,7 +187,7 @@ def _show_user(page: Page, user: User, *, status: int = 200, error: str | None =
         locked_until=locked_until(user, settings) if locked else None,
         billable=is_billable(ctx, user),
         actions=[a.value for a in admin_actions(ctx, user)],
-        dormant_days=lifecycle.DORMANT_AFTER_DAYS,
+        dormant_days=lifecycle.dormant_period(ctx),
         rate_limit=rate_limits.overrides(ctx, [user.id]).get(user.id),
         default_rate_limit=(
             settings.throttle_authenticated_api_requests_per_period,
