@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, and_, bindparam, or_, select, union, union_all
 from sqlalchemy.exc import IntegrityError
@@ -103,6 +103,9 @@ def _check_level(actor_level: int, group_access: int) -> None:
         raise Forbidden()
 
 
+Link = TypeVar("Link", GroupGroupLink, ProjectGroupLink)
+
+
 def _live_link(ctx: Ctx, model: type[Any], where: Any) -> tuple[Any | None, Any | None]:
     """(the live link, an expired one) matching ``where``: an expired link counts as gone."""
     link = ctx.db.scalars(select(model).where(where)).first()
@@ -113,15 +116,26 @@ def _live_link(ctx: Ctx, model: type[Any], where: Any) -> tuple[Any | None, Any 
     return link, None
 
 
-def _insert(ctx: Ctx, link: GroupGroupLink | ProjectGroupLink, duplicate: str) -> None:
-    """Insert ``link`` in a savepoint: a concurrent request may make the same link between the
-    check and this insert (the namespaces are only share-locked); the unique index decides."""
+def _add_link(ctx: Ctx, model: type[Link], where: Any, duplicate: str, **columns: Any) -> Link:
+    """A new link of ``model`` with ``columns``, unless a live one matching ``where`` exists
+    (Conflict ``duplicate``); an expired one is replaced. Inserted in a savepoint: a concurrent
+    request may make the same link between the check and the insert (the namespaces are only
+    share-locked), and the unique index decides."""
+    live, expired = _live_link(ctx, model, where)
+    if live is not None:
+        raise Conflict(duplicate)
+    if expired is not None:
+        ctx.db.delete(expired)
+        ctx.db.flush()
+    now = ctx.now()
+    link = model(**columns, created_at=now, updated_at=now)
     try:
         with ctx.db.begin_nested():
             ctx.db.add(link)
             ctx.db.flush()
     except IntegrityError:
         raise Conflict(duplicate) from None
+    return link
 
 
 # -- use cases -----------------------------------------------------------------------------------
@@ -152,26 +166,16 @@ def share_group(
         raise NotFound("Group")
     if invited.id in chain:
         raise Conflict(GROUP_IN_GROUP)
-    link, expired = _live_link(
+    link = _add_link(
         ctx,
         GroupGroupLink,
         and_(GroupGroupLink.shared_group_id == group.id, GroupGroupLink.shared_with_group_id == invited.id),
-    )
-    if link is not None:
-        raise Conflict(GROUP_ALREADY_SHARED)
-    if expired is not None:
-        ctx.db.delete(expired)
-        ctx.db.flush()
-    now = ctx.now()
-    link = GroupGroupLink(
+        GROUP_ALREADY_SHARED,
         shared_group_id=group.id,
         shared_with_group_id=invited.id,
         group_access=group_access,
         expires_at=expires_at,
-        created_at=now,
-        updated_at=now,
     )
-    _insert(ctx, link, GROUP_ALREADY_SHARED)
     record(
         ctx,
         Event.GROUP_SHARED,
@@ -237,26 +241,16 @@ def share_project(
     project = lock_project(ctx, project)
     if project.namespace.is_group and invited.id in chain:
         raise Conflict(PROJECT_IN_GROUP)
-    link, expired = _live_link(
+    link = _add_link(
         ctx,
         ProjectGroupLink,
         and_(ProjectGroupLink.project_id == project.id, ProjectGroupLink.group_id == invited.id),
-    )
-    if link is not None:
-        raise Conflict(PROJECT_ALREADY_SHARED)
-    if expired is not None:
-        ctx.db.delete(expired)
-        ctx.db.flush()
-    now = ctx.now()
-    link = ProjectGroupLink(
+        PROJECT_ALREADY_SHARED,
         project_id=project.id,
         group_id=invited.id,
         group_access=group_access,
         expires_at=expires_at,
-        created_at=now,
-        updated_at=now,
     )
-    _insert(ctx, link, PROJECT_ALREADY_SHARED)
     record(
         ctx,
         Event.PROJECT_SHARED,
@@ -433,7 +427,7 @@ def invited_members(
     ``source_id`` bring in (what GET .../members/all adds to the inherited members): one row per
     user, at their highest capped level (the first link on a tie), by user id. One statement."""
     today = ctx.today()
-    parts: list[Any] = []
+    parts: list[Select[Any]] = []
     if shared_ids:
         parts.append(
             select(_GGL.shared_with_group_id.label("group_id"), _GGL.group_access.label("cap")).where(

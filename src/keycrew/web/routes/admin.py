@@ -594,7 +594,8 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         DORMANT,
         "Deactivate dormant users",
         "Users who have not been active for the period below are deactivated by the Admin Bot; "
-        "they are activated again when they sign in.",
+        "they are activated again when they sign in. "
+        "Stored now; the Admin Bot job that applies it is not in this version yet.",
     ),
     "deactivate_dormant_users_period": (
         DORMANT,
@@ -605,7 +606,8 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         DORMANT,
         "Delete unconfirmed users",
         "Users who never confirmed their e-mail address are deleted after the days below (only "
-        "when e-mail confirmation is required).",
+        "when e-mail confirmation is required). "
+        "Stored now; the Admin Bot job that applies it is not in this version yet.",
     ),
     "unconfirmed_users_delete_after_days": (
         DORMANT,
@@ -616,7 +618,8 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         INACTIVE,
         "Delete inactive projects",
         "Projects without activity are deleted after the months below; their Owners and "
-        "Maintainers are warned first.",
+        "Maintainers are warned first. "
+        "Stored now; the Admin Bot job that applies it is not in this version yet.",
     ),
     "inactive_projects_min_size_mb": (
         INACTIVE,
