@@ -39,6 +39,7 @@ def _token_count(server: LiveServer, path: str, token: str | None = None) -> int
     return int(response.headers["X-Total"])
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 @pytest.mark.parametrize("kind", ["groups", "projects"])
 def test_owners_cannot_mint_admin_scopes_for_their_service_accounts(
     server: LiveServer, factory: Factory, kind: str
@@ -66,6 +67,7 @@ def test_owners_cannot_mint_admin_scopes_for_their_service_accounts(
     assert made.status_code == 201, made.text
 
 
+@pytest.mark.usefixtures("group_owners_create_service_accounts")
 def test_python_gitlab_owner_is_refused_sudo(server: LiveServer, factory: Factory) -> None:
     _owner, owner_token = factory.user_with_token(["api"])
     group = server.gl(owner_token).groups.get(factory.group(token=owner_token)["id"])
