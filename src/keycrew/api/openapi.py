@@ -651,6 +651,9 @@ def _routes(app: FastAPI, leaves: Iterable[tuple[Any, str]]) -> dict[tuple[str, 
     return found
 
 
+_METHOD_ORDER = ["get", "head", "post", "put", "patch", "delete", "options", "trace"]
+
+
 def build(app: FastAPI, leaves: Iterable[tuple[Any, str]]) -> dict[str, Any]:
     """The completed document of ``app``, whose routes with their full paths are ``leaves``."""
     with warnings.catch_warnings():
@@ -664,6 +667,12 @@ def build(app: FastAPI, leaves: Iterable[tuple[Any, str]]) -> dict[str, Any]:
             servers=app.servers,
         )
     document["info"]["description"] = app.description or DESCRIPTION
+    # The same document in every process: a route's methods are a set, so each path's
+    # operations are put in one order (clients and test runs split across processes compare it).
+    document["paths"] = {
+        path: {method: operations[method] for method in sorted(operations, key=_METHOD_ORDER.index)}
+        for path, operations in document.get("paths", {}).items()
+    }
     routes = _routes(app, leaves)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
