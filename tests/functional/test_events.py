@@ -488,7 +488,8 @@ def test_event_listings_cost_the_same_for_5_and_20_rows(server: LiveServer, fact
     ):
         small = statements_of(server, path.format(n=5))
         large = statements_of(server, path.format(n=20))
-        assert small - 1 <= large <= small <= 4, (path, small, large)
+        # A page that holds every row needs no count: it may cost less, never more.
+        assert large <= small <= 4, (path, small, large)
 
 
 def test_git_with_a_password_counts_as_activity_once_a_day(
