@@ -67,6 +67,37 @@ def chain_ids(ns: Namespace) -> list[int]:
     return [ns.id, *(parent.id for parent in ns.ancestors())]
 
 
+def _chain_now(ctx: Ctx, ns: Namespace) -> list[int]:
+    """The ids of ``ns`` and of the groups above it, by the parent links the session holds now
+    (fresh for the rows ``lock_namespaces`` re-read)."""
+    ids = [ns.id]
+    parent_id = ns.parent_id
+    while parent_id is not None and parent_id not in ids:
+        ids.append(parent_id)
+        parent = ctx.db.get(Namespace, parent_id)
+        parent_id = None if parent is None else parent.parent_id
+    return ids
+
+
+def lock_chain(ctx: Ctx, ns: Namespace, mode: LockMode, *, tries: int = 5) -> bool:
+    """Lock ``ns`` and every group above it as they are once locked: a move committed while we
+    waited may have put a new group above, which must be locked too, before the groups below it
+    (the lock order). The locks are taken in a savepoint; when the chain changed they are
+    released (rolled back) and taken again along the new chain, so that a rename of the new
+    parent waiting on our rows can finish first. False when ``ns`` was deleted meanwhile."""
+    for _ in range(tries - 1):
+        ids = _chain_now(ctx, ns)
+        savepoint = ctx.db.begin_nested()
+        if ns.id not in lock_namespaces(ctx, ids, mode):
+            savepoint.commit()
+            return False
+        if _chain_now(ctx, ns) == ids:
+            savepoint.commit()
+            return True
+        savepoint.rollback()
+    return ns.id in lock_namespaces(ctx, _chain_now(ctx, ns), mode)
+
+
 def lock_group(ctx: Ctx, group: Namespace) -> None:
     """Lock ``group`` and the groups above it (whose Owners count too) for a change of its Owners,
     top first. Raises NotFound("Group") when a concurrent request deleted it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from keycrew.access.groups import chain_ids, lock_namespaces
+from keycrew.access.groups import lock_chain
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.access.policy import (
@@ -115,7 +115,7 @@ def create_project(
     name = name or path or ""
     path = path or validation.parameterize(name)
     namespace = _target_namespace(ctx, creator, namespace_id)
-    if namespace.id not in lock_namespaces(ctx, chain_ids(namespace), "share"):
+    if not lock_chain(ctx, namespace, "share"):
         raise NotFound("Namespace")  # deleted meanwhile
     visibility = visibility or Visibility.PRIVATE
     errors: dict[str, list[str]] = {}
