@@ -23,10 +23,11 @@ from keycrew.identity.models import User
 from keycrew.identity.users import create_user
 from keycrew.infra.auth_cache import AuthCache, Invalidation
 from keycrew.infra.metrics import Metrics
-from keycrew.infra.ratelimit import ConfigCache, FailedAuthThrottle, RateLimiter, ThrottleConfig, on_commit_of
+from keycrew.infra.ratelimit import ConfigCache, FailedAuthThrottle, RateLimiter, ThrottleConfig
 from keycrew.infra.ratestore import MemoryStore, RateStore, make_store
+from keycrew.infra.refresh import on_commit_of
 from keycrew.infra.usage import UsageRecorder
-from keycrew.instance.live import LiveSettingsCache, load_live_settings, reload_on_commit
+from keycrew.instance.live import LiveSettingsCache, load_live_settings
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.instance.settings import instance_settings, throttle_config
 from keycrew.migrations import upgrade
@@ -190,7 +191,7 @@ def build_live_settings(sessions: sessionmaker[Session]) -> LiveSettingsCache:
             return load_live_settings(db)
 
     cache = LiveSettingsCache(load)
-    reload_on_commit(sessions, cache)
+    on_commit_of(sessions, (InstanceSettings,), cache.invalidate)
     return cache
 
 

@@ -18,15 +18,12 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
-
 from keycrew.infra.ratestore import MemoryStore, RateStore
+from keycrew.infra.refresh import Refreshed
 
 log = logging.getLogger("keycrew.ratelimit")
 
@@ -94,56 +91,15 @@ def rate_headers(name: str, limit: Limit, observed: int, reset: int) -> dict[str
     }
 
 
-class ConfigCache:
-    """The throttles' configuration, loaded by ``load`` and refreshed every ``ttl`` seconds.
-
-    The first ``get`` loads it; later a stale configuration is refreshed in a thread of its own
-    while requests go on with the one they have (a request never waits on the database for it,
-    nor on the event loop). A change committed in this process reloads it at once, in the
-    committing thread (``invalidate``, wired to the session's commit in bootstrap); other
-    processes see it within ``ttl``. If loading fails the previous configuration stays (the limits
-    fail open, never a 500).
-    """
+class ConfigCache(Refreshed[ThrottleConfig]):
+    """The throttles' configuration (``Refreshed``: a stale one is refreshed in the background,
+    a local commit reloads it at once). If loading fails the previous configuration stays, else
+    none: the limits fail open, never a 500."""
 
     def __init__(self, load: Callable[[], ThrottleConfig], ttl: float = 5.0) -> None:
-        self.load = load
-        self.ttl = ttl
-        self._config: ThrottleConfig | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
-        self._refreshing = False
-
-    def get(self) -> ThrottleConfig:
-        config = self._config
-        if config is None:
-            return self.reload()
-        if time.monotonic() >= self._expires and not self._refreshing:
-            with self._lock:
-                if self._refreshing:
-                    return config
-                self._refreshing = True
-            threading.Thread(target=self._refresh, name="keycrew-rate-limits", daemon=True).start()
-        return config
-
-    def _refresh(self) -> None:
-        try:
-            self.reload()
-        finally:
-            self._refreshing = False
-
-    def reload(self) -> ThrottleConfig:
-        """Load the configuration now (the previous one, or none, if that fails)."""
-        try:
-            config = self.load()
-        except Exception as exc:  # the database may be down: keep the last configuration
-            log.warning("rate limit settings could not be read (%s)", type(exc).__name__)
-            config = self._config or DISABLED
-        self._config = config
-        self._expires = time.monotonic() + self.ttl
-        return config
-
-    def invalidate(self) -> None:
-        self.reload()
+        super().__init__(
+            load, fallback=DISABLED, ttl=ttl, thread_name="keycrew-rate-limits", what="rate limit settings"
+        )
 
 
 class RateLimiter:
@@ -271,27 +227,3 @@ class FailedAuthThrottle:
         reset = getattr(self.store, "reset", None)
         if reset is not None:
             reset()
-
-
-def on_commit_of(
-    sessions: sessionmaker[Session], kinds: tuple[type, ...], callback: Callable[[], None]
-) -> None:
-    """Call ``callback`` after a commit of a session of ``sessions`` that changed a row of ``kinds``
-    (the throttles' settings or overrides: the configuration cache is dropped at once)."""
-
-    def after_flush(session: Session, _context: object) -> None:
-        for row in (*session.new, *session.dirty, *session.deleted):
-            if isinstance(row, kinds):
-                session.info["keycrew.rate_limits_changed"] = True
-                return
-
-    def after_commit(session: Session) -> None:
-        if session.info.pop("keycrew.rate_limits_changed", False):
-            callback()
-
-    def after_rollback(session: Session) -> None:
-        session.info.pop("keycrew.rate_limits_changed", None)
-
-    event.listen(sessions, "after_flush", after_flush)
-    event.listen(sessions, "after_commit", after_commit)
-    event.listen(sessions, "after_soft_rollback", lambda session, _previous: after_rollback(session))
