@@ -7,23 +7,9 @@ from typing import Any
 
 from keycrew.activity.kinds import PushAction, RefType, action_name
 from keycrew.api.entities import day, iso
+from keycrew.api.entities.users import user_basic
 from keycrew.identity.views import AnyUser, UserBrief
 from keycrew.records.events import EventRow
-
-
-def user_basic(user: UserBrief, base: str) -> dict[str, Any]:
-    """GitLab's UserBasic of an event's author (from the seven columns a listing reads)."""
-    return {
-        "id": user.id,
-        "username": user.username,
-        "public_email": None,
-        "name": user.name,
-        "state": user.state,
-        "locked": user.locked_at is not None,
-        "avatar_url": None,
-        "web_url": f"{base}/{user.username}",
-    }
-
 
 _PUSH_ACTIONS = {int(a): a.name.lower() for a in PushAction}
 _REF_TYPES = {int(r): r.name.lower() for r in RefType}

@@ -10,12 +10,12 @@ from keycrew.access.seats import License
 from keycrew.api.entities import day, iso
 from keycrew.context import Actor
 from keycrew.identity.types import UserType
-from keycrew.identity.views import AnyUser
+from keycrew.identity.views import AnyUser, UserBrief
 
 _TYPE_NAMES = {t: t.name.lower() for t in UserType}
 
 
-def user_basic(user: AnyUser, base: str) -> dict[str, Any]:
+def user_basic(user: AnyUser | UserBrief, base: str) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
