@@ -117,17 +117,22 @@ def project_links_onto_any(project_ids: Any, today: Any) -> Select[Any]:
     )
 
 
-def invited_groups(links: Any, name: str) -> Any:
+def invited_groups(links: Any, name: str, *, with_invited_id: bool = False) -> Any:
     """The invited groups of ``links`` (a subquery of group_id, cap) and every group above each,
-    with the link's cap: a recursive CTE called ``name`` (id, parent_id, cap), as long as the
-    links times the depth, whatever the size of the trees."""
+    with the link's cap: a recursive CTE called ``name`` (id, parent_id, cap, and with
+    ``with_invited_id`` the invited group each row comes from), as long as the links times the
+    depth, whatever the size of the trees."""
+    carried = [links.c.group_id.label("invited_id")] if with_invited_id else []
     seeds = (
-        select(_NS.c.id, _NS.c.parent_id, links.c.cap)
+        select(_NS.c.id, _NS.c.parent_id, links.c.cap, *carried)
         .select_from(_NS.join(links, _NS.c.id == links.c.group_id))
         .cte(name, recursive=True)
     )
     up = _NS.alias(f"{name}_up")
-    return seeds.union_all(select(up.c.id, up.c.parent_id, seeds.c.cap).where(up.c.id == seeds.c.parent_id))
+    kept = [seeds.c.invited_id] if with_invited_id else []
+    return seeds.union_all(
+        select(up.c.id, up.c.parent_id, seeds.c.cap, *kept).where(up.c.id == seeds.c.parent_id)
+    )
 
 
 def capped_level(level: Any, cap: Any) -> ColumnElement[int]:

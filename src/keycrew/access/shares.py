@@ -31,8 +31,11 @@ from keycrew.access.policy import (
     effective_group_level,
     effective_project_level,
     group_level,
+    group_links_onto,
+    invited_groups,
     link_live,
     live,
+    project_links_onto,
 )
 from keycrew.access.projects import lock_project, project_entity
 from keycrew.audit.events import Event
@@ -429,30 +432,14 @@ def invited_members(
     today = ctx.today()
     parts: list[Select[Any]] = []
     if shared_ids:
-        parts.append(
-            select(_GGL.shared_with_group_id.label("group_id"), _GGL.group_access.label("cap")).where(
-                _GGL.shared_group_id.in_(shared_ids), link_live(_GGL.expires_at, today)
-            )
-        )
+        parts.append(group_links_onto(shared_ids, today))
     if kind == "project":
-        parts.append(
-            select(_PGL.group_id.label("group_id"), _PGL.group_access.label("cap")).where(
-                _PGL.project_id == source_id, link_live(_PGL.expires_at, today)
-            )
-        )
+        parts.append(project_links_onto(source_id, today))
     if not parts:
         return []
     links = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("ui_links")
+    tree = invited_groups(links, "ui_invited", with_invited_id=True)
     ns = Namespace.__table__
-    seeds = (
-        select(ns.c.id, ns.c.parent_id, links.c.cap, links.c.group_id.label("invited_id"))
-        .select_from(ns.join(links, ns.c.id == links.c.group_id))
-        .cte("ui_invited", recursive=True)
-    )
-    up = ns.alias("ui_invited_up")
-    tree = seeds.union_all(
-        select(up.c.id, up.c.parent_id, seeds.c.cap, seeds.c.invited_id).where(up.c.id == seeds.c.parent_id)
-    )
     invited = ns.alias("ui_invited_group")
     query = (
         select(
