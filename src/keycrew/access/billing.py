@@ -156,7 +156,10 @@ def _invited(invited: Any, kind: int, today: Any) -> Select[Any]:
             literal(kind).label("kind"),
         )
         .select_from(Member.__table__.join(invited, _M.source_id == invited.c.id))
-        .where(_M.source_type == SourceType.NAMESPACE.value, live(today))
+        # IN as well: the planner starts from the invited groups (see members._shared_members).
+        .where(
+            _M.source_type == SourceType.NAMESPACE.value, _M.source_id.in_(select(invited.c.id)), live(today)
+        )
     )
 
 

@@ -453,7 +453,12 @@ def invited_members(
         .select_from(Member.__table__.join(tree, Member.source_id == tree.c.id))
         .join(invited, invited.c.id == tree.c.invited_id)
         .join(User, User.id == Member.user_id)
-        .where(Member.source_type == SourceType.NAMESPACE.value, live(today))
+        # IN as well: the planner starts from the invited groups (see members._shared_members).
+        .where(
+            Member.source_type == SourceType.NAMESPACE.value,
+            Member.source_id.in_(select(tree.c.id)),
+            live(today),
+        )
         .order_by(User.id, tree.c.invited_id)
     )
     if search:
