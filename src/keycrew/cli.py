@@ -456,7 +456,7 @@ def license_set(
 @jobs_app.command("list")
 def jobs_list() -> None:
     """List the jobs `keycrew jobs run` knows."""
-    from keycrew.automation.jobs import JOBS
+    from keycrew.automation.registry import JOBS
 
     for job in JOBS.values():
         print(f"{job.name}\n    {job.description}")
@@ -465,17 +465,17 @@ def jobs_list() -> None:
 @jobs_app.command("run")
 def jobs_run(name: Annotated[str, typer.Argument(help="The job to run; see `keycrew jobs list`.")]) -> None:
     """Run one background job now, in one transaction, and report what it did."""
-    from keycrew.automation.jobs import JOBS
+    from keycrew.automation.jobs import JobRun
+    from keycrew.automation.registry import JOBS
 
     if name not in JOBS:
         _fail(f"no job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
-    from keycrew.context import Actor
-
     settings = _settings()
     runtime = _runtime(settings, banner=sys.stderr)
-    with _operator_errors(settings), runtime.sessions() as db, db.begin():
-        summary = JOBS[name].run(runtime.ctx(db, Actor.system()))
-    print(f"{name}: {summary}")
+    run = JobRun(runtime.sessions, runtime.instance, runtime.clock)
+    with _operator_errors(settings):
+        JOBS[name].body(run)
+    print(f"{name}: {run.summary()}")
 
 
 def _yaml_string(value: str) -> str:

@@ -73,6 +73,21 @@ class Settings(BaseSettings):
     redis_url: str = ""
     redis_key_prefix: str = "keycrew:"
 
+    # Background jobs: the scheduler inside `keycrew serve` runs each job on its schedule ("on"), or
+    # this node runs none ("off"; other nodes, cron or `keycrew jobs run` do).
+    jobs: Literal["on", "off"] = "on"
+
+    # Outgoing e-mail. Without a host, messages stay in the outbox (admins read them in the UI).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    # Seconds to wait for the SMTP server before a delivery attempt counts as failed.
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    # The From address; empty: keycrew@<host of the external URL>.
+    email_from: str = ""
+
     @field_validator("external_url")
     @classmethod
     def _check_external_url(cls, value: str) -> str:
@@ -100,6 +115,11 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"{part.strip()!r} is not an IP address or CIDR range") from None
         return value
+
+    @field_validator("jobs", "smtp_tls", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -146,6 +166,11 @@ class Settings(BaseSettings):
     def host_name(self) -> str:
         """The instance's host name, used in the e-mail addresses of bots."""
         return urlsplit(self.external_url).hostname or "localhost"
+
+    @property
+    def sender(self) -> str:
+        """The From address of keycrew's e-mail (KEYCREW_EMAIL_FROM, else keycrew@<host>)."""
+        return self.email_from.strip() or f"keycrew@{self.host_name}"
 
     @property
     def sqlalchemy_url(self) -> str:

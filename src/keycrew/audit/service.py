@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,19 @@ from keycrew.audit.models import AuditEvent
 from keycrew.context import Ctx
 
 INSTANCE_ENTITY = "Gitlab::Audit::InstanceScope"
+
+# What reacts to a state change (webhooks, e-mail): called with each audit event as it is added,
+# inside the same transaction, so that a reaction's rows (a hook delivery, an outbox message)
+# commit or roll back with the change. Installed once by the composition root
+# (``keycrew.bootstrap``), since the reacting packages sit above this one.
+Listener = Callable[[Ctx, AuditEvent], None]
+_listeners: list[Listener] = []
+
+
+def subscribe(listener: Listener) -> None:
+    """Call ``listener`` for every audit event recorded from now on (idempotent)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,8 @@ def record(
         details={k: v for k, v in details.items() if v is not None},
     )
     ctx.db.add(row)
+    for listener in _listeners:
+        listener(ctx, row)
     return row
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from keycrew.actions.deletion import delete_bot
+from keycrew.automation.jobs import Job, JobRun
 from keycrew.context import Actor, Ctx
 from keycrew.identity.internal import admin_bot
 from keycrew.identity.models import User
@@ -60,3 +61,20 @@ def delete_inactive_bots(ctx: Ctx, *, limit: int = 1000) -> CleanupResult:
         else:
             kept.append(bot.id)
     return CleanupResult(deleted, kept)
+
+
+def _run_delete_inactive_bots(run: JobRun) -> None:
+    with run.batch() as ctx:
+        result = delete_inactive_bots(ctx)
+    run.count("deleted", len(result.deleted_bot_ids))
+    run.count("kept", len(result.kept_bot_ids))
+
+
+delete_inactive_bots_job = Job(
+    "delete-inactive-bots",
+    "50 * * * *",
+    "Delete project/group bots whose tokens have all been inactive for "
+    "inactive_resource_access_tokens_delete_after_days (default 30); their records go to the "
+    "Ghost User.",
+    _run_delete_inactive_bots,
+)

@@ -1,40 +1,94 @@
-"""The background jobs keycrew knows: a name, what it does, and how to run it once.
+"""The background jobs keycrew knows, and what a job's body receives to do its work.
 
-Each job runs in one transaction as the system; the Admin Bot is the author of what it changes.
-Adapters (the CLI today, a scheduler later) look jobs up here and print the result's summary.
+A job's body works in batches: ``run.batch()`` opens one transaction acting as GitLab Admin Bot
+and commits it at the end of the ``with`` block (a dry run rolls it back instead, so the body
+runs its real code and reports what it would do). A body walks its candidates in keyset order
+(``id > last id``) and leaves every finished item marked in the same transaction as the work on
+it (a notification's "sent" column, a deleted row), so that a run killed mid-way loses at most its
+open batch, and the next run, finding only what is left, finishes the work without doing
+anything twice.
+
+Adapters (the CLI, the scheduler in ``keycrew serve``, the admin page) look jobs up in
+``keycrew.automation.registry.JOBS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from keycrew.automation.bots import delete_inactive_bots
-from keycrew.context import Ctx
+from sqlalchemy.orm import Session, sessionmaker
+
+from keycrew.clock import Clock
+from keycrew.context import Actor, Ctx, Instance
+from keycrew.identity.internal import admin_bot
+
+log = logging.getLogger("keycrew.jobs")
+
+# How many lines of "what it did" a run keeps (counts are always complete).
+MAX_NOTES = 1000
+
+
+class Progress:
+    """Where a run reports how far it is (the CLI draws a bar; elsewhere nothing)."""
+
+    def start(self, total: int | None) -> None:
+        """The run now knows (roughly) how many items it will look at."""
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more items were looked at."""
+
+
+@dataclass
+class JobRun:
+    """One run of a job: the transactions it works in, and what it did (counts and notes)."""
+
+    sessions: sessionmaker[Session]
+    instance: Instance
+    clock: Clock
+    dry_run: bool = False
+    progress: Progress = field(default_factory=Progress)
+    counts: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def batch(self) -> Iterator[Ctx]:
+        """One transaction acting as GitLab Admin Bot: committed when the block ends (rolled back
+        on an error, and always on a dry run)."""
+        with self.sessions() as db:
+            ctx = Ctx(db, Actor(user=None, via="system"), self.instance, self.clock)
+            ctx = ctx.as_actor(Actor(user=admin_bot(ctx), via="system"))
+            try:
+                yield ctx
+            except BaseException:
+                db.rollback()
+                raise
+            if self.dry_run:
+                db.rollback()
+            else:
+                db.commit()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def note(self, line: str) -> None:
+        """One line of what the run did (or, on a dry run, would do): "deleted bot @x"."""
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(line)
+
+    def summary(self) -> str:
+        """The counts on one line: "deleted 2, kept 5" (or "nothing to do")."""
+        parts = [f"{key} {value}" for key, value in self.counts.items()]
+        return ", ".join(parts) if parts else "nothing to do"
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
+    # When the scheduler runs it: a cron expression in UTC (GitLab's schedule for the same job).
+    schedule: str
     description: str
-    # Runs the job once in the caller's transaction; returns a one-line summary of what it did.
-    run: Callable[[Ctx], str]
-
-
-def _delete_inactive_bots(ctx: Ctx) -> str:
-    result = delete_inactive_bots(ctx)
-    return f"deleted {len(result.deleted_bot_ids)} bot(s), kept {len(result.kept_bot_ids)}"
-
-
-JOBS: dict[str, Job] = {
-    job.name: job
-    for job in (
-        Job(
-            "delete-inactive-bots",
-            "Delete project/group bots whose tokens have all been inactive for "
-            "inactive_resource_access_tokens_delete_after_days (default 30); their records go to the "
-            "Ghost User.",
-            _delete_inactive_bots,
-        ),
-    )
-}
+    body: Callable[[JobRun], None]

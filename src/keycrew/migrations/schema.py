@@ -10,6 +10,7 @@ from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.namespaces.models import Namespace, Project, Route
+from keycrew.outbox.models import OutboxMessage
 from keycrew.packages.models import Package, PackageFile
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
@@ -25,6 +26,7 @@ __all__ = [
     "Member",
     "Namespace",
     "Note",
+    "OutboxMessage",
     "Package",
     "PackageFile",
     "PersonalAccessToken",

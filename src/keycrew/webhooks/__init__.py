@@ -1,0 +1,1 @@
+"""Webhooks: project, group and system hooks, the payloads of their events, and their delivery."""
