@@ -10,6 +10,7 @@ import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +39,14 @@ from keycrew.tokens.scopes import ROOT_TOKEN_SCOPES
 from keycrew.tokens.usage import token_usage_recorder
 
 
+class Service(Protocol):
+    """Something a serving process runs beside the requests (a delivery worker, the scheduler)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -53,6 +62,8 @@ class Runtime:
     # Request throttles (API, git HTTP); its store is the auth throttle's (Redis or memory).
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(MemoryStore()))
     metrics: Metrics = field(default_factory=Metrics)
+    # Started with the server after the built-in threads, stopped before them, in reverse order.
+    services: list[Service] = field(default_factory=list)
     _held_reads: HeldReads | None = field(default=None, init=False, repr=False)
 
     @property
@@ -93,8 +104,12 @@ class Runtime:
             self.invalidation.start()
         if self.usage is not None:
             self.usage.start()
+        for service in self.services:
+            service.start()
 
     def stop_background(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
         if self.usage is not None:
             self.usage.stop()
         if self.invalidation is not None:

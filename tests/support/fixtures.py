@@ -9,6 +9,7 @@ python-gitlab, uvicorn) only when a fixture that needs it runs.
   make it autouse for their tests; `server` depends on it.
 - `server` (session, one per backend): a live keycrew shared by every test of that backend; its
   database is checked for token values when it stops.
+- `smtp_sink` (session): a real SMTP server (aiosmtpd); the live servers deliver e-mail to it.
 - `gl`: python-gitlab as root. `factory`: creates users, groups, projects and tokens.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import gitlab
 
     from tests.support.live import Factory, LiveServer
+    from tests.support.mail import MailSink
 
 # What the token-hygiene check covered, for the end-of-run summary.
 _HYGIENE_SUMMARY: list[str] = []
@@ -42,16 +44,38 @@ def token_hygiene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         _HYGIENE_SUMMARY.append(hygiene.summary())
 
 
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[MailSink]:
+    """A real SMTP server for the session; the session's live servers deliver their e-mail to it."""
+    from tests.support.live import free_port
+    from tests.support.mail import MailSink
+
+    sink = MailSink(free_port()).start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, token_hygiene: None
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    token_hygiene: None,
+    smtp_sink: MailSink,
 ) -> Iterator[LiveServer]:
     """One live keycrew per backend for the whole session; tests use unique names (uid()).
-    When it stops, after every test that used it, its database is checked for token values."""
+    When it stops, after every test that used it, its database is checked for token values.
+    Its e-mail goes to the session's ``smtp_sink``."""
     from tests.support import hygiene
     from tests.support.live import start_server
 
-    nodes = start_server(request.param, tmp_path_factory.mktemp(f"keycrew-{request.param}"))
+    nodes = start_server(
+        request.param,
+        tmp_path_factory.mktemp(f"keycrew-{request.param}"),
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_sink.port,
+    )
     live = next(nodes)
     try:
         yield live

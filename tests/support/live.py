@@ -146,8 +146,11 @@ class LiveServer:
         )
 
 
-def start_server(backend: str, tmp: Path, url: str | None = None) -> Iterator[LiveServer]:
-    """A live server in a thread; with ``url``, a further node on an existing database."""
+def start_server(backend: str, tmp: Path, url: str | None = None, **overrides: Any) -> Iterator[LiveServer]:
+    """A live server in a thread; with ``url``, a further node on an existing database.
+
+    ``overrides`` are further Settings (``smtp_port=...``). The scheduler of background jobs is off
+    unless a test turns it on (``jobs="on"``): tests run jobs when they choose."""
     pg: PgDatabase | None = None
     if url is None:
         url, pg = database_url(backend, tmp)
@@ -158,6 +161,7 @@ def start_server(backend: str, tmp: Path, url: str | None = None) -> Iterator[Li
         external_url=f"http://127.0.0.1:{port}",
         initial_root_password=ROOT_PASSWORD,  # type: ignore[arg-type]
         initial_root_token=ROOT_TOKEN,  # type: ignore[arg-type]
+        **({"jobs": "off"} | overrides),
     )
     clock = OffsetClock()
     runtime = build(settings, clock=clock)
