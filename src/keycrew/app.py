@@ -33,6 +33,7 @@ from keycrew.db.engine import connection_lost, is_unavailable, unavailable_reaso
 from keycrew.git.http import GitHTTP
 from keycrew.infra.metrics import UNMATCHED, Metrics, ip_allowed, parse_networks
 from keycrew.infra.redaction import redact
+from keycrew.mail.delivery import DeliveryWorker, delivery_worker
 from keycrew.registry import pypi
 from keycrew.registry.jwt_auth import router as registry_token_router
 from keycrew.web import errors as web_errors
@@ -330,6 +331,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         default_response_class=JSONResponse,
     )
     app.state.runtime = runtime
+    if runtime.settings.smtp_host and not any(isinstance(s, DeliveryWorker) for s in runtime.services):
+        # The outbox's delivery worker (without SMTP settings, e-mail stays in the outbox).
+        runtime.services.append(delivery_worker(runtime.sessions, runtime.settings, runtime.clock))
     install_log_redaction()
     install_error_handlers(app)
     for router in ROUTERS:

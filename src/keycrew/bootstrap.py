@@ -15,6 +15,8 @@ from typing import Protocol
 from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from keycrew.audit.service import subscribe
+from keycrew.automation.scheduler import Scheduler
 from keycrew.clock import Clock, SystemClock
 from keycrew.config import SECRET_KEY_FILE, Settings
 from keycrew.context import Actor, Ctx, Instance, LazySession, LiveSettings
@@ -32,11 +34,15 @@ from keycrew.instance.live import LiveSettingsCache, load_live_settings
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.instance.settings import instance_settings, throttle_config
 from keycrew.migrations import upgrade
+from keycrew.notifications import lifecycle as token_mail
 from keycrew.tokens.metrics import tokens_by_expiry
 from keycrew.tokens.personal import create_personal_access_token
 from keycrew.tokens.principal import WATCHED_ROWS, Principal
 from keycrew.tokens.scopes import ROOT_TOKEN_SCOPES
 from keycrew.tokens.usage import token_usage_recorder
+from keycrew.webhooks import events as webhook_events
+from keycrew.webhooks.delivery import DeliveryWorker
+from keycrew.webhooks.models import WebHookDelivery
 
 
 class Service(Protocol):
@@ -180,6 +186,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     invalidation = Invalidation(cache, engine, settings.data_dir, WATCHED_ROWS)
     invalidation.install(sessions)
     usage = token_usage_recorder(sessions, clock)
+    subscribe(token_mail.on_audit_event)  # token created/rotated/revoked e-mails
+    subscribe(webhook_events.on_audit_event)  # hook deliveries queued with the change
+    webhook_worker = DeliveryWorker(sessions, instance, clock)
+    on_commit_of(sessions, (WebHookDelivery,), webhook_worker.wake)
     store = make_store(settings.redis_url or None, settings.redis_key_prefix)
     return Runtime(
         settings,
@@ -193,6 +203,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         auth_throttle=FailedAuthThrottle(store=store),
         rate_limiter=build_rate_limiter(sessions, store),
         metrics=build_metrics(engine, sessions, clock, usage),
+        # The scheduler of background jobs, unless this node runs none (KEYCREW_JOBS=off).
+        services=[webhook_worker, *([Scheduler(sessions, instance, clock)] if settings.jobs == "on" else [])],
     )
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -62,6 +62,10 @@ registry_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(registry_app, name="registry")
+report_app = typer.Typer(help="Read-only reports on the instance (token hygiene).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+mail_app = typer.Typer(help="Outgoing e-mail: check the SMTP settings.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
@@ -455,27 +459,104 @@ def license_set(
 
 @jobs_app.command("list")
 def jobs_list() -> None:
-    """List the jobs `keycrew jobs run` knows."""
+    """List the background jobs: name, schedule (cron, UTC), last run and its outcome."""
     from keycrew.automation.registry import JOBS
+    from keycrew.automation.runs import last_runs
 
+    settings = _settings()
+    runtime = _runtime(settings)
+    with _operator_errors(settings), runtime.sessions() as db:
+        now = runtime.clock.now()
+        last = last_runs(db, list(JOBS), now)
+    rows = [("NAME", "SCHEDULE (UTC)", "LAST RUN", "OUTCOME")]
     for job in JOBS.values():
-        print(f"{job.name}\n    {job.description}")
+        run = last.get(job.name)
+        if run is None:
+            rows.append((job.name, job.schedule, "never", "-"))
+            continue
+        when = run.record.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        outcome = f"{run.status}: {run.summary}"
+        if run.record.dry_run:
+            outcome += " (dry run)"
+        if run.record.error and run.status != "succeeded":
+            outcome += f" ({run.record.error.splitlines()[0][:120]})"
+        rows.append((job.name, job.schedule, when, outcome))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
 
 
 @jobs_app.command("run")
-def jobs_run(name: Annotated[str, typer.Argument(help="The job to run; see `keycrew jobs list`.")]) -> None:
-    """Run one background job now, in one transaction, and report what it did."""
-    from keycrew.automation.jobs import JobRun
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="The job to run; see `keycrew jobs list`.")],
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Do the run's work in transactions that are rolled back: report what it would do.",
+        ),
+    ] = False,
+) -> None:
+    """Run one background job now and print what it did (or, with --dry-run, would do).
+
+    The run takes the job's lease: if another node or process is running the job, nothing is
+    done and the command exits 1. The run is recorded (trigger "cli") and shown on the admin page
+    "Background jobs". Exit 0 when the run succeeded, 1 when it failed or could not start,
+    2 for an unknown job.
+    """
+    from keycrew.automation.jobs import Progress
     from keycrew.automation.registry import JOBS
+    from keycrew.automation.runs import CLI, SKIPPED, SUCCEEDED, run_job
+
+    class Bar(Progress):
+        """The run's progress as a bar on stderr, only when stderr is a terminal (so that the
+        output stays clean for scripts)."""
+
+        def __init__(self, label: str) -> None:
+            self.label = label
+            self.bar: Any = None
+            self.shown = sys.stderr.isatty()
+
+        def start(self, total: int | None) -> None:
+            if self.shown and total:
+                self.bar = typer.progressbar(length=total, label=self.label, file=sys.stderr)
+                self.bar.__enter__()
+
+        def advance(self, n: int = 1) -> None:
+            if self.bar is not None:
+                self.bar.update(n)
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.__exit__(None, None, None)
+                self.bar = None
 
     if name not in JOBS:
         _fail(f"no job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
     settings = _settings()
     runtime = _runtime(settings, banner=sys.stderr)
-    run = JobRun(runtime.sessions, runtime.instance, runtime.clock)
-    with _operator_errors(settings):
-        JOBS[name].body(run)
-    print(f"{name}: {run.summary()}")
+    bar = Bar(name)
+    try:
+        with _operator_errors(settings):
+            result = run_job(
+                runtime.sessions,
+                runtime.instance,
+                runtime.clock,
+                name,
+                trigger=CLI,
+                dry_run=dry_run,
+                progress=bar,
+            )
+    finally:
+        bar.close()
+    if result.status == SKIPPED:
+        _fail(f"{result.reason}; nothing done")
+    for line in result.notes:
+        print(("would: " if dry_run else "") + line)
+    suffix = " (dry run: nothing was changed)" if dry_run else ""
+    print(f"{name}: {result.summary}{suffix}")
+    if result.status != SUCCEEDED:
+        _fail(f"run {result.run_id} {result.status}: {result.error}")
 
 
 def _yaml_string(value: str) -> str:
@@ -542,6 +623,97 @@ def registry_rotate_key(
         "restart docker-registry, then run `keycrew registry rotate-key --activate`",
         err=True,
     )
+
+
+@report_app.command("tokens")
+def report_tokens(
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table (default), json or csv.", show_default=False)
+    ] = "table",
+    check: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            "-c",
+            help="Only this check (repeatable): no_expiry, expiring_unnotified, over_scoped, shared, "
+            "automation_like, bot_owner, unused.",
+        ),
+    ] = None,
+) -> None:
+    """The token-hygiene report: every live token checked against the token guidelines.
+
+    Checks: tokens without an expiry; expiring within 7 days with nobody to notify; scopes wider
+    than the recorded requests needed; used from more than 5 IPs in 30 days; humans' tokens used
+    like automation; bots with the Owner role; unused for 30 days. Each finding names the token,
+    its owner and a suggested fix. Read-only; exits 0 whatever it finds (see docs/token-hygiene.md).
+    """
+    import json
+
+    from keycrew.automation.hygiene import CHECKS, to_csv, token_hygiene
+    from keycrew.context import Actor
+
+    fmt = output_format.strip().lower()
+    if fmt not in ("table", "json", "csv"):
+        _fail(f"unknown format {output_format!r}: use table, json or csv", EXIT_USAGE)
+    unknown = [c for c in check or [] if c not in CHECKS]
+    if unknown:
+        _fail(f"unknown check {unknown[0]!r}: use one of {', '.join(CHECKS)}", EXIT_USAGE)
+    settings = _settings()
+    runtime = _runtime(settings)
+    with _operator_errors(settings), runtime.sessions() as db:
+        findings = token_hygiene(runtime.ctx(db, Actor.system()), check or None)
+    if fmt == "json":
+        print(json.dumps([f.as_dict() for f in findings], indent=2))
+        return
+    if fmt == "csv":
+        sys.stdout.write(to_csv(findings))
+        return
+    columns = ("check", "severity", "token_id", "token_name", "token_kind", "owner_username", "resource")
+    rows = [tuple(c.upper() for c in (*columns, "fix"))]
+    for finding in findings:
+        values = finding.as_dict()
+        rows.append((*("-" if values[c] is None else str(values[c]) for c in columns), finding.fix))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    typer.echo(f"{len(findings)} finding(s)", err=True)
+
+
+@mail_app.command("test")
+def mail_test(address: Annotated[str, typer.Argument(help="Where to send the test e-mail.")]) -> None:
+    """Write a test e-mail to the outbox and deliver it now with this environment's SMTP settings."""
+    from keycrew.context import Actor
+    from keycrew.mail.delivery import DeliveryWorker
+    from keycrew.outbox.models import SENT, OutboxMessage
+    from keycrew.outbox.service import enqueue
+
+    address = address.strip()
+    if "@" not in address or any(c.isspace() or ord(c) < 32 for c in address) or len(address) > 255:
+        _fail(f"not an e-mail address: {address!r}", EXIT_USAGE)
+    settings = _settings()
+    if not settings.smtp_host:
+        _fail("outgoing e-mail is not configured: set KEYCREW_SMTP_HOST (and the other SMTP settings)")
+    runtime = _runtime(settings, banner=sys.stderr)
+    with _operator_errors(settings):
+        with runtime.sessions() as db, db.begin():
+            row = enqueue(
+                runtime.ctx(db, Actor.system()),
+                to_address=address,
+                subject="keycrew test e-mail",
+                template="test_email",
+                context={"note": "Sent with `keycrew mail test`."},
+            )
+            assert row is not None
+            db.flush()
+            message_id = row.id
+        DeliveryWorker(runtime.sessions, settings, runtime.clock).run_once(only=[message_id])
+        with runtime.sessions() as db:
+            sent = db.get(OutboxMessage, message_id)
+            assert sent is not None
+    where = f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_tls})"
+    if sent.status != SENT:
+        _fail(f"not sent through {where}: {sent.last_error}; message {message_id} stays in the outbox")
+    print(f"sent message {message_id} to {address} through {where}")
 
 
 def main() -> None:

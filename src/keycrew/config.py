@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     # Seconds to wait for the SMTP server before a delivery attempt counts as failed.
     smtp_timeout: float = Field(default=10.0, gt=0)
+    # A PEM file of the CA certificates trusted for STARTTLS and SSL (a private CA); empty: the
+    # system's. The server's certificate and name are always verified.
+    smtp_ca_file: Path | None = None
     # The From address; empty: keycrew@<host of the external URL>.
     email_from: str = ""
 

@@ -57,20 +57,22 @@ SINGLE = {
     # As admin: the user with their personal namespace and seat (and the plan), one statement.
     "/users/1": 1,
     # The project with its namespace and the caller's levels, in one statement; its share links
-    # (shared_with_groups).
-    "/projects/{project}": 2,
-    # The group, its projects, its share links (shared_with_groups).
-    "/groups/{group}": 3,
+    # (shared_with_groups); its compliance frameworks' names (access.compliance.framework_names).
+    "/projects/{project}": 3,
+    # The group, its projects, its share links (shared_with_groups), its projects' compliance
+    # frameworks (one statement for them all).
+    "/groups/{group}": 4,
 }
 LISTS = {
     "/personal_access_tokens?per_page={n}": 2,
-    "/projects?per_page={n}": 2,
+    # The page, its projects' compliance frameworks (one statement for the page).
+    "/projects?per_page={n}": 3,
     # The count, the page, the namespaces and seats of the page's users.
     "/users?per_page={n}": 3,
     "/groups?per_page={n}": 2,
     "/namespaces?per_page={n}": 3,
     "/audit_events?per_page={n}": 3,
-    "/groups/{group}/projects?per_page={n}": 3,
+    "/groups/{group}/projects?per_page={n}": 4,
     # A count and a page chosen in SQL (one membership per user), rather than every membership of
     # the group and its ancestors read to build one page in memory: a page of a group of 10,000
     # members costs what a page of 20 does.
@@ -80,8 +82,9 @@ LISTS = {
     "/projects/{project}/access_tokens?per_page={n}": 4,
     # The user, the count, the page (each membership joined to its project or group for the name).
     "/users/{user}/memberships?per_page={n}": 3,
-    # The user with their personal namespace, the count, the page, the owner's brief.
-    "/users/{owner}/projects?per_page={n}": 4,
+    # The user with their personal namespace, the count, the page, the owner's brief, the page's
+    # compliance frameworks.
+    "/users/{owner}/projects?per_page={n}": 5,
 }
 
 

@@ -1,10 +1,16 @@
 """Deletions that cascade: a user, a project, a group, a resource bot, in the caller's transaction.
 
-Deleting a user, synchronously and in one transaction, as GitLab's Users::DestroyService does.
+Deleting a user, in one transaction, as GitLab's Users::DestroyService does.
 
 A soft delete (the default) moves what the user authored to the Ghost User; a hard delete
 removes it. Either way the user's tokens and memberships go, their personal namespace and its
 projects go, and groups they solely own go too when allowed (always on a hard delete).
+
+A user with more than ``DEFER_OVER`` records is deleted in two steps, as GitLab always does: the
+request blocks the user, removes their tokens, memberships, personal projects and solely owned
+groups, and leaves a ``ghost_user_migrations`` row; the ``ghost-migration`` job
+(keycrew.automation.ghost) then moves the records a batch at a time and calls
+``finish_deletion``.
 """
 
 from __future__ import annotations
@@ -23,13 +29,13 @@ from keycrew.activity.kinds import ISSUE, NOTE
 from keycrew.activity.service import delete_events, move_events
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
-from keycrew.context import Ctx
+from keycrew.context import Actor, Ctx
 from keycrew.errors import Conflict, Forbidden, NotFound
 from keycrew.identity.admins import keep_an_admin
 from keycrew.identity.internal import ghost
 from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
-from keycrew.identity.types import UserType
+from keycrew.identity.types import UserState, UserType
 from keycrew.identity.users import user_entity
 from keycrew.infra.transactions import after_commit, forget
 from keycrew.namespaces import paths
@@ -37,11 +43,16 @@ from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.packages import storage as package_files
 from keycrew.records.ghost import delete_records_of, move_records_to
+from keycrew.records.ghost_migrations import GhostUserMigration, pending_migration, records_left
 from keycrew.records.models import Issue, Note
 from keycrew.repos import storage as repos
 from keycrew.tokens.models import PersonalAccessToken
 
 SOLE_OWNER = "User cannot be removed while is the sole-owner of a group"
+
+# A user who authored more records than this (issues, edit marks, notes, events; counted with a
+# bounded query) is deleted in the background by the ghost-migration job; fewer, at once.
+DEFER_OVER = 1000
 
 
 @dataclass
@@ -59,6 +70,8 @@ class Deletion:
     memberships: int = 0
     # Contribution events moved to the Ghost User, or deleted on a hard delete.
     events: int = 0
+    # True: the user is blocked and the ghost-migration job finishes the deletion.
+    deferred: bool = False
 
 
 def solo_owned_groups(ctx: Ctx, user: User) -> list[int]:
@@ -91,8 +104,9 @@ def destroy_user(
     delete_solo_owned_groups: bool | None = None,
     skip_authorization: bool = False,
     reason: str | None = None,
+    defer: bool | None = None,
 ) -> Deletion:
-    """Delete ``user`` now (GitLab's DELETE /users/:id, and every system deletion).
+    """Delete ``user`` (GitLab's DELETE /users/:id, and every system deletion).
 
     Soft (default): issues, notes and the rest of their records move to the Ghost User (created
     on first need). ``hard_delete``: those records are deleted instead, and so are the groups the
@@ -100,6 +114,11 @@ def destroy_user(
     (not an admin, unless ``skip_authorization``; internal users and the last active
     administrator can never be deleted) and Conflict when the user solely owns a group that may
     not be deleted.
+
+    ``defer`` (default: whether the user has more than ``DEFER_OVER`` records): block the user
+    now and leave the records to the ghost-migration job (``Deletion.deferred``). A user whose
+    deletion is already under way is left to it (a hard delete asked meanwhile applies to the
+    records not yet moved).
     """
     if user.is_internal:
         raise Forbidden("Internal users cannot be deleted")
@@ -108,6 +127,13 @@ def destroy_user(
     keep_an_admin(ctx, user, "deleted")
     # Two deletions of one user queue up here; the second finds nobody (NotFound).
     user = lock_user(ctx, user)
+    under_way = pending_migration(ctx, user.id)
+    if under_way is not None:
+        if hard_delete and not under_way.hard_delete:
+            under_way.hard_delete = True
+            under_way.updated_at = ctx.now()
+            ctx.db.flush()
+        return Deletion(user.id, user.username, under_way.hard_delete, deferred=True)
     if not user.is_bot:
         _lock_owned_groups(ctx, user)
     if delete_solo_owned_groups is None:
@@ -120,8 +146,13 @@ def destroy_user(
     target_id, target_details = user.id, user.username
     heir = None if hard_delete else ghost(ctx)
 
+    if defer is None:
+        defer = records_left(ctx, user.id, hard_delete=hard_delete, limit=DEFER_OVER) > DEFER_OVER
+
     for group_id in solo:
         _purge_group_tree(ctx, group_id, done)
+    if defer:
+        return _schedule(ctx, user, done, reason)
     done.projects += _purge_personal_namespace(ctx, user.id)
 
     if heir is not None:
@@ -165,6 +196,103 @@ def destroy_user(
         tokens=done.tokens,
         memberships=done.memberships,
     )
+    ctx.db.delete(user)
+    ctx.db.flush()
+    return done
+
+
+def _schedule(ctx: Ctx, user: User, done: Deletion, reason: str | None) -> Deletion:
+    """The first step of a deferred deletion: what GitLab's DestroyService does at once."""
+    done.deferred = True
+    old_state = user.state
+    # Blocked (a change the authentication caches of every node hear of), with no token left.
+    user.state = UserState.BLOCKED.value
+    user.updated_at = ctx.now()
+    ctx.db.flush()
+    done.projects += _purge_personal_projects(ctx, user.id)
+    done.tokens = _delete_tokens(ctx, user.id)
+    done.memberships = _delete_memberships(ctx, user.id)
+    now = ctx.now()
+    ctx.db.add(
+        GhostUserMigration(
+            user_id=user.id,
+            initiator_user_id=ctx.actor.user_id,
+            hard_delete=done.hard_delete,
+            reason=None if reason is None else reason[:255],
+            created_at=now,
+            updated_at=now,
+            consume_after=now,
+            moved={},
+            attempts=0,
+        )
+    )
+    record(
+        ctx,
+        Event.USER_DELETION_SCHEDULED,
+        user_entity(user),
+        target=Target("User", user.id, user.username),
+        hard_delete=done.hard_delete,
+        reason=reason,
+        user_type=user.user_type,
+        **{"from": old_state, "to": user.state},
+        deleted_groups=done.groups or None,
+        deleted_projects=done.projects or None,
+        tokens=done.tokens,
+        memberships=done.memberships,
+    )
+    ctx.db.flush()
+    return done
+
+
+def finish_deletion(ctx: Ctx, migration: GhostUserMigration) -> Deletion:
+    """The last step of a deferred deletion, once the job has moved every record: delete the
+    user with what is left of theirs, and the migration row, with GitLab's user.deleted event
+    authored by whoever asked for the deletion (the job's actor when that user is gone too)."""
+    user = ctx.db.get(User, migration.user_id)
+    if user is None:
+        raise NotFound("User")
+    user = lock_user(ctx, user)
+    initiator = None if migration.initiator_user_id is None else ctx.db.get(User, migration.initiator_user_id)
+    if initiator is not None and initiator.id != user.id:
+        ctx = ctx.as_actor(Actor(user=initiator, via="system"))
+    moved = {key: int(value) for key, value in (migration.moved or {}).items()}
+    done = Deletion(user.id, user.username, migration.hard_delete)
+    done.events = moved.pop("events", 0)
+    done.records = moved
+    entity = user_entity(user)
+    target = Target("User", user.id, user.username)
+    done.projects += _purge_personal_namespace(ctx, user.id)
+    # Anything given to the blocked user meanwhile.
+    done.tokens = _delete_tokens(ctx, user.id)
+    done.memberships = _delete_memberships(ctx, user.id)
+    if not migration.hard_delete:
+        heir = ghost(ctx)
+        done.ghost_id = heir.id
+        record(
+            ctx,
+            Event.USER_RECORDS_GHOSTED,
+            entity,
+            target=target,
+            ghost_user_id=heir.id,
+            moved=done.records,
+            events=done.events,
+        )
+    record(
+        ctx,
+        Event.USER_DELETED,
+        entity,
+        target=target,
+        hard_delete=migration.hard_delete,
+        reason=migration.reason,
+        user_type=user.user_type,
+        deleted_projects=done.projects or None,
+        records=done.records or None,
+        events=done.events,
+        tokens=done.tokens,
+        memberships=done.memberships,
+    )
+    ctx.db.delete(migration)
+    ctx.db.flush()
     ctx.db.delete(user)
     ctx.db.flush()
     return done
@@ -216,6 +344,16 @@ def _purge_projects(ctx: Ctx, namespace_ids: list[int]) -> list[str]:
         )
     purge_projects(ctx, [int(r[0]) for r in rows])
     return [str(r[1]) for r in rows]
+
+
+def _purge_personal_projects(ctx: Ctx, user_id: int) -> list[str]:
+    """The projects of the user's personal namespace; the namespace (and its path) stays with the
+    user until the user goes."""
+    namespaces = ctx.db.scalars(
+        select(Namespace).where(Namespace.kind == "user", Namespace.owner_id == user_id)
+    ).all()
+    ids = lock_namespaces(ctx, [ns.id for ns in namespaces], "exclusive")
+    return _purge_projects(ctx, ids)
 
 
 def _purge_personal_namespace(ctx: Ctx, user_id: int) -> list[str]:

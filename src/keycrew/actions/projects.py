@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from keycrew.access.compliance import apply_default_framework
 from keycrew.access.groups import lock_chain
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
@@ -163,6 +164,8 @@ def create_project(
         visibility=visibility.value,
         for_user_id=None if for_user is None else for_user.id,
     )
+    # The default compliance framework of the top-level group, applied by GitLab Admin Bot.
+    apply_default_framework(ctx, project)
     return project
 
 

@@ -50,6 +50,7 @@ from keycrew.identity.models import User
 from keycrew.tokens.authentication import check_user_may_use_api
 from keycrew.tokens.principal import Principal, token_admin_powers
 from keycrew.tokens.scopes import READ_METHODS, api_scopes
+from keycrew.tokens.scopes import Scope as TokenScope
 from keycrew.tokens.sudo import sudo_actor
 
 _ORJSON = orjson.OPT_NON_STR_KEYS
@@ -78,12 +79,23 @@ class PrincipalSpec:
 
 def check_scopes(
     method: str, principal: Principal, *, read_user: bool, any_scope: bool, accept: tuple[str, ...]
-) -> None:
+) -> str | None:
+    """Raise InsufficientScope unless the token has a scope the request accepts; return the least
+    scope the request needed (what the token-hygiene report records as exercised)."""
     if any_scope:
-        return
+        return None
     needed = list(accept) if accept else api_scopes(method, read_user=read_user)
-    if set(principal.token.scopes).isdisjoint(needed):
+    granted = set(principal.token.scopes).intersection(needed)
+    if not granted:
         raise InsufficientScope(needed)
+    return next(scope for scope in reversed(needed) if scope in granted) if accept else needed[-1]
+
+
+def note_exercised(request: Request, principal: Principal, scope: str | None) -> None:
+    """Count the scope a request exercised for the token-hygiene report (memory only)."""
+    usage = request.app.state.runtime.usage
+    if scope is not None and usage is not None:
+        usage.exercise(principal.token.id, scope, request.method)
 
 
 def sudo_target(request: Request) -> str | None:
@@ -119,9 +131,10 @@ async def caller(request: Request, spec: CtxSpec) -> Principal | None:
         if spec.auth:
             raise Unauthenticated()
         return None
-    check_scopes(
+    exercised = check_scopes(
         request.method, principal, read_user=spec.read_user, any_scope=spec.any_scope, accept=spec.accept
     )
+    note_exercised(request, principal, exercised)
     return principal
 
 
@@ -131,9 +144,10 @@ async def principal_only(request: Request, spec: PrincipalSpec) -> Principal:
     await throttle(request, principal)
     if principal is None:
         raise Unauthenticated()
-    check_scopes(
+    exercised = check_scopes(
         request.method, principal, read_user=spec.read_user, any_scope=spec.any_scope, accept=spec.accept
     )
+    note_exercised(request, principal, exercised)
     if sudo_target(request) is not None:
         raise Forbidden("Sudo is not supported on this endpoint")
     return principal
@@ -392,4 +406,5 @@ def request_actor(ctx: Ctx, request: Request, principal: Principal | None) -> Ac
     target = sudo_target(request)
     if target is not None:
         actor = sudo_actor(ctx.as_actor(actor), target)
+        note_exercised(request, principal, TokenScope.SUDO)
     return actor

@@ -14,6 +14,7 @@ Adapters (the CLI, the scheduler in ``keycrew serve``, the admin page) look jobs
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -53,11 +54,21 @@ class JobRun:
     progress: Progress = field(default_factory=Progress)
     counts: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    # The slot of the schedule this run is for (None when run by hand).
+    scheduled_for: dt.datetime | None = None
+    # Called before each batch: raises to stop the run there (its lease was lost, the server is
+    # shutting down). Set by keycrew.automation.runs.run_job.
+    guard: Callable[[], None] | None = None
+    # Called in each batch's transaction just before its commit: renews the run's lease there, and
+    # raises (rolling the batch back) when the lease is no longer the run's. Set by run_job.
+    renew: Callable[[Session], None] | None = None
 
     @contextmanager
     def batch(self) -> Iterator[Ctx]:
         """One transaction acting as GitLab Admin Bot: committed when the block ends (rolled back
         on an error, and always on a dry run)."""
+        if self.guard is not None:
+            self.guard()
         with self.sessions() as db:
             ctx = Ctx(db, Actor(user=None, via="system"), self.instance, self.clock)
             ctx = ctx.as_actor(Actor(user=admin_bot(ctx), via="system"))
@@ -68,8 +79,14 @@ class JobRun:
                 raise
             if self.dry_run:
                 db.rollback()
-            else:
-                db.commit()
+                return
+            try:
+                if self.renew is not None:
+                    self.renew(db)
+            except BaseException:
+                db.rollback()
+                raise
+            db.commit()
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n

@@ -229,6 +229,7 @@ class GitHTTP:
                 return
         if access.personal_token_id is not None and self.runtime.usage is not None:
             self.runtime.usage.note(access.personal_token_id, ip)
+            self.runtime.usage.exercise(access.personal_token_id, access.service.least_scope, scope["method"])
         await self.run_backend(access, request, scope, headers, receive, send)
 
     # --- the CGI --------------------------------------------------------------------------------

@@ -217,9 +217,9 @@ def admin_create_user(ctx: Ctx, new: NewUser) -> User:
             password=password,
             admin=new.admin,
             external=new.external,
-            # No e-mail confirmation on this instance (skip_confirmation is moot): every account
-            # is confirmed when created.
-            confirmed=True,
+            # Confirmed when created unless the instance asks for e-mail confirmation
+            # (email_confirmation_setting soft or hard) and the admin did not skip it.
+            confirmed=new.skip_confirmation or instance_settings(ctx).email_confirmation_setting == "off",
             private_profile=bool(new.private_profile),
             can_create_group=True if new.can_create_group is None else new.can_create_group,
             projects_limit=(

@@ -50,6 +50,11 @@ class InstanceSettings(Base):
     inactive_projects_delete_after_months: Mapped[int] = mapped_column(Integer, default=2)
     inactive_projects_min_size_mb: Mapped[int] = mapped_column(Integer, default=0)
     inactive_projects_send_warning_email_after_months: Mapped[int] = mapped_column(Integer, default=1)
+    # The e-mail a dormant user deactivated by the Admin Bot receives (GitLab's default: sent).
+    user_deactivation_emails_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Whether new users must confirm their e-mail address: off, soft or hard (GitLab's values;
+    # unconfirmed users are deleted only when it is not off).
+    email_confirmation_setting: Mapped[str] = mapped_column(String(8), default="off")
     # GitLab's default: only admins create service accounts until an admin lets top-level group
     # Owners create their groups' own.
     allow_top_level_group_owners_to_create_service_accounts: Mapped[bool] = mapped_column(
@@ -58,6 +63,9 @@ class InstanceSettings(Base):
     # Admins act as admins through the API only with an admin_mode token, in the UI only after
     # re-entering their password.
     admin_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether webhooks may reach the local network and loopback (keycrew.webhooks.urls).
+    allow_local_requests_from_web_hooks_and_services: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_local_requests_from_system_hooks: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

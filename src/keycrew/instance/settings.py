@@ -29,6 +29,8 @@ from keycrew.instance.models import InstanceSettings, RateLimitOverride
 THROTTLES = (AUTHENTICATED_API, UNAUTHENTICATED_API, AUTHENTICATED_GIT_HTTP)
 MAX_INT = 2**31 - 1
 MIN_DORMANT_PERIOD = 90
+# GitLab's email_confirmation_setting values.
+EMAIL_CONFIRMATION_SETTINGS = ("off", "soft", "hard")
 # GitLab's rule for personal_access_token_prefix: up to 20 characters of this alphabet.
 PREFIX_MAX = 20
 _PREFIX_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=/@:.-")
@@ -87,8 +89,12 @@ class SettingsView(NamedTuple):
     inactive_projects_delete_after_months: int
     inactive_projects_min_size_mb: int
     inactive_projects_send_warning_email_after_months: int
+    user_deactivation_emails_enabled: bool
+    email_confirmation_setting: str
     allow_top_level_group_owners_to_create_service_accounts: bool
     admin_mode: bool
+    allow_local_requests_from_web_hooks_and_services: bool
+    allow_local_requests_from_system_hooks: bool
     updated_at: dt.datetime
 
 
@@ -118,6 +124,8 @@ class Setting:
     # Checked as GitLab's model validations do, with their messages per attribute (400
     # {"message": {"<name>": ["..."]}}), rather than by the bounds above.
     validated: bool = False
+    # The values a text setting may take (400 "<name> does not have a valid value" otherwise).
+    choices: tuple[str, ...] | None = None
 
 
 # What PUT /application/settings may change, with GitLab's bounds.
@@ -141,8 +149,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("inactive_projects_delete_after_months", int, 1, MAX_INT, validated=True),
         Setting("inactive_projects_min_size_mb", int, 0, MAX_INT, validated=True),
         Setting("inactive_projects_send_warning_email_after_months", int, 1, MAX_INT, validated=True),
+        Setting("user_deactivation_emails_enabled", bool),
+        Setting("email_confirmation_setting", str, choices=EMAIL_CONFIRMATION_SETTINGS),
         Setting("allow_top_level_group_owners_to_create_service_accounts", bool),
         Setting("admin_mode", bool),
+        Setting("allow_local_requests_from_web_hooks_and_services", bool),
+        Setting("allow_local_requests_from_system_hooks", bool),
         *(
             setting
             for throttle in THROTTLES
@@ -272,6 +284,8 @@ def update_settings(ctx: Ctx, changes: dict[str, Any]) -> InstanceSettings:
     # Every value is checked before any is applied: a refused change leaves the row untouched.
     for name, value in changes.items():
         setting = SETTINGS[name]
+        if setting.choices is not None and value not in setting.choices:
+            raise BadParameter(f"{name} does not have a valid value")
         if setting.kind is int and not setting.validated:
             assert isinstance(value, int)
             if (setting.minimum is not None and value < setting.minimum) or (

@@ -2,39 +2,59 @@
 
 Only the migrations import this module: no package below needs the others' models."""
 
+from keycrew.access.compliance import ComplianceFramework, ProjectComplianceFramework
+from keycrew.access.inactivity import InactiveProjectWarning
 from keycrew.access.links import GroupGroupLink, ProjectGroupLink
 from keycrew.access.models import Member
 from keycrew.activity.models import ActivityEvent, PushEventPayload
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
+from keycrew.instance.jobs import JobLease, JobRunRecord
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.namespaces.models import Namespace, Project, Route
+from keycrew.notifications.models import NotificationSetting
 from keycrew.outbox.models import OutboxMessage
 from keycrew.packages.models import Package, PackageFile
+from keycrew.records.ghost_migrations import GhostUserMigration
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
+from keycrew.webhooks.models import WebHook, WebHookDelivery, WebHookLog
+from keycrew.tokens.usage import TokenUsageDay, TokenUsageIp, TokenUsageScope
 
 __all__ = [
     "ActivityEvent",
     "AuditEvent",
     "Base",
+    "ComplianceFramework",
     "DeployToken",
+    "GhostUserMigration",
     "GroupGroupLink",
+    "InactiveProjectWarning",
     "InstanceSettings",
     "Issue",
+    "JobLease",
+    "JobRunRecord",
     "Member",
     "Namespace",
     "Note",
+    "NotificationSetting",
     "OutboxMessage",
     "Package",
     "PackageFile",
     "PersonalAccessToken",
     "Project",
+    "ProjectComplianceFramework",
     "ProjectGroupLink",
     "PushEventPayload",
     "RateLimitOverride",
     "Route",
+    "TokenUsageDay",
+    "TokenUsageIp",
+    "TokenUsageScope",
     "User",
     "UserSession",
+    "WebHook",
+    "WebHookDelivery",
+    "WebHookLog",
 ]

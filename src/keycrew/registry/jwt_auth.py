@@ -31,12 +31,15 @@ from keycrew.tokens.basic import (
     count_failed_password,
     decode_basic,
 )
+from keycrew.tokens.scopes import Scope
 
 log = logging.getLogger("keycrew.registry")
 
 router = APIRouter(include_in_schema=False)
 
 ACCESS_DENIED = "HTTP Basic: Access denied"
+# The least scope each granted registry action needs (recorded for the token-hygiene report).
+ACTION_SCOPES: dict[str, str] = {"pull": Scope.READ_REGISTRY, "push": Scope.WRITE_REGISTRY}
 
 
 class UnknownService(KeycrewError):
@@ -136,6 +139,8 @@ def jwt_auth(request: Request) -> JSONResponse:
         return to_response(exc)
     if credential.token is not None and runtime.usage is not None:
         runtime.usage.note(credential.token.id, ip)
+        for action in sorted({action for entry in access for action in entry["actions"]}):
+            runtime.usage.exercise(credential.token.id, ACTION_SCOPES.get(action, Scope.API), "GET")
     store = keys.key_store(settings.registry_key_path, settings.registry_certificate_path)
     try:
         signing_key = store.current(now)

@@ -34,7 +34,7 @@ from keycrew.repos import storage
 from keycrew.tokens.abilities import Decision, decide, scope_allows
 from keycrew.tokens.basic import Credential, authenticate_basic
 from keycrew.tokens.models import DeployToken
-from keycrew.tokens.scopes import Ability
+from keycrew.tokens.scopes import Ability, Scope
 
 # A deploy token's last use is written at most this often (GitLab's last_used_at rule for tokens).
 DEPLOY_TOKEN_USE_EVERY = dt.timedelta(minutes=10)
@@ -62,6 +62,11 @@ class GitService(StrEnum):
     @property
     def ability(self) -> Ability:
         return Ability.PUSH_CODE if self is GitService.RECEIVE_PACK else Ability.DOWNLOAD_CODE
+
+    @property
+    def least_scope(self) -> str:
+        """The least scope that allows this service (what the token-hygiene report records)."""
+        return Scope.WRITE_REPOSITORY if self is GitService.RECEIVE_PACK else Scope.READ_REPOSITORY
 
 
 @dataclass(frozen=True)

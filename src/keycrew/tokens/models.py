@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keycrew.db.base import Base, JSONList, UTCDateTime
@@ -29,8 +29,19 @@ class TokenTraits:
 
 class PersonalAccessToken(TokenTraits, Base):
     __tablename__ = "personal_access_tokens"
-    # Ids are never reused on SQLite either: a client holding an old id must not hit a new token.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        # The daily expiry notification scans (keycrew.automation.token_expiry): live tokens by
+        # expiry date, without the revoked and impersonation ones that make most of the table.
+        Index(
+            "ix_personal_access_tokens_expiry_scan",
+            "expires_at",
+            "id",
+            sqlite_where=text("revoked = 0 AND impersonation = 0"),
+            postgresql_where=text("revoked = false AND impersonation = false"),
+        ),
+        # Ids are never reused on SQLite either: a client holding an old id must not hit a new token.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -50,6 +61,16 @@ class PersonalAccessToken(TokenTraits, Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Expiry notifications sent (keycrew.automation.token_expiry): each interval at most once.
+    seven_days_notification_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    thirty_days_notification_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sixty_days_notification_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    expire_notification_delivered: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    after_expiry_notification_delivered: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class DeployToken(TokenTraits, Base):

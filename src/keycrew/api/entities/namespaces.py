@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +107,23 @@ def group_detail(
     *,
     repositories: Path | None = None,
     shared_with: Sequence[SharedWith] = (),
+    compliance_frameworks: Mapping[int, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """GET /groups/:id (GitLab's GroupDetail): the group with its projects unless with_projects=false."""
+    """GET /groups/:id (GitLab's GroupDetail): the group with its projects unless with_projects=false
+    (``compliance_frameworks``: each project's framework names, by project id)."""
     data = group(ns, base)
     data["resource_access_token_creation_allowed"] = ns.resource_access_token_creation_allowed
     data["shared_with_groups"] = shared_with_groups(shared_with)
     data["runners_token"] = None
     if projects is not None:
         with_branch = repos.with_branches(repositories, [p.id for p in projects])
-        data["projects"] = [project(p, base, empty_repo=p.id not in with_branch) for p in projects]
+        frameworks = compliance_frameworks or {}
+        data["projects"] = [
+            project(
+                p, base, empty_repo=p.id not in with_branch, compliance_frameworks=frameworks.get(p.id, ())
+            )
+            for p in projects
+        ]
         data["shared_projects"] = []
     return data
 
@@ -156,10 +164,12 @@ def project(
     repositories: Path | None = None,
     empty_repo: bool | None = None,
     shared_with: Sequence[SharedWith] | None = None,
+    compliance_frameworks: Sequence[str] = (),
 ) -> dict[str, Any]:
     """GitLab's ProjectDetails; ``empty_repo`` as given (a listing asks ``repos.with_branches``
     once for its page), else read from the repository under ``repositories``; ``shared_with``:
-    the project's live links (``shared_with_groups``), when read."""
+    the project's live links (``shared_with_groups``), when read; ``compliance_frameworks``: the
+    names of its compliance frameworks (``access.compliance.framework_names``)."""
     api = f"{base}/api/v4/projects/{p.id}"
     if empty_repo is None:
         empty_repo = repositories is None or not repos.has_branch(repositories, p.id)
@@ -177,6 +187,7 @@ def project(
             "updated_at": iso(p.updated_at),
             "marked_for_deletion_on": None,
             "marked_for_deletion_at": None,
+            "compliance_frameworks": list(compliance_frameworks),
             "_links": {
                 "self": api,
                 "issues": f"{api}/issues",

@@ -8,10 +8,12 @@ from keycrew.api.routes import (
     deploy_tokens,
     events,
     groups,
+    hooks,
     issues,
     members,
     meta,
     namespaces,
+    notification_settings,
     projects,
     resource_tokens,
     service_accounts,
@@ -24,6 +26,7 @@ from keycrew.api.routes import (
 # Routes are tried in this order among those whose literal path prefix fits (app.IndexedRouting).
 ROUTERS = [
     meta.router,
+    notification_settings.router,
     tokens.router,
     users.router,
     transfers.router,
@@ -40,4 +43,5 @@ ROUTERS = [
     deploy_tokens.router,
     sharing.router,
     admin.router,
+    hooks.router,
 ]

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keycrew.access import groups as group_cases
+from keycrew.access.compliance import framework_names
 from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_group, read_group
 from keycrew.access.projects import projects_listing
@@ -100,7 +101,12 @@ def get_group(
         projects = [project_view(row) for row in rows]
     shared = shared_with_groups(ctx.reads, "group", [group.id], ctx.today())[group.id]
     return group_detail(
-        group, base_url(request), projects, repositories=ctx.instance.repositories_dir, shared_with=shared
+        group,
+        base_url(request),
+        projects,
+        repositories=ctx.instance.repositories_dir,
+        shared_with=shared,
+        compliance_frameworks=framework_names(ctx.reads, [p.id for p in projects or ()]),
     )
 
 

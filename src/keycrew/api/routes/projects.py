@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keycrew.access import projects as project_cases
+from keycrew.access.compliance import framework_names
 from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_project, read_project_with_levels
 from keycrew.access.shares import shared_with_groups
@@ -89,9 +90,14 @@ def _render_projects(request: Request, ctx: Ctx, params: Params, projects: list[
         {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id},
     )
     with_branch = repos.with_branches(ctx.instance.repositories_dir, [p.id for p in projects])
+    frameworks = framework_names(ctx.reads, [p.id for p in projects])
     return [
         project_entity(
-            p, base, owner=owners.get(p.namespace.owner_id or 0), empty_repo=p.id not in with_branch
+            p,
+            base,
+            owner=owners.get(p.namespace.owner_id or 0),
+            empty_repo=p.id not in with_branch,
+            compliance_frameworks=frameworks.get(p.id, ()),
         )
         for p in projects
     ]
@@ -109,6 +115,7 @@ def _detail(
         permissions=project_cases.project_access(ctx, project, levels),
         repositories=ctx.instance.repositories_dir,
         shared_with=shared_with_groups(ctx.reads, "project", [project.id], ctx.today())[project.id],
+        compliance_frameworks=framework_names(ctx.reads, [project.id])[project.id],
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from keycrew.access import projects as project_cases
+from keycrew.access.compliance import framework_names
 from keycrew.access.lookup import find_group, find_project, read_group, read_project
 from keycrew.actions import transfers
 from keycrew.api.deps import Params, api_ctx, params_dep
@@ -73,6 +74,7 @@ def put_project_transfer(
         owner=owner,
         permissions=project_cases.project_access(ctx, project),
         repositories=ctx.instance.repositories_dir,
+        compliance_frameworks=framework_names(ctx.reads, [project.id])[project.id],
     )
 
 

@@ -265,11 +265,15 @@ def delete_user(username: str, page: Page = form_dep(), form: FormData = form_de
     name = user.username
     try:
         with page.savepoint():
-            destroy_user(ctx, user, hard_delete=hard)
+            done = destroy_user(ctx, user, hard_delete=hard)
     except KeycrewError as exc:
         return _show_user(
             page, find_user_by_username(ctx, username), status=status_of(exc), error=describe(exc)
         )
+    if done.deferred:
+        then = "deleted what they authored." if hard else "moved what they authored to the Ghost User."
+        message = f"@{name} is blocked and will be deleted shortly, once the ghost-migration job has {then}"
+        return page.notice("/admin/users", message)
     message = (
         f"@{name} has been deleted, with everything they authored."
         if hard
@@ -594,20 +598,29 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         DORMANT,
         "Deactivate dormant users",
         "Users who have not been active for the period below are deactivated by the Admin Bot; "
-        "they are activated again when they sign in. "
-        "Stored now; the Admin Bot job that applies it is not in this version yet.",
+        "they are activated again when they sign in.",
     ),
     "deactivate_dormant_users_period": (
         DORMANT,
         "Days of inactivity before deactivation",
         "At least 90 days.",
     ),
+    "user_deactivation_emails_enabled": (
+        DORMANT,
+        "E-mail users deactivated for inactivity",
+        "They are told that their account was deactivated and that signing in activates it again.",
+    ),
+    "email_confirmation_setting": (
+        DORMANT,
+        "E-mail confirmation (off, soft or hard)",
+        "Whether new users must confirm their e-mail address; unconfirmed users are deleted only "
+        "when it is soft or hard.",
+    ),
     "delete_unconfirmed_users": (
         DORMANT,
         "Delete unconfirmed users",
         "Users who never confirmed their e-mail address are deleted after the days below (only "
-        "when e-mail confirmation is required). "
-        "Stored now; the Admin Bot job that applies it is not in this version yet.",
+        "when e-mail confirmation is required).",
     ),
     "unconfirmed_users_delete_after_days": (
         DORMANT,
@@ -618,8 +631,7 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         INACTIVE,
         "Delete inactive projects",
         "Projects without activity are deleted after the months below; their Owners and "
-        "Maintainers are warned first. "
-        "Stored now; the Admin Bot job that applies it is not in this version yet.",
+        "Maintainers are warned first.",
     ),
     "inactive_projects_min_size_mb": (
         INACTIVE,
