@@ -35,6 +35,7 @@ from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.instance.settings import instance_settings, throttle_config
 from keycrew.migrations import upgrade
 from keycrew.notifications import lifecycle as token_mail
+from keycrew.outbox.models import FAILED, PENDING, OutboxMessage
 from keycrew.tokens.metrics import tokens_by_expiry
 from keycrew.tokens.personal import create_personal_access_token
 from keycrew.tokens.principal import WATCHED_ROWS, Principal
@@ -257,6 +258,24 @@ def build_metrics(
         "Tokens whose last use waits to be written",
         [],
         lambda: {(): float(usage.pending())},
+    )
+
+    def outbox() -> dict[tuple[str, ...], float]:
+        found = {(PENDING,): 0.0, (FAILED,): 0.0}
+        with sessions() as db:
+            db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            query = select(OutboxMessage.status, func.count()).where(
+                OutboxMessage.status.in_((PENDING, FAILED))
+            )
+            for status, count in db.execute(query.group_by(OutboxMessage.status)):
+                found[(str(status),)] = float(count)
+        return found
+
+    metrics.add_reading(
+        "keycrew_outbox_messages",
+        "E-mail waiting in the outbox (pending) or given up on (failed)",
+        ["status"],
+        outbox,
     )
     return metrics
 

@@ -53,7 +53,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 license_app = typer.Typer(help="The instance's license: plan and paid seats.", no_args_is_help=True)
 jobs_app = typer.Typer(
-    help="Background jobs, run once from the shell (cron, operators).", no_args_is_help=True
+    help="Background jobs: list them with their last outcome, run one now (cron, operators).",
+    no_args_is_help=True,
 )
 app.add_typer(license_app, name="license")
 app.add_typer(jobs_app, name="jobs")

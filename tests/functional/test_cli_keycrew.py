@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -236,9 +237,35 @@ def test_license_and_jobs_commands(tmp_path: Path) -> None:
     bad = run("license", "set", "--plan", "gold")
     assert bad.returncode == 1
     assert "plan does not have a valid value" in bad.stderr
-    assert "delete-inactive-bots" in run("jobs", "list").stdout
+    listed = run("jobs", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^NAME +SCHEDULE \(UTC\) +LAST RUN +OUTCOME$", listed.stdout, re.MULTILINE)
+    assert re.search(r"^delete-inactive-bots +0 0 \* \* \* +never +-$", listed.stdout, re.MULTILINE)
+    dry = run("jobs", "run", "delete-inactive-bots", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "delete-inactive-bots: deleted 0, kept 0 (dry run: nothing was changed)" in dry.stdout
     ran = run("jobs", "run", "delete-inactive-bots")
     assert ran.returncode == 0, ran.stderr
-    assert "deleted 0" in ran.stdout
+    assert ran.stdout.splitlines()[-1] == "delete-inactive-bots: deleted 0, kept 0"
+    listed = run("jobs", "list").stdout
+    assert re.search(
+        r"^delete-inactive-bots +0 0 \* \* \* +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC +"
+        r"succeeded: deleted 0, kept 0$",
+        listed,
+        re.MULTILINE,
+    ), listed
     unknown = run("jobs", "run", "no-such-job")
     assert unknown.returncode == 2
+    assert "no job 'no-such-job'" in unknown.stderr
+    # A job another node is running is not run again: exit 1, and why.
+    with sqlite3.connect(tmp_path / "keycrew.sqlite3") as db:
+        db.execute(
+            "UPDATE job_leases SET holder = 'other-host:77/x', lease_until = '2999-01-01 00:00:00.000000' "
+            "WHERE name = 'delete-inactive-bots'"
+        )
+    held = run("jobs", "run", "delete-inactive-bots")
+    assert held.returncode == 1
+    assert "already running on other-host:77" in held.stderr
+    wide = env | {"COLUMNS": "200"}
+    assert "Run one background job now" in keycrew("jobs", "--help", env=wide).stdout
+    assert "--dry-run" in keycrew("jobs", "run", "--help", env=wide).stdout

@@ -33,9 +33,9 @@ from keycrew.namespaces.models import Project
 from keycrew.records.ghost_migrations import GhostUserMigration
 from keycrew.records.models import Issue, Note
 from tests.support.git import basic, info_refs
-from tests.support.live import Factory, LiveServer, start_server
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, start_server
 from tests.support.processes import clean_env
-from tests.support.web import sign_in
+from tests.support.web import sign_in, signed_in
 
 PASSWORD = "a-long-password-1"
 DEVELOPER = 30
@@ -372,6 +372,26 @@ def test_dry_run_changes_nothing(server: LiveServer, prolific: dict[str, Any]) -
     assert migration_of(server, user["id"]) is not None
     assert authored(server, user["id"])["issues"] == 1500
     assert server.root("GET", f"/users/{user['id']}").json()["state"] == "blocked"
+
+
+def test_the_admin_page_defers_the_same_way(server: LiveServer, prolific: dict[str, Any]) -> None:
+    user = prolific["user"]
+    http, csrf = signed_in(server.url, "root", ROOT_PASSWORD)
+
+    response = http.post(
+        f"{server.url}/admin/users/{user['username']}/delete",
+        data={"authenticity_token": csrf},
+        timeout=30,
+        allow_redirects=False,
+    )
+
+    assert response.status_code == 303
+    page = http.get(f"{server.url}{response.headers['location']}", timeout=30)
+    assert f"@{user['username']} is blocked and will be deleted shortly" in page.text
+    assert migration_of(server, user["id"]) is not None
+    assert server.request("GET", "/user", token=prolific["token"]).status_code == 401
+    run_job(server)
+    assert server.root("GET", f"/users/{user['id']}").status_code == 404
 
 
 def test_a_user_with_few_records_is_still_deleted_at_once(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
@@ -549,3 +550,13 @@ def test_a_header_cannot_be_smuggled_in(outbox: LiveServer, clock: FixedClock, s
     assert row.status == FAILED
     assert "unusable message" in (row.last_error or "")
     assert sink.messages() == []
+
+
+def test_the_metrics_count_pending_and_failed_messages(outbox: LiveServer, clock: FixedClock) -> None:
+    for _ in range(2):
+        _enqueue(outbox, clock, _address())
+    failed = _enqueue(outbox, clock, _address(), template=f"no_such_template_{uid()}")
+    assert _worker(outbox, clock, free_port()).run_once(only=[failed]).failed == 1
+    text = requests.get(f"{outbox.url}/-/metrics", timeout=10).text
+    assert 'keycrew_outbox_messages{status="pending"} 2.0' in text
+    assert 'keycrew_outbox_messages{status="failed"} 1.0' in text

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from keycrew.automation.jobs import JobRun
 from keycrew.automation.registry import JOBS
 from keycrew.outbox.models import OutboxMessage
 from keycrew.tokens.models import PersonalAccessToken
+from keycrew.webhooks.models import WebHookDelivery
 from tests.support.live import Factory, LiveServer, uid
 from tests.support.mail import MailSink, Received
+from tests.support.receiver import Receiver
 
 EXPIRING = "token-expiry-notifications"
 EXPIRED = "expired-token-notifications"
@@ -363,3 +367,51 @@ def test_no_notice_for_impersonation_tokens_or_bots(server: LiveServer, factory:
     assert outbox(server, bot_email) == []
     # The owner hears about their own token only (created by the factory), not the bot's.
     assert [m.subject for m in outbox(server, owner["email"])] == [CREATED]
+
+
+LOCAL_HOOKS = "allow_local_requests_from_web_hooks_and_services"
+
+
+@pytest.fixture
+def receiver(server: LiveServer) -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1, which hooks may reach while the test runs."""
+    found = Receiver().start()
+    response = server.root("PUT", "/application/settings", json={LOCAL_HOOKS: True})
+    assert response.status_code == 200, response.text
+    try:
+        yield found
+    finally:
+        server.root("PUT", "/application/settings", json={LOCAL_HOOKS: False})
+        found.stop()
+
+
+def test_the_seven_day_notice_of_a_bot_token_fires_the_expiring_webhook(
+    server: LiveServer, factory: Factory, receiver: Receiver
+) -> None:
+    project = factory.project()
+    path = "/" + uid("hook")
+    response = server.root(
+        "POST",
+        f"/projects/{project['id']}/hooks",
+        json={"url": receiver.url + path, "resource_access_token_events": True, "push_events": False},
+    )
+    assert response.status_code == 201, response.text
+    hook_id = response.json()["id"]
+    soon = _project_token(server, project["id"], server.root_token, today(server) + dt.timedelta(days=4))
+    later = _project_token(server, project["id"], server.root_token, today(server) + dt.timedelta(days=20))
+
+    run(server, EXPIRING)
+    run(server, EXPIRING)
+
+    hooked = receiver.wait_for(1, path=path)[0]
+    payload = hooked.json()
+    assert hooked.header("X-Gitlab-Event") == "Resource Access Token Hook"
+    assert payload["object_kind"] == "access_token"
+    assert payload["event_name"] == "expiring_access_token"
+    assert payload["object_attributes"]["id"] == soon["id"]
+    assert payload["project"]["id"] == project["id"]
+    # The 30-day notice of the other token fires nothing, and nothing fires twice.
+    assert token_row(server, later["id"]).thirty_days_notification_sent_at is not None
+    with server.runtime.sessions() as db:
+        queued = db.scalars(select(WebHookDelivery.payload).where(WebHookDelivery.hook_id == hook_id)).all()
+    assert [p["object_attributes"]["id"] for p in queued] == [soon["id"]]

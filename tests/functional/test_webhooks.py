@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gitlab
@@ -18,6 +19,7 @@ from keycrew.tokens.models import PersonalAccessToken
 from keycrew.webhooks import urls
 from keycrew.webhooks.models import WebHook, WebHookDelivery, WebHookLog
 from keycrew.webhooks.resource_tokens import fire_expiring
+from tests.support.git import Git, repo_url
 from tests.support.live import Factory, LiveServer, uid
 from tests.support.receiver import Receiver
 
@@ -573,3 +575,50 @@ def test_expiring_resource_token_fires_the_access_token_hook(
     assert attrs["created_at"].endswith(" UTC")
     assert token["token"] not in request.body.decode()
     assert receiver.received(quiet) == []
+
+
+def test_a_git_push_fires_push_and_tag_push_hooks(
+    server: LiveServer,
+    gl: gitlab.Gitlab,
+    factory: Factory,
+    receiver: Receiver,
+    local_allowed: None,
+    tmp_path: Path,
+) -> None:
+    user, token = factory.user_with_token(["write_repository"])
+    project = factory.project(initialize_with_readme=True)
+    factory.member("projects", project["id"], user["id"], 40)
+    branches, tags = _path(), _path()
+    hooks = gl.projects.get(project["id"]).hooks
+    hooks.create({"url": receiver.url + branches, "push_events_branch_filter": "ma*", "token": "push-secret"})
+    hooks.create({"url": receiver.url + tags, "push_events": False, "tag_push_events": True})
+    git = Git(tmp_path)
+    clone, _ = git.clone(repo_url(server, project["path_with_namespace"], "u", token))
+    before = git.run("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    git.commit(clone, "a.txt")
+    after = git.commit(clone, "b.txt")
+    git.run("branch", "side", cwd=clone)
+    git.run("tag", "v1.0", cwd=clone)
+    assert git.push(clone, "origin", "main", "side", "v1.0").returncode == 0
+    (push,) = receiver.wait_for(1, branches)
+    (tag,) = receiver.wait_for(1, tags)
+    assert push.header("X-Gitlab-Event") == "Push Hook"
+    assert push.header("X-Gitlab-Token") == "push-secret"
+    body = push.json()
+    assert body["object_kind"] == "push"
+    assert body["ref"] == "refs/heads/main"
+    assert body["before"] == before
+    assert body["after"] == after
+    assert body["checkout_sha"] == after
+    assert body["user_username"] == user["username"]
+    assert body["total_commits_count"] == 2
+    assert [c["title"] for c in body["commits"]] == ["change a.txt", "change b.txt"]
+    assert body["commits"][-1]["url"].endswith(f"/{project['path_with_namespace']}/-/commit/{after}")
+    assert body["repository"]["git_http_url"] == f"{server.url}/{project['path_with_namespace']}.git"
+    assert tag.header("X-Gitlab-Event") == "Tag Push Hook"
+    assert tag.json()["object_kind"] == "tag_push"
+    assert tag.json()["ref"] == "refs/tags/v1.0"
+    # The branch filter kept "side" out; both deliveries came from one push.
+    time.sleep(0.5)
+    assert len(receiver.received(branches)) == 1
+    assert push.header("X-Gitlab-Event-UUID") == tag.header("X-Gitlab-Event-UUID")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from sqlalchemy import select
 
@@ -30,6 +31,10 @@ log = logging.getLogger("keycrew.jobs.ghost")
 # GitLab pushes a failed migration's consume_after this far back.
 RETRY_AFTER = dt.timedelta(minutes=30)
 ERROR_MAX = 2000
+# On SQLite every transaction takes the one write lock up front (BEGIN IMMEDIATE) and a waiting
+# writer retries on its busy handler's schedule (at most every 100 ms): without a breath between
+# batches, a long migration would keep the web's writes waiting until it ends.
+SQLITE_PAUSE = 0.01
 
 
 def _due(run: JobRun) -> list[tuple[int, int, str, bool, int]]:
@@ -83,12 +88,15 @@ def migrate_user(run: JobRun, migration_id: int, batch_size: int | None = None) 
                 return False
             heir = None if migration.hard_delete else ghost(ctx).id
             hard = migration.hard_delete
+            sqlite = ctx.db.get_bind().dialect.name == "sqlite"
             moved = ghost_migrations.migrate_batch(ctx, migration, heir, limit)
             if not moved:
                 done = finish_deletion(ctx, migration)
         if moved:
             run.count("records deleted" if hard else "records moved", moved)
             run.progress.advance(moved)
+            if sqlite:
+                time.sleep(SQLITE_PAUSE)
             continue
         run.count("users deleted")
         total = sum(done.records.values()) + done.events

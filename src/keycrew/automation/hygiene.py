@@ -401,15 +401,14 @@ def _over_scoped(ctx: Ctx, tokens: list[_Token]) -> Iterable[Finding]:
 def _shared(ctx: Ctx, tokens: list[_Token]) -> Iterable[Finding]:
     db, now = ctx.db, ctx.now()
     since = now.date() - dt.timedelta(days=SHARED_WINDOW_DAYS)
-    ips: dict[int, int] = {
-        token_id: count
-        for token_id, count in db.execute(
+    ips: dict[int, int] = dict(
+        db.execute(
             select(TokenUsageIp.token_id, func.count())
             .where(TokenUsageIp.last_seen_on > since)
             .group_by(TokenUsageIp.token_id)
             .having(func.count() > SHARED_MAX_IPS)
-        )
-    }
+        ).all()
+    )
     for token in tokens:
         count = ips.get(token.id)
         if count and not token.deploy:

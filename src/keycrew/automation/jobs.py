@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ log = logging.getLogger("keycrew.jobs")
 
 # How many lines of "what it did" a run keeps (counts are always complete).
 MAX_NOTES = 1000
+# The longest pause after a batch on SQLite (see JobRun.batch).
+SQLITE_BREATH_MAX = 0.1
 
 
 class Progress:
@@ -69,24 +72,27 @@ class JobRun:
         on an error, and always on a dry run)."""
         if self.guard is not None:
             self.guard()
+        began = time.monotonic()
         with self.sessions() as db:
+            sqlite = db.get_bind().dialect.name == "sqlite"
             ctx = Ctx(db, Actor(user=None, via="system"), self.instance, self.clock)
             ctx = ctx.as_actor(Actor(user=admin_bot(ctx), via="system"))
             try:
                 yield ctx
+                if self.renew is not None and not self.dry_run:
+                    self.renew(db)
             except BaseException:
                 db.rollback()
                 raise
             if self.dry_run:
                 db.rollback()
-                return
-            try:
-                if self.renew is not None:
-                    self.renew(db)
-            except BaseException:
-                db.rollback()
-                raise
-            db.commit()
+            else:
+                db.commit()
+        if sqlite:
+            # SQLite has one write lock, and a writer that waits for it retries on its busy
+            # handler's schedule (its pauses grow to 100 ms): a breath after each batch, a tenth of
+            # the batch's time, lets the web's writes in between a long job's batches.
+            time.sleep(min(SQLITE_BREATH_MAX, (time.monotonic() - began) / 10))
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n

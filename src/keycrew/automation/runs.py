@@ -305,10 +305,10 @@ def _claim(
         db.add(record)
         try:
             db.flush()
-        except IntegrityError:
+        except IntegrityError:  # (job_name, scheduled_for): another node ran this slot already
             db.rollback()
-            assert scheduled_for is not None
-            return f"job {job.name} already ran for {scheduled_for.isoformat()}"
+            slot = scheduled_for.isoformat() if scheduled_for is not None else "this slot"
+            return f"job {job.name} already ran for {slot}"
         db.execute(
             update(JobLease)
             .where(JobLease.name == job.name, JobLease.holder == lease.holder)

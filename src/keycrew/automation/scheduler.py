@@ -107,6 +107,10 @@ class Scheduler:
         self.clock = clock
         self.jobs: dict[str, Job] = {job.name: job for job in (JOBS.values() if jobs is None else jobs)}
         self.stopping = threading.Event()
+        # APScheduler logs every firing at INFO; keycrew logs each run's start and outcome itself.
+        for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+            if logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(WORKERS)},
             job_defaults={

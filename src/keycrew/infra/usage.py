@@ -145,6 +145,9 @@ class UsageRecorder:
         if self.write_facts is None:
             return
         use = (scope, method)
+        known = self._seen.get(token_id)
+        if known is not None and use in known.known_uses:  # the common case, read without the lock
+            return
         with self._lock:
             seen = self._seen.get(token_id)
             if seen is None:

@@ -29,7 +29,7 @@ from keycrew.records.models import Issue, Note
 # Records per statement: large enough that the per-statement and per-commit costs vanish next to
 # the rows' own (bench/ghost.py), small enough that a batch holds its locks for well under a
 # second and a killed run loses little.
-BATCH_SIZE = 20_000
+BATCH_SIZE = 50_000
 # A hard delete's batch reads its ids first and names them in a few statements (SQLite takes at
 # most 32,766 parameters in one).
 HARD_DELETE_BATCH_SIZE = 5_000

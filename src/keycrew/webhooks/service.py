@@ -365,6 +365,38 @@ def update_hook(ctx: Ctx, parent: Parent, hook_id: int, fields: HookFields) -> W
     return hook
 
 
+def set_entry(ctx: Ctx, parent: Parent, hook_id: int, which: str, key: str, value: str | None) -> WebHook:
+    """Set (``value``) or remove (None) one URL variable or custom header of a hook (GitLab's
+    ``PUT|DELETE .../hooks/:hook_id/url_variables|custom_headers/:key``). Raises NotFound for a
+    key to remove that is not there, BadParameter for a bad key."""
+    hook = find_hook(ctx, parent, hook_id)
+    pattern = _VARIABLE_KEY if which == "url_variables" else _HEADER_KEY
+    if not pattern.match(key):
+        raise BadParameter("key is invalid")
+    secret_key = ctx.instance.secret_key
+    column = "encrypted_url_variables" if which == "url_variables" else "encrypted_custom_headers"
+    current = secrets.decrypt_map(secret_key, getattr(hook, column))
+    if value is None:
+        if key not in current:
+            raise NotFound("Key")
+        del current[key]
+    else:
+        current[key] = value
+    setattr(hook, column, secrets.encrypt_map(secret_key, current))
+    if which == "url_variables":
+        _validate(ctx, hook)
+    hook.updated_at = ctx.now()
+    ctx.db.flush()
+    record(
+        ctx,
+        Event.HOOK_UPDATED,
+        parent.entity(),
+        target=Target(_target_type(hook.type), hook.id, urls.mask_userinfo(hook.url)),
+        changed=[which],
+    )
+    return hook
+
+
 def delete_hook(ctx: Ctx, parent: Parent, hook_id: int) -> None:
     hook = find_hook(ctx, parent, hook_id)
     record(

@@ -14,14 +14,14 @@ from keycrew.api.errors import json_error
 from keycrew.api.pagination import paginate_list, paginate_query
 from keycrew.api.params import path_id
 from keycrew.context import Ctx
-from keycrew.errors import BadParameter, RateLimited, Unprocessable
+from keycrew.errors import BadParameter, NotFound, RateLimited, Unprocessable
 from keycrew.webhooks import delivery, payloads, samples, service
 from keycrew.webhooks.service import HookFields, Parent
 
 router = APIRouter()
 
 # GitLab's 422s: a URL or branch filter refused at save, a test or resend the receiver failed.
-REFUSED = {422: {"description": "Invalid url given, or the receiver failed"}}
+REFUSED: dict[int | str, dict[str, Any]] = {422: {"description": "Invalid url given, or the receiver failed"}}
 
 PROJECT_HOOKS = "/projects/{project_id}/hooks"
 GROUP_HOOKS = "/groups/{group_id}/hooks"
@@ -284,3 +284,55 @@ def run_system_hook_test(hook_id: str, ctx: Ctx = api_ctx()) -> Any:
     row = service.find_hook(ctx, SYSTEM, path_id(hook_id, "hook_id"))
     delivery.run_now(ctx, row, "system_hooks", payloads.SYSTEM_HOOK_SAMPLE, test=True)
     return JSONResponse(payloads.SYSTEM_HOOK_SAMPLE, status_code=201)
+
+
+# -- URL variables and custom headers, one key at a time ---------------------------------------
+ENTRIES = "/{hook_id}/{which}/{key}"
+
+
+def _entry(ctx: Ctx, parent: Parent, hook_id: str, which: str, key: str, value: str | None) -> Any:
+    if which not in ("url_variables", "custom_headers"):
+        raise NotFound("")
+    try:
+        service.set_entry(ctx, parent, path_id(hook_id, "hook_id"), which, key, value)
+    except Unprocessable as exc:
+        return _unprocessable(exc)
+    return Response(status_code=204)
+
+
+@router.put(PROJECT_HOOKS + ENTRIES, status_code=204, responses=REFUSED)
+def set_project_hook_entry(
+    project_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> Any:
+    return _entry(ctx, _project(ctx, project_id), hook_id, which, key, params.req_text("value"))
+
+
+@router.delete(PROJECT_HOOKS + ENTRIES, status_code=204)
+def delete_project_hook_entry(
+    project_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()
+) -> Any:
+    return _entry(ctx, _project(ctx, project_id), hook_id, which, key, None)
+
+
+@router.put(GROUP_HOOKS + ENTRIES, status_code=204, responses=REFUSED)
+def set_group_hook_entry(
+    group_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> Any:
+    return _entry(ctx, _group(ctx, group_id), hook_id, which, key, params.req_text("value"))
+
+
+@router.delete(GROUP_HOOKS + ENTRIES, status_code=204)
+def delete_group_hook_entry(group_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()) -> Any:
+    return _entry(ctx, _group(ctx, group_id), hook_id, which, key, None)
+
+
+@router.put(SYSTEM_HOOKS + ENTRIES, status_code=204, responses=REFUSED)
+def set_system_hook_entry(
+    hook_id: str, which: str, key: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
+) -> Any:
+    return _entry(ctx, SYSTEM, hook_id, which, key, params.req_text("value"))
+
+
+@router.delete(SYSTEM_HOOKS + ENTRIES, status_code=204)
+def delete_system_hook_entry(hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()) -> Any:
+    return _entry(ctx, SYSTEM, hook_id, which, key, None)

@@ -5,10 +5,10 @@ Revises: 0015
 Create Date: 2026-12-07
 """
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
-import keycrew.db.base  # noqa: F401
+import keycrew.db.base
 
 revision = "0016"
 down_revision = "0015"
