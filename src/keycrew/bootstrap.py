@@ -260,22 +260,20 @@ def build_metrics(
         lambda: {(): float(usage.pending())},
     )
 
-    def outbox() -> dict[tuple[str, ...], float]:
-        found = {(PENDING,): 0.0, (FAILED,): 0.0}
+    def outbox(status: str) -> dict[tuple[str, ...], float]:
         with sessions() as db:
             db.connection(execution_options={"sqlite_begin": "DEFERRED"})
-            query = select(OutboxMessage.status, func.count()).where(
-                OutboxMessage.status.in_((PENDING, FAILED))
-            )
-            for status, count in db.execute(query.group_by(OutboxMessage.status)):
-                found[(str(status),)] = float(count)
-        return found
+            count = db.scalar(select(func.count()).where(OutboxMessage.status == status))
+        return {(): float(count or 0)}
 
     metrics.add_reading(
-        "keycrew_outbox_messages",
-        "E-mail waiting in the outbox (pending) or given up on (failed)",
-        ["status"],
-        outbox,
+        "keycrew_outbox_pending", "E-mail in the outbox waiting to be sent", [], lambda: outbox(PENDING)
+    )
+    metrics.add_reading(
+        "keycrew_outbox_failed",
+        "E-mail in the outbox given up on after its last attempt",
+        [],
+        lambda: outbox(FAILED),
     )
     return metrics
 

@@ -674,7 +674,7 @@ def report_tokens(
     for finding in findings:
         values = finding.as_dict()
         rows.append((*("-" if values[c] is None else str(values[c]) for c in columns), finding.fix))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     typer.echo(f"{len(findings)} finding(s)", err=True)

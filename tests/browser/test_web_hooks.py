@@ -101,6 +101,10 @@ def test_a_local_url_is_refused_in_the_form(server: LiveServer, page: Page, fact
     page.wait_for_load_state()
     expect(page.get_by_role("alert")).to_contain_text("Invalid url given")
     assert server.root("GET", f"/projects/{project['id']}/hooks").json() == []
+    # The admin allows it on the settings page.
+    page.goto("/admin/application_settings")
+    expect(page.get_by_label("Allow requests to the local network from webhooks")).not_to_be_checked()
+    expect(page.get_by_label("Allow requests to the local network from system hooks")).to_be_checked()
 
 
 def test_group_webhooks_and_system_hooks_pages(

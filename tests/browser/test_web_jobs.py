@@ -153,6 +153,8 @@ def test_run_now_needs_the_csrf_token_and_unknown_jobs_and_runs_are_404(server: 
         f"/admin/background_jobs/{JOB}/runs/999999999",
         f"/admin/background_jobs/{JOB}/runs/2147483648",
         f"/admin/background_jobs/{JOB}/runs/99999999999999999999",
+        f"/admin/background_jobs/{JOB}/runs/%C2%B2",
+        f"/admin/background_jobs/{JOB}/runs/-1",
     ):
         assert http.get(f"{server.url}{path}", timeout=30).status_code == 404, path
     page = http.get(f"{server.url}/admin/background_jobs", timeout=30)

@@ -62,6 +62,7 @@ def live(bot_server: LiveServer) -> Iterator[LiveServer]:
         "/application/settings",
         json={
             "deactivate_dormant_users": False,
+            "deactivate_dormant_users_period": 90,
             "user_deactivation_emails_enabled": True,
             "delete_unconfirmed_users": False,
             "email_confirmation_setting": "off",
@@ -466,3 +467,45 @@ def test_the_jobs_are_registered_with_gitlabs_schedules() -> None:
         "delete-inactive-projects": "*/10 * * * *",
         "remove-expired-members": "10 0 * * *",
     }
+
+
+def test_a_run_killed_mid_way_is_finished_by_the_next_without_doing_anything_twice(
+    live: LiveServer, make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run dies inside its second batch (as under kill -9: that batch's transaction never
+    commits); the next run deactivates and e-mails the rest, and each user exactly once."""
+    import keycrew.automation.admin_bot as admin_bot
+
+    settings(live, deactivate_dormant_users=True, deactivate_dormant_users_period=90)
+    later = live.clock.now() + dt.timedelta(days=150)
+    users = [make.user() for _ in range(5)]
+    for user in users:
+        set_user(live, user["id"], last_activity_on=(later - dt.timedelta(days=10)).date())
+    live.clock.travel_to(later)
+    # Dormant users left by earlier tests go first, so that only ours are left to walk.
+    run_job(live, "deactivate-dormant-users")
+    for user in users:
+        set_user(live, user["id"], last_activity_on=(later - dt.timedelta(days=100)).date())
+    ours = {user["id"] for user in users}
+    monkeypatch.setattr(admin_bot, "USER_BATCH", 2)
+    real = admin_bot.deactivate_user
+
+    def dies_at_the_fourth(ctx: Any, user: User) -> Any:
+        if user.id == users[3]["id"]:
+            raise SystemExit("killed")
+        return real(ctx, user)
+
+    monkeypatch.setattr(admin_bot, "deactivate_user", dies_at_the_fourth)
+    with pytest.raises(SystemExit):
+        run_job(live, "deactivate-dormant-users")
+    states = {user["id"]: state_of(live, user["id"]) for user in users}
+    # The first batch committed; the second (users[2], users[3]) died with the run.
+    assert states[users[0]["id"]] == states[users[1]["id"]] == "deactivated"
+    assert states[users[2]["id"]] == states[users[3]["id"]] == states[users[4]["id"]] == "active"
+
+    monkeypatch.setattr(admin_bot, "deactivate_user", real)
+    run_job(live, "deactivate-dormant-users")
+    assert {state_of(live, user_id) for user_id in ours} == {"deactivated"}
+    for user_id in ours:
+        assert len(audit(live, "user.deactivated", target_id=user_id)) == 1
+        assert len(outbox(live, "user_deactivated", user_id)) == 1

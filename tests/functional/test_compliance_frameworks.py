@@ -213,3 +213,49 @@ def test_only_owners_of_the_top_level_group_manage_frameworks(server: LiveServer
         allow_redirects=False,
     )
     assert refused.status_code == 403
+
+
+def test_a_project_leaving_its_top_level_group_loses_its_frameworks(
+    server: LiveServer, factory: Factory
+) -> None:
+    owner, token, group = _owner_and_group(factory, server)
+    http, _csrf = signed_in(server.url, owner["username"], PASSWORD)
+    name = uid("GDPR")
+    assert (
+        _post(
+            server, http, group["full_path"], name=name, description="d", color="#abc", default="true"
+        ).status_code
+        == 303
+    )
+    sub = server.request(
+        "POST", "/groups", token=token, json={"name": uid("s"), "path": uid("s"), "parent_id": group["id"]}
+    )
+    assert sub.status_code == 201, sub.text
+    staying = factory.project(token=token, namespace_id=group["id"])
+    leaving = factory.project(token=token, namespace_id=group["id"])
+    assert _frameworks_of(server, staying["id"]) == [name]
+
+    # Within the same top-level group it keeps it (python-gitlab's transfer).
+    gl = server.gl(token)
+    gl.projects.get(staying["id"]).transfer(sub.json()["id"])
+    assert _frameworks_of(server, staying["id"]) == [name]
+
+    elsewhere = factory.group(token=token)
+    moved = server.request(
+        "PUT", f"/projects/{leaving['id']}/transfer", token=token, json={"namespace": elsewhere["id"]}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["compliance_frameworks"] == []
+    assert _frameworks_of(server, leaving["id"]) == []
+    with server.runtime.sessions() as db:
+        transferred = db.scalars(
+            select(AuditEvent).where(
+                AuditEvent.event_name == "project.transferred", AuditEvent.entity_id == leaving["id"]
+            )
+        ).all()
+    assert [e.details.get("compliance_frameworks_removed") for e in transferred] == [[name]]
+
+    # A subgroup moved to the top level takes its projects out of the group: they lose it too.
+    made_top = server.request("POST", f"/groups/{sub.json()['id']}/transfer", token=token, json={})
+    assert made_top.status_code == 201, made_top.text
+    assert _frameworks_of(server, staying["id"]) == []

@@ -182,12 +182,14 @@ def prolific(server: LiveServer, factory: Factory) -> Iterator[dict[str, Any]]:
     session, status = sign_in(server.url, user["username"], PASSWORD)
     assert status == 303
     records = add_records(server, shared["id"], user["id"], issues=1500, notes=1200, events=800)
-    # A root issue the user edited last.
+    # A root issue the user edited last and closed.
     edited = add_records(server, shared["id"], 1, issues=1, notes=0, events=0)["issues"][0]
     with server.runtime.sessions() as db, db.begin():
         issue = db.get(Issue, edited)
         assert issue is not None
         issue.last_edited_by_id = user["id"]
+        issue.state = "closed"
+        issue.closed_by_id = user["id"]
     yield {
         "user": user,
         "token": token,
@@ -284,10 +286,16 @@ def test_delete_answers_at_once_and_blocks_everything(
         assert edited is not None
         assert edited.author_id == 1
         assert edited.last_edited_by_id == ghost
+        assert edited.closed_by_id is None  # forgotten, not moved
     deleted = audit_of(server, user["id"], "user.deleted")
     assert len(deleted) == 1
     assert deleted[0].author_id == 1  # the initiator, as GitLab
-    assert deleted[0].details["records"] == {"issues": 1500, "issues_last_edited": 1, "notes": 1200}
+    assert deleted[0].details["records"] == {
+        "issues": 1500,
+        "issues_last_edited": 1,
+        "notes": 1200,
+        "issues_closed": 1,
+    }
     assert deleted[0].details["events"] == pending["events"]
     assert len(audit_of(server, user["id"], "user.records_moved_to_ghost")) == 1
 
@@ -335,6 +343,7 @@ def test_hard_delete_deletes_the_records_in_the_background(
         edited = db.get(Issue, prolific["edited"])
         assert edited is not None
         assert edited.last_edited_by_id is None
+        assert edited.closed_by_id is None
         assert db.get(Issue, other) is not None
     deleted = audit_of(server, user["id"], "user.deleted")
     assert len(deleted) == 1

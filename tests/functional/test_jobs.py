@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from keycrew.audit.events import Event
@@ -509,3 +509,30 @@ def test_an_unknown_trigger_is_refused(server: LiveServer) -> None:
         run_job(
             server.runtime.sessions, server.runtime.instance, server.clock, counting_job(), trigger="cron"
         )
+
+
+def test_a_batch_commits_only_while_the_run_holds_its_lease(server: LiveServer) -> None:
+    """A run whose lease another run took over (its node was cut off for longer than the lease)
+    stops at its next batch without committing it: two runs never both commit work."""
+    marker = uid("marker-")
+
+    def body(run: JobRun) -> None:
+        with run.batch():
+            run.count("first", 1)
+        with server.runtime.sessions() as db:  # another node takes the lapsed lease over
+            db.execute(update(JobLease).where(JobLease.name == job.name).values(holder="thief:1/x"))
+            db.commit()
+        with run.batch() as ctx:
+            ctx.db.add(JobLease(name=marker, holder=None))
+        run.count("second", 1)
+
+    job = counting_job(body)
+    result = run_job(server.runtime.sessions, server.runtime.instance, server.clock, job, trigger=CLI)
+    assert result.status == INTERRUPTED
+    assert result.counts == {"first": 1}
+    assert "taken over" in (result.error or "")
+    with server.runtime.sessions() as db:
+        assert db.get(JobLease, marker) is None  # the second batch was rolled back
+        lease = db.get(JobLease, job.name)
+        assert lease is not None
+        assert lease.holder == "thief:1/x"  # the run's end does not free a lease it lost

@@ -32,7 +32,8 @@ from sqlalchemy import delete, select
 from keycrew.clock import FixedClock
 from keycrew.config import Settings
 from keycrew.context import Actor, Ctx
-from keycrew.mail.delivery import CLAIM, MAX_ATTEMPTS, DeliveryWorker, backoff
+from keycrew.mail.delivery import CLAIM, MAX_ATTEMPTS, ROUND_SIZE, DeliveryWorker, backoff
+from keycrew.mail.render import environment, template_names
 from keycrew.outbox.models import FAILED, PENDING, SENT, OutboxMessage
 from keycrew.outbox.service import enqueue
 from tests.support.backends import BACKENDS
@@ -558,5 +559,34 @@ def test_the_metrics_count_pending_and_failed_messages(outbox: LiveServer, clock
     failed = _enqueue(outbox, clock, _address(), template=f"no_such_template_{uid()}")
     assert _worker(outbox, clock, free_port()).run_once(only=[failed]).failed == 1
     text = requests.get(f"{outbox.url}/-/metrics", timeout=10).text
-    assert 'keycrew_outbox_messages{status="pending"} 2.0' in text
-    assert 'keycrew_outbox_messages{status="failed"} 1.0' in text
+    assert "\nkeycrew_outbox_pending 2.0\n" in text
+    assert "\nkeycrew_outbox_failed 1.0\n" in text
+
+
+def test_every_template_has_both_bodies_and_compiles() -> None:
+    env = environment()
+    files = [n for n in env.list_templates(extensions=["txt", "html"]) if not n.startswith("_")]
+    stems = {n.rsplit(".", 1)[0] for n in files}
+    assert "test_email" in stems
+    assert sorted(stems) == template_names()  # no body without its other half
+    for stem in stems:
+        env.get_template(f"{stem}.txt")
+        env.get_template(f"{stem}.html")
+    env.get_template("_layout.html")  # the shared layout compiles too
+
+
+def test_a_backlog_goes_out_in_rounds_without_pauses(outbox: LiveServer, sink: MailSink) -> None:
+    clock = FixedClock(START)
+    to = _address()
+    with outbox.runtime.sessions() as db, db.begin():
+        ctx = Ctx(db, Actor.system(), outbox.runtime.instance, clock)
+        for n in range(ROUND_SIZE + 20):
+            enqueue(ctx, to_address=to, subject=f"backlog {n}", template="test_email", context={})
+    worker = _worker(outbox, clock, sink.port)
+    worker.poll_seconds = 3600  # no commit wakes it: only a full round leads straight to the next
+    worker.start()
+    try:
+        received = sink.wait_for(to=to, count=ROUND_SIZE + 20, timeout=60)
+    finally:
+        worker.stop()
+    assert len({m.subject for m in received}) == ROUND_SIZE + 20

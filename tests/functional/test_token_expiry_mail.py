@@ -192,12 +192,23 @@ def test_a_project_bots_token_goes_to_the_projects_owners_and_maintainers(
     maintainer = factory.user()
     developer = factory.user()
     silenced, silenced_token = factory.user_with_token()
+    group_silenced, group_silenced_token = factory.user_with_token()
     group = factory.group()
     factory.member("groups", group["id"], inherited_owner["id"], 50)
+    factory.member("groups", group["id"], group_silenced["id"], 10)
     project = factory.project(namespace_id=group["id"])
     factory.member("projects", project["id"], maintainer["id"], 40)
     factory.member("projects", project["id"], developer["id"], 30)
     factory.member("projects", project["id"], silenced["id"], 40)
+    factory.member("projects", project["id"], group_silenced["id"], 40)
+    # Another turned them off for the group above, leaving the project's at "global".
+    response = server.request(
+        "PUT",
+        f"/groups/{group['id']}/notification_settings",
+        token=group_silenced_token,
+        json={"level": "disabled"},
+    )
+    assert response.status_code == 200, response.text
     # One Maintainer turned notifications off for this project only.
     response = server.request(
         "PUT",
@@ -216,12 +227,13 @@ def test_a_project_bots_token_goes_to_the_projects_owners_and_maintainers(
     # above (inherited members are not told by default), not the bot, not who turned it off.
     got = {
         u["username"]: len(outbox(server, u["email"], PROJECT_BOT_SUBJECT))
-        for u in (maintainer, developer, silenced, inherited_owner)
+        for u in (maintainer, developer, silenced, group_silenced, inherited_owner)
     }
     assert got == {
         maintainer["username"]: 1,
         developer["username"]: 0,
         silenced["username"]: 0,
+        group_silenced["username"]: 0,
         inherited_owner["username"]: 0,
     }
     assert outbox(server, bot_email) == []
@@ -415,3 +427,67 @@ def test_the_seven_day_notice_of_a_bot_token_fires_the_expiring_webhook(
     with server.runtime.sessions() as db:
         queued = db.scalars(select(WebHookDelivery.payload).where(WebHookDelivery.hook_id == hook_id)).all()
     assert [p["object_attributes"]["id"] for p in queued] == [soon["id"]]
+
+
+def test_service_accounts_are_told_only_at_an_address_of_their_own(server: LiveServer) -> None:
+    accounts = []
+    for email in (None, f"{uid('robot')}@example.com"):
+        body = {"name": uid("sa"), "username": uid("sa")} | ({"email": email} if email else {})
+        response = server.root("POST", "/service_accounts", json=body)
+        assert response.status_code == 201, response.text
+        account = response.json()
+        pat(server, account["id"], today(server) + dt.timedelta(days=45))
+        accounts.append(account)
+    generated, own = accounts
+    assert generated["email"].endswith(f"@noreply.{server.runtime.instance.host}")
+
+    run(server, EXPIRING)
+
+    assert outbox(server, generated["email"]) == []
+    assert [m.subject for m in outbox(server, own["email"])] == [CREATED, personal_subject(60)]
+
+
+@pytest.fixture
+def notify_inherited(server: LiveServer) -> Iterator[None]:
+    """The instance's resource_access_token_notify_inherited on for one test."""
+    name = "resource_access_token_notify_inherited"
+    assert server.root("GET", "/application/settings").json()[name] is False
+    assert server.root("PUT", "/application/settings", json={name: True}).status_code == 200
+    yield
+    assert server.root("PUT", "/application/settings", json={name: False}).status_code == 200
+
+
+def test_inherited_owners_are_told_when_the_instance_says_so(
+    server: LiveServer, factory: Factory, notify_inherited: None
+) -> None:
+    parent_owner = factory.user()
+    parent_maintainer = factory.user()
+    parent = factory.group()
+    factory.member("groups", parent["id"], parent_owner["id"], 50)
+    factory.member("groups", parent["id"], parent_maintainer["id"], 40)
+    child = factory.group(parent_id=parent["id"])
+    project = factory.project(namespace_id=child["id"])
+    project_token = _project_token(
+        server, project["id"], server.root_token, today(server) + dt.timedelta(days=3)
+    )
+    response = server.root(
+        "POST",
+        f"/groups/{child['id']}/access_tokens",
+        json={
+            "name": uid("gtok-"),
+            "scopes": ["read_api"],
+            "access_level": 30,
+            "expires_at": (today(server) + dt.timedelta(days=3)).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.text
+
+    run(server, EXPIRING)
+
+    # The project's Maintainers include the Maintainer of the group two levels up; the child
+    # group's Owners include the parent's Owner, not its Maintainer.
+    assert len(outbox(server, parent_owner["email"], PROJECT_BOT_SUBJECT)) == 1
+    assert len(outbox(server, parent_maintainer["email"], PROJECT_BOT_SUBJECT)) == 1
+    assert len(outbox(server, parent_owner["email"], GROUP_BOT_SUBJECT)) == 1
+    assert outbox(server, parent_maintainer["email"], GROUP_BOT_SUBJECT) == []
+    assert token_row(server, project_token["id"]).seven_days_notification_sent_at is not None

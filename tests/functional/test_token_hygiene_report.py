@@ -255,8 +255,19 @@ def test_report_tokens_cli_in_three_formats(
     table = keycrew("report", "tokens", env=cli_env | {"COLUMNS": "250"})
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:3] == ["CHECK", "SEVERITY", "TOKEN_ID"]
-    assert any(line.split()[:3] == ["bot_owner", "high", str(owner_bot["id"])] for line in lines)
+    assert lines[0].split() == [
+        "CHECK",
+        "SEVERITY",
+        "TOKEN_ID",
+        "TOKEN_NAME",
+        "TOKEN_KIND",
+        "OWNER_USERNAME",
+        "RESOURCE",
+        "FIX",
+    ]
+    [bot_line] = [line for line in lines if line.split()[:3] == ["bot_owner", "high", str(owner_bot["id"])]]
+    assert project["path_with_namespace"] in bot_line.split()
+    assert bot_line.endswith("Lower the role to Maintainer or below (bots rarely need Owner).")
     assert any(
         line.split()[:3] == ["no_expiry", "high", str(deploy["id"])] and deploy["name"] in line
         for line in lines

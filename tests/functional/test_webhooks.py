@@ -4,6 +4,7 @@ HTTP receiver on 127.0.0.1, on both databases."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from keycrew.context import Actor
 from keycrew.namespaces.models import Project
 from keycrew.tokens.models import PersonalAccessToken
 from keycrew.webhooks import urls
+from keycrew.webhooks.delivery import DeliveryWorker
 from keycrew.webhooks.models import WebHook, WebHookDelivery, WebHookLog
 from keycrew.webhooks.resource_tokens import fire_expiring
+from keycrew.webhooks.service import queue
 from tests.support.git import Git, repo_url
 from tests.support.live import Factory, LiveServer, uid
 from tests.support.receiver import Receiver
@@ -622,3 +625,104 @@ def test_a_git_push_fires_push_and_tag_push_hooks(
     time.sleep(0.5)
     assert len(receiver.received(branches)) == 1
     assert push.header("X-Gitlab-Event-UUID") == tag.header("X-Gitlab-Event-UUID")
+
+
+def test_url_variables_and_custom_headers_are_sent_but_never_shown(
+    server: LiveServer, factory: Factory, receiver: Receiver, local_allowed: None
+) -> None:
+    project = factory.project(initialize_with_readme=True)
+    base = f"/projects/{project['id']}/hooks"
+    first, second = uid("v"), uid("v")
+    made = server.root(
+        "POST",
+        base,
+        json={
+            "url": receiver.url + "/{target}",
+            "url_variables": [{"key": "target", "value": first}],
+            "custom_headers": [{"key": "X-Custom", "value": "custom-secret"}],
+        },
+    )
+    assert made.status_code == 201, made.text
+    hook = made.json()
+    assert hook["url_variables"] == [{"key": "target"}]
+    assert hook["custom_headers"] == [{"key": "X-Custom"}]
+    assert "custom-secret" not in made.text
+    assert first not in made.text
+    assert server.root("POST", f"{base}/{hook['id']}/test/push_events").status_code == 201
+    (request,) = receiver.wait_for(1, "/" + first)
+    assert request.header("X-Custom") == "custom-secret"
+    (entry,) = server.root("GET", f"{base}/{hook['id']}/events").json()
+    assert entry["url"] == receiver.url + "/{target}"
+    assert entry["request_headers"]["X-Custom"] == "[REDACTED]"
+
+    entries = f"{base}/{hook['id']}"
+    assert server.root("PUT", f"{entries}/url_variables/target", json={"value": second}).status_code == 204
+    assert server.root("DELETE", f"{entries}/custom_headers/X-Custom").status_code == 204
+    assert server.root("DELETE", f"{entries}/custom_headers/X-Custom").status_code == 404
+    assert server.root("POST", f"{base}/{hook['id']}/test/push_events").status_code == 201
+    (moved,) = receiver.wait_for(1, "/" + second)
+    assert moved.header("X-Custom") is None
+    got = server.root("GET", f"{base}/{hook['id']}").json()
+    assert got["custom_headers"] == []
+    # A variable the URL needs cannot be removed.
+    removed = server.root("DELETE", f"{entries}/url_variables/target")
+    assert removed.status_code == 422
+    assert removed.json() == {"message": "Invalid url given"}
+
+
+def test_member_changes_and_removal_reach_group_hooks(
+    server: LiveServer, gl: gitlab.Gitlab, factory: Factory, receiver: Receiver, local_allowed: None
+) -> None:
+    group = factory.group()
+    path = _path()
+    gl.groups.get(group["id"]).hooks.create(
+        {"url": receiver.url + path, "member_events": True, "push_events": False}
+    )
+    user = factory.user()
+    factory.member("groups", group["id"], user["id"], 20)
+    members = gl.groups.get(group["id"]).members
+    member = members.get(user["id"])
+    member.access_level = 40
+    member.save()
+    members.delete(user["id"])
+    added, updated, removed = receiver.wait_for(3, path)
+    assert [r.json()["event_name"] for r in (added, updated, removed)] == [
+        "user_add_to_group",
+        "user_update_for_group",
+        "user_remove_from_group",
+    ]
+    assert added.json()["group_access"] == "Reporter"
+    assert updated.json()["group_access"] == "Maintainer"
+    assert removed.json()["group_access"] == "Maintainer"
+    assert {r.header("X-Gitlab-Event") for r in (added, updated, removed)} == {"Member Hook"}
+
+
+def test_two_workers_never_send_one_delivery_twice(
+    server: LiveServer, factory: Factory, receiver: Receiver, local_allowed: None
+) -> None:
+    """Extra workers on the same database (as other nodes would be) race the server's own: each
+    delivery is claimed by one of them and sent once."""
+    group = factory.group()
+    path = _path()
+    made = server.root("POST", f"/groups/{group['id']}/hooks", json={"url": receiver.url + path})
+    runtime = server.runtime
+    others = [DeliveryWorker(runtime.sessions, runtime.instance, runtime.clock) for _ in range(2)]
+    count = 30
+    with runtime.sessions() as db, db.begin():
+        ctx = runtime.ctx(db, Actor.system())
+        hook = db.get(WebHook, made.json()["id"])
+        assert hook is not None
+        for n in range(count):
+            queue(ctx, hook, "member_hooks", {"n": n})
+    threads = [threading.Thread(target=worker.drain_once) for worker in others]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    requests = receiver.wait_for(count, path)
+    time.sleep(1)
+    assert len(receiver.received(path)) == count
+    assert sorted(r.json()["n"] for r in requests) == list(range(count))
+    assert len({r.header("Idempotency-Key") for r in requests}) == count
+    # One transaction queued them: one event UUID.
+    assert len({r.header("X-Gitlab-Event-UUID") for r in requests}) == 1

@@ -325,3 +325,28 @@ def apply_default_framework(ctx: Ctx, project: Project) -> ComplianceFramework |
         default=True,
     )
     return framework
+
+
+def drop_foreign_frameworks(ctx: Ctx, project_ids: list[int], root_id: int | None) -> list[str]:
+    """Take off these projects the frameworks of any top-level group but ``root_id`` (None: a
+    personal namespace, so all of them), as GitLab's transfer does when a project leaves its
+    top-level group. Returns the names taken off (for the transfer's audit event)."""
+    if not project_ids:
+        return []
+    foreign = select(ComplianceFramework.id)
+    if root_id is not None:
+        foreign = foreign.where(ComplianceFramework.namespace_id != root_id)
+    rows = ctx.db.execute(
+        select(ProjectComplianceFramework.project_id, ComplianceFramework.id, ComplianceFramework.name)
+        .join(ComplianceFramework, ComplianceFramework.id == ProjectComplianceFramework.framework_id)
+        .where(
+            ProjectComplianceFramework.project_id.in_(project_ids),
+            ProjectComplianceFramework.framework_id.in_(foreign.scalar_subquery()),
+        )
+    ).all()
+    for project_id, framework_id, _name in rows:
+        link = ctx.db.get(ProjectComplianceFramework, (int(project_id), int(framework_id)))
+        if link is not None:
+            ctx.db.delete(link)
+    ctx.db.flush()
+    return sorted({str(name) for _p, _f, name in rows})

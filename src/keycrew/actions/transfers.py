@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select, update
 
 from keycrew.access import queries
+from keycrew.access.compliance import drop_foreign_frameworks
 from keycrew.access.groups import LockMode, chain_ids, group_entity, groups_query, lock_namespaces
 from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group
@@ -208,6 +209,9 @@ def transfer_project(ctx: Ctx, project: Project, namespace_ref: str | int) -> Pr
         route.name = f"{target.full_name} / {project.name}"
     if not target.is_group and target.owner_id is not None:
         _ensure_owner_membership(ctx, SourceType.PROJECT, project.id, target.owner_id)
+    # Compliance frameworks belong to a top-level group: leaving it, the project loses them.
+    if dropped := drop_foreign_frameworks(ctx, [project.id], _root_id(target) if target.is_group else None):
+        details["compliance_frameworks_removed"] = dropped
     record(
         ctx,
         Event.PROJECT_TRANSFERRED,
@@ -367,6 +371,9 @@ def transfer_group(ctx: Ctx, group: Namespace, parent_ref: str | int | None) -> 
         route.path, route.path_lower, route.name = new_full, new_full.lower(), new_name
     if parent is None and not _has_owner(ctx, group):
         _ensure_owner_membership(ctx, SourceType.NAMESPACE, group.id, user.id)
+    moved_projects = list(ctx.db.scalars(select(Project.id).where(Project.namespace_id.in_(subtree_ids))))
+    if dropped := drop_foreign_frameworks(ctx, moved_projects, new_root):
+        details["compliance_frameworks_removed"] = dropped
     entity = group_entity(group)
     record(ctx, Event.GROUP_TRANSFERRED, entity, target=entity.as_target(), **details)
     ctx.db.flush()

@@ -66,6 +66,9 @@ class InstanceSettings(Base):
     # Whether webhooks may reach the local network and loopback (keycrew.webhooks.urls).
     allow_local_requests_from_web_hooks_and_services: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_local_requests_from_system_hooks: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Whether expiry e-mail about a bot's token also goes to the Owners (and Maintainers) inherited
+    # from the groups above its project or group (keycrew.notifications.recipients).
+    resource_access_token_notify_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

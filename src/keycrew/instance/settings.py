@@ -95,6 +95,7 @@ class SettingsView(NamedTuple):
     admin_mode: bool
     allow_local_requests_from_web_hooks_and_services: bool
     allow_local_requests_from_system_hooks: bool
+    resource_access_token_notify_inherited: bool
     updated_at: dt.datetime
 
 
@@ -155,6 +156,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("admin_mode", bool),
         Setting("allow_local_requests_from_web_hooks_and_services", bool),
         Setting("allow_local_requests_from_system_hooks", bool),
+        Setting("resource_access_token_notify_inherited", bool),
         *(
             setting
             for throttle in THROTTLES

@@ -79,6 +79,8 @@ class RoundReport:
     retried: int = 0
     failed: int = 0
     skipped: int = 0  # claimed by someone else first
+    # The round took as many messages as it may and more may be due: the next one starts at once.
+    more: bool = False
 
     @property
     def touched(self) -> int:
@@ -244,7 +246,8 @@ class DeliveryWorker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                self.run_once()
+                if self.run_once().more:
+                    continue  # a backlog: no pause between full rounds
             except Exception as exc:  # the database may be away: try again next round
                 log.warning("e-mail delivery round failed: %s", type(exc).__name__)
             self._wake.wait(self.poll_seconds)
@@ -277,7 +280,8 @@ class DeliveryWorker:
             mailer = Mailer(self.settings)
             unreachable: str | None = None
             try:
-                for message_id in self.due(self.clock.now(), only=only):
+                due = self.due(self.clock.now(), only=only)
+                for message_id in due:
                     if self._stop.is_set():
                         break
                     row = self._claim(message_id)
@@ -290,6 +294,7 @@ class DeliveryWorker:
                         self._failed(row, unreachable, permanent=False, report=report)
                         continue
                     unreachable = self._deliver(mailer, row, report)
+                report.more = len(due) >= ROUND_SIZE and unreachable is None and not self._stop.is_set()
             finally:
                 mailer.close()
         return report

@@ -19,8 +19,8 @@ from keycrew.packages.models import Package, PackageFile
 from keycrew.records.ghost_migrations import GhostUserMigration
 from keycrew.records.models import Issue, Note
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
-from keycrew.webhooks.models import WebHook, WebHookDelivery, WebHookLog
 from keycrew.tokens.usage import TokenUsageDay, TokenUsageIp, TokenUsageScope
+from keycrew.webhooks.models import WebHook, WebHookDelivery, WebHookLog
 
 __all__ = [
     "ActivityEvent",

@@ -3,7 +3,9 @@
 - A person's token (a human, a service user, a service account with an address of its own):
   its owner.
 - A project bot's token: the project's Owners and Maintainers (direct members, and the holder of a
-  personal namespace the project lives in); a group bot's token: the group's Owners.
+  personal namespace the project lives in); a group bot's token: the group's Owners. With the
+  instance setting ``resource_access_token_notify_inherited``, also those inherited from the
+  groups above.
 - Never a bot, an internal user, a blocked, banned or deactivated user, a service account whose
   address is the instance's generated no-reply one, nor, for expiry e-mail, a user whose
   effective notification level for the project or group (or globally) is "disabled".
@@ -13,15 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
 from keycrew.context import Ctx
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.instance.settings import instance_settings
 from keycrew.namespaces.kinds import SourceType
-from keycrew.namespaces.models import Namespace, Project
+from keycrew.namespaces.models import Namespace, Project, chain
 from keycrew.notifications.settings import Level, effective_levels
 
 # The people a token's owner may be for it to be e-mailed about its own tokens.
@@ -57,17 +60,23 @@ def bot_resource(ctx: Ctx, bot: User) -> Project | Namespace | None:
     return None
 
 
-def resource_managers(ctx: Ctx, resource: Project | Namespace) -> list[User]:
+def resource_managers(ctx: Ctx, resource: Project | Namespace, *, inherited: bool = False) -> list[User]:
     """Who hears about a bot's token of ``resource``: a project's Owners and Maintainers, a
-    group's Owners (direct, live memberships), before the mailbox and level checks."""
+    group's Owners (live memberships), before the mailbox and level checks. Direct members only,
+    unless ``inherited`` (the instance's ``resource_access_token_notify_inherited``): then also
+    those of the groups above."""
     today = ctx.today()
     if isinstance(resource, Project):
-        kind, least = SourceType.PROJECT.value, AccessLevel.MAINTAINER
+        least, above = AccessLevel.MAINTAINER, chain(resource.namespace)
+        sources = [and_(Member.source_type == SourceType.PROJECT.value, Member.source_id == resource.id)]
     else:
-        kind, least = SourceType.NAMESPACE.value, AccessLevel.OWNER
+        least, above = AccessLevel.OWNER, chain(resource)[1:]
+        sources = [and_(Member.source_type == SourceType.NAMESPACE.value, Member.source_id == resource.id)]
+    groups = [ns.id for ns in above if ns.is_group]
+    if inherited and groups:
+        sources.append(and_(Member.source_type == SourceType.NAMESPACE.value, Member.source_id.in_(groups)))
     member_ids = select(Member.user_id).where(
-        Member.source_type == kind,
-        Member.source_id == resource.id,
+        or_(*sources),
         Member.access_level >= int(least),
         or_(Member.expires_at.is_(None), Member.expires_at > today),
     )
@@ -88,7 +97,9 @@ def bot_token_recipients(ctx: Ctx, bot: User) -> BotRecipients | None:
     resource = bot_resource(ctx, bot)
     if resource is None:
         return None
-    return BotRecipients(resource, wants_mail(ctx, resource_managers(ctx, resource), resource))
+    inherited = instance_settings(ctx).resource_access_token_notify_inherited
+    managers = resource_managers(ctx, resource, inherited=inherited)
+    return BotRecipients(resource, wants_mail(ctx, managers, resource))
 
 
 def owner_recipients(ctx: Ctx, owner: User) -> list[User]:

@@ -91,6 +91,17 @@ def _reassign(model: Any, column: str) -> Callable[[Ctx, int, int | None, Any], 
     return apply
 
 
+def _forget(model: Any, column: str) -> Callable[[Ctx, int, int | None, Any], int]:
+    """Clear the column (what the foreign key's ON DELETE SET NULL would do with the user, but in
+    batches rather than in the final DELETE)."""
+    reassign = _reassign(model, column)
+
+    def apply(ctx: Ctx, user_id: int, _ghost_id: int | None, ids: Any) -> int:
+        return reassign(ctx, user_id, None, ids)
+
+    return apply
+
+
 def _delete_events(ctx: Ctx, _user_id: int, _ghost_id: int | None, ids: Any) -> int:
     ids = list(ctx.db.scalars(ids))
     if not ids:
@@ -159,6 +170,8 @@ _MOVE = (
     _Step(
         "events", ActivityEvent, lambda u: ActivityEvent.author_id == u, _reassign(ActivityEvent, "author_id")
     ),
+    # Who closed an issue is forgotten, not moved (GitLab's closed_by nullify).
+    _Step("issues_closed", Issue, lambda u: Issue.closed_by_id == u, _forget(Issue, "closed_by_id")),
 )
 
 # Hard delete: the user's events, notes and issues go (with every note on those issues); edit marks
@@ -171,8 +184,9 @@ _DELETE = (
         "issues_last_edited",
         Issue,
         lambda u: Issue.last_edited_by_id == u,
-        _reassign(Issue, "last_edited_by_id"),
+        _forget(Issue, "last_edited_by_id"),
     ),
+    _Step("issues_closed", Issue, lambda u: Issue.closed_by_id == u, _forget(Issue, "closed_by_id")),
 )
 
 

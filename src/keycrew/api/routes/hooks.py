@@ -290,7 +290,7 @@ def run_system_hook_test(hook_id: str, ctx: Ctx = api_ctx()) -> Any:
 ENTRIES = "/{hook_id}/{which}/{key}"
 
 
-def _entry(ctx: Ctx, parent: Parent, hook_id: str, which: str, key: str, value: str | None) -> Any:
+def _entry(ctx: Ctx, parent: Parent, hook_id: str, which: str, key: str, value: str | None) -> Response:
     if which not in ("url_variables", "custom_headers"):
         raise NotFound("")
     try:
@@ -303,36 +303,38 @@ def _entry(ctx: Ctx, parent: Parent, hook_id: str, which: str, key: str, value: 
 @router.put(PROJECT_HOOKS + ENTRIES, status_code=204, responses=REFUSED)
 def set_project_hook_entry(
     project_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> Any:
+) -> Response:
     return _entry(ctx, _project(ctx, project_id), hook_id, which, key, params.req_text("value"))
 
 
 @router.delete(PROJECT_HOOKS + ENTRIES, status_code=204)
 def delete_project_hook_entry(
     project_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()
-) -> Any:
+) -> Response:
     return _entry(ctx, _project(ctx, project_id), hook_id, which, key, None)
 
 
 @router.put(GROUP_HOOKS + ENTRIES, status_code=204, responses=REFUSED)
 def set_group_hook_entry(
     group_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> Any:
+) -> Response:
     return _entry(ctx, _group(ctx, group_id), hook_id, which, key, params.req_text("value"))
 
 
 @router.delete(GROUP_HOOKS + ENTRIES, status_code=204)
-def delete_group_hook_entry(group_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()) -> Any:
+def delete_group_hook_entry(
+    group_id: str, hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()
+) -> Response:
     return _entry(ctx, _group(ctx, group_id), hook_id, which, key, None)
 
 
 @router.put(SYSTEM_HOOKS + ENTRIES, status_code=204, responses=REFUSED)
 def set_system_hook_entry(
     hook_id: str, which: str, key: str, ctx: Ctx = api_ctx(), params: Params = params_dep()
-) -> Any:
+) -> Response:
     return _entry(ctx, SYSTEM, hook_id, which, key, params.req_text("value"))
 
 
 @router.delete(SYSTEM_HOOKS + ENTRIES, status_code=204)
-def delete_system_hook_entry(hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()) -> Any:
+def delete_system_hook_entry(hook_id: str, which: str, key: str, ctx: Ctx = api_ctx()) -> Response:
     return _entry(ctx, SYSTEM, hook_id, which, key, None)

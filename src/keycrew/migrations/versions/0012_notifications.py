@@ -24,6 +24,17 @@ FLAGS = ("expire_notification_delivered", "after_expiry_notification_delivered")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("instance_settings", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "resource_access_token_notify_inherited",
+                sa.Boolean(),
+                nullable=False,
+                server_default=sa.false(),
+            )
+        )
+    with op.batch_alter_table("instance_settings", schema=None) as batch_op:
+        batch_op.alter_column("resource_access_token_notify_inherited", server_default=None)
     op.create_table(
         "notification_settings",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -90,3 +101,5 @@ def downgrade() -> None:
     op.drop_index("ix_notification_settings_source", table_name="notification_settings")
     op.drop_index("uq_notification_settings_global", table_name="notification_settings")
     op.drop_table("notification_settings")
+    with op.batch_alter_table("instance_settings", schema=None) as batch_op:
+        batch_op.drop_column("resource_access_token_notify_inherited")

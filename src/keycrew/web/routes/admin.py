@@ -653,6 +653,16 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         "Allow top-level group Owners to create service accounts",
         "When off, only administrators create service accounts, for the instance or for a group.",
     ),
+    "allow_local_requests_from_web_hooks_and_services": (
+        "Outbound requests",
+        "Allow requests to the local network from webhooks",
+        "Project and group webhooks may then reach loopback and private addresses (keycrew's own too).",
+    ),
+    "allow_local_requests_from_system_hooks": (
+        "Outbound requests",
+        "Allow requests to the local network from system hooks",
+        "System hooks may then reach loopback and private addresses.",
+    ),
     "personal_access_token_prefix": (
         TOKENS,
         "Token prefix",
@@ -681,6 +691,12 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         "Delete the bots of inactive project and group tokens after (days)",
         "When a token is revoked or expires, its bot user stays this long (0: it goes when the token "
         "is revoked). What it did then moves to the Ghost User.",
+    ),
+    "resource_access_token_notify_inherited": (
+        TOKENS,
+        "Tell inherited members about expiring project and group tokens",
+        "Expiry e-mail about a bot's token then also goes to the Owners and Maintainers (for a group: "
+        "the Owners) of the groups above its project or group, not only to its direct members.",
     ),
     **{
         f"{throttle}_{suffix}": (f"Rate limits: {title}", label, hint)

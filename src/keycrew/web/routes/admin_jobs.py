@@ -115,7 +115,8 @@ def job_page(name: str, page: Page = page_dep()) -> Response:
 def run_page(name: str, run_id: str, page: Page = page_dep()) -> Response:
     ctx = _admin(page)
     job = _job(name)
-    found = find_run(ctx.db, int(run_id), ctx.now()) if run_id.isdigit() and len(run_id) < 10 else None
+    valid = run_id.isascii() and run_id.isdigit() and len(run_id) < 10
+    found = find_run(ctx.db, int(run_id), ctx.now()) if valid else None
     if found is None or found.record.job_name != job.name:
         raise NotFound("Run")
     return page.render("admin/job_run.html", title=f"{job.name} run {found.record.id}", job=job, run=found)
