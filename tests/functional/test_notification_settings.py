@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote
 
 import pytest
 
+from keycrew.mail.render import NOTIFICATIONS_PATH
 from keycrew.notifications.settings import EMAIL_EVENTS
 from tests.support.live import Factory, LiveServer
+from tests.support.web import csrf_of, signed_in
 
 
 def test_global_settings_round_trip_with_python_gitlab(server: LiveServer, factory: Factory) -> None:
@@ -152,3 +155,34 @@ def test_bad_source_updates_and_unknown_sources(server: LiveServer, factory: Fac
     refused = server.request("PUT", "/notification_settings", token=reader_token, json={"level": "watch"})
     assert refused.status_code == 403
     assert reader["id"]
+
+
+def test_the_notifications_page_every_email_links_to(server: LiveServer, factory: Factory) -> None:
+    user, token = factory.user_with_token()
+    http, _csrf = signed_in(server.url, user["username"], "a-long-password-1")
+    url = server.url + NOTIFICATIONS_PATH
+
+    page = http.get(url, timeout=30)
+    assert page.status_code == 200
+    assert user["email"] in page.text
+    assert re.search(r'value="participating"[^>]*checked', page.text)
+
+    saved = http.post(
+        url,
+        data={"level": "disabled", "authenticity_token": csrf_of(page.text)},
+        timeout=30,
+        allow_redirects=False,
+    )
+    assert saved.status_code == 303
+    assert server.request("GET", "/notification_settings", token=token).json()["level"] == "disabled"
+    again = http.get(url, timeout=30)
+    assert "Notification settings saved." in again.text
+    assert re.search(r'value="disabled"[^>]*checked', again.text)
+
+    refused = http.post(url, data={"level": "loud", "authenticity_token": csrf_of(again.text)}, timeout=30)
+    assert refused.status_code == 400
+    assert server.request("GET", "/notification_settings", token=token).json()["level"] == "disabled"
+    # Without the form's CSRF token nothing changes.
+    forged = http.post(url, data={"level": "watch"}, timeout=30, allow_redirects=False)
+    assert forged.status_code in (403, 422)
+    assert server.request("GET", "/notification_settings", token=token).json()["level"] == "disabled"

@@ -13,8 +13,22 @@ from tests.support.live import LiveServer
 
 # Background threads whose statements are not a request's: the usage writer, and the refresh of
 # the rate limits' settings (every few seconds) and of the settings every request consults (Admin
-# Mode, the token prefix: every second), started by whichever request finds them stale.
-BACKGROUND_THREADS = frozenset({"keycrew-token-usage", "keycrew-rate-limits", "keycrew-live-settings"})
+# Mode, the token prefix: every second), started by whichever request finds them stale; the e-mail
+# and webhook delivery workers (polling), and the threads that run background jobs.
+BACKGROUND_THREADS = frozenset(
+    {
+        "keycrew-token-usage",
+        "keycrew-rate-limits",
+        "keycrew-live-settings",
+        "keycrew-mail-delivery",
+        "keycrew-webhooks",
+    }
+)
+JOB_THREAD_PREFIX = "keycrew-job-"
+
+
+def _background(name: str) -> bool:
+    return name in BACKGROUND_THREADS or name.startswith(JOB_THREAD_PREFIX)
 
 
 @contextmanager
@@ -23,7 +37,7 @@ def counting(server: LiveServer) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def before(*args: Any) -> None:
-        if threading.current_thread().name not in BACKGROUND_THREADS:
+        if not _background(threading.current_thread().name):
             seen.append(str(args[2]))
 
     event.listen(server.runtime.engine, "before_cursor_execute", before)
