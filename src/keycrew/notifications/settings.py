@@ -129,12 +129,15 @@ def notification_email(user: User) -> str:
     return user.email
 
 
+def _default(source: Source | None) -> Level:
+    return DEFAULT_GLOBAL if source is None else DEFAULT_SOURCE
+
+
 def get_setting(ctx: Ctx, source: Source | None = None) -> SettingView:
     """The acting user's setting, global (``source`` None) or for a group or project."""
     user = _acting_user(ctx)
     row = _row(ctx, user.id, source)
-    default = DEFAULT_GLOBAL if source is None else DEFAULT_SOURCE
-    level = Level(row.level) if row is not None else default
+    level = Level(row.level) if row is not None else _default(source)
     return _view(
         level, None if row is None else row.events, notification_email(user) if source is None else None
     )
@@ -152,7 +155,7 @@ def _ensure_row(ctx: Ctx, user: User, source: Source | None) -> NotificationSett
         user_id=user.id,
         source_type=source_type,
         source_id=source_id,
-        level=int(DEFAULT_GLOBAL if source is None else DEFAULT_SOURCE),
+        level=int(_default(source)),
         events={},
         created_at=now,
         updated_at=now,
@@ -182,32 +185,35 @@ def update_setting(
     user = _acting_user(ctx)
     if email is not None and source is None and email.strip().lower() != notification_email(user).lower():
         raise Invalid.field("notification_email", "must be an email you have verified")
-    row = _ensure_row(ctx, user, source)
+    found = _row(ctx, user.id, source)
+    old_level = Level(found.level) if found is not None else _default(source)
+    stored = dict(found.events or {}) if found is not None else {}
     changes = Changes()
-    if level is not None:
-        new_level = level_named(level)
-        if changes.note("level", Level(row.level).label, new_level.label):
-            row.level = int(new_level)
-    if events:
-        merged = dict(row.events or {})
-        for event, value in events.items():
-            if event in EMAIL_EVENTS and merged.get(event) != value:
-                changes.note(event, merged.get(event), value)
-                merged[event] = value
-        row.events = merged
-    if changes:
-        row.updated_at = ctx.now()
-        source_type, source_id = _source_key(source)
-        record_update(
-            ctx,
-            Event.NOTIFICATION_SETTINGS_UPDATED,
-            Entity("User", user.id, user.username),
-            changes,
-            source_type=source_type,
-            source_id=source_id,
-        )
+    new_level = old_level if level is None else level_named(level)
+    changes.note("level", old_level.label, new_level.label)
+    merged = dict(stored)
+    for event, value in (events or {}).items():
+        if event in EMAIL_EVENTS and stored.get(event) != value:
+            changes.note(event, stored.get(event), value)
+            merged[event] = value
+    if not changes:
+        # Nothing to change: no row is written (one with the defaults is as good as none).
+        return _view(old_level, stored, notification_email(user) if source is None else None)
+    row = found if found is not None else _ensure_row(ctx, user, source)
+    row.level = int(new_level)
+    row.events = merged
+    row.updated_at = ctx.now()
+    source_type, source_id = _source_key(source)
+    record_update(
+        ctx,
+        Event.NOTIFICATION_SETTINGS_UPDATED,
+        Entity("User", user.id, user.username),
+        changes,
+        source_type=source_type,
+        source_id=source_id,
+    )
     ctx.db.flush()
-    return _view(Level(row.level), row.events, notification_email(user) if source is None else None)
+    return _view(new_level, merged, notification_email(user) if source is None else None)
 
 
 # -- effective levels: who wants e-mail about a group or project --------------------------------
