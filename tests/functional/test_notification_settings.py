@@ -108,7 +108,7 @@ def test_project_settings_with_the_gitlab_cli(server: LiveServer, factory: Facto
 @pytest.mark.parametrize(
     ("path", "body", "expected"),
     [
-        ("/notification_settings", {"level": "loud"}, {"error": "level does not have a valid value"}),
+        ("/notification_settings", {"level": "loud"}, {"message": "'loud' is not a valid level"}),
         ("/notification_settings", {"new_note": "perhaps"}, {"error": "new_note is invalid"}),
         (
             "/notification_settings",
@@ -137,7 +137,7 @@ def test_bad_source_updates_and_unknown_sources(server: LiveServer, factory: Fac
         "PUT", f"/projects/{project['id']}/notification_settings", token=token, json={"level": "everything"}
     )
     assert response.status_code == 400
-    assert response.json() == {"error": "level does not have a valid value"}
+    assert response.json() == {"message": "'everything' is not a valid level"}
 
     # A group the user may not see, and one that does not exist: 404, as GitLab.
     for group_id in (private_group["id"], 999999999):

@@ -47,10 +47,22 @@ def counting(server: LiveServer) -> Iterator[list[str]]:
         event.remove(server.runtime.engine, "before_cursor_execute", before)
 
 
-def statements_of(server: LiveServer, path: str) -> int:
+class Counted(int):
+    """A number of statements that shows them when an assertion about it fails."""
+
+    statements: list[str]
+
+    def __repr__(self) -> str:
+        shown = "\n".join(f"  {i + 1}. {' '.join(s.split())[:300]}" for i, s in enumerate(self.statements))
+        return f"{int(self)} statements:\n{shown}\n"
+
+
+def statements_of(server: LiveServer, path: str) -> Counted:
     """How many statements ``GET path`` runs, once warm (caches, lazily created rows)."""
     server.root("GET", path)
     with counting(server) as seen:
         response = server.root("GET", path)
     assert response.status_code == 200, (path, response.text)
-    return len(seen)
+    counted = Counted(len(seen))
+    counted.statements = list(seen)
+    return counted

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from keycrew.audit.events import Event
 from keycrew.audit.service import Changes, Entity, record_update
 from keycrew.context import Ctx
-from keycrew.errors import Forbidden, Invalid
+from keycrew.errors import Forbidden, Invalid, Rejected
 from keycrew.identity.models import User
 from keycrew.namespaces.kinds import SourceType
 from keycrew.namespaces.models import Namespace, Project, chain
@@ -83,7 +83,11 @@ class SettingView:
 
 
 def level_named(name: str) -> Level:
-    return _BY_NAME[name]
+    """The level called ``name``; GitLab's 400 ``'x' is not a valid level`` for any other word."""
+    found = _BY_NAME.get(name)
+    if found is None:
+        raise Rejected(f"'{name}' is not a valid level")
+    return found
 
 
 def _source_key(source: Source | None) -> tuple[str | None, int | None]:

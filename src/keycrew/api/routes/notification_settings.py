@@ -12,7 +12,6 @@ from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.context import Ctx
 from keycrew.notifications.settings import (
     EMAIL_EVENTS,
-    LEVEL_NAMES,
     SettingView,
     Source,
     get_setting,
@@ -33,7 +32,7 @@ def _entity(view: SettingView, *, global_setting: bool) -> dict[str, Any]:
 
 
 def _update(ctx: Ctx, params: Params, source: Source | None) -> dict[str, Any]:
-    level = params.choice("level", LEVEL_NAMES)
+    level = params.text("level", blank_is_absent=True)
     events: dict[str, bool] = {}
     for event in EMAIL_EVENTS:
         value = params.boolean(event)
