@@ -64,6 +64,7 @@ def test_an_admin_runs_a_job_now_and_reads_what_it_did(
     with server.runtime.sessions() as db:
         username = db.get(User, bot).username  # type: ignore[union-attr]
     before = _last_run_id(server)
+    before_audit = server.root("GET", "/audit_events", params={"per_page": 1}).json()[0]["id"]
     signed_in(page, "root", ROOT_PASSWORD)
 
     page.goto("/admin/background_jobs")
@@ -98,6 +99,15 @@ def test_an_admin_runs_a_job_now_and_reads_what_it_did(
     real = _finished(server, dry.id)
     assert (real.status, real.trigger, real.dry_run) == (SUCCEEDED, MANUAL, False)
     assert remaining(server.runtime.sessions, [bot]) == 0
+    # Each "Run now" is audited as the admin's act (the job's own changes as Admin Bot's).
+    requested = server.root(
+        "GET", "/audit_events", params={"entity_type": "Gitlab::Audit::InstanceScope", "per_page": 100}
+    ).json()
+    mine = [e for e in requested if e["details"].get("target_details") == JOB and e["id"] > before_audit]
+    assert [(e["author_id"], e["event_name"], e["details"].get("dry_run")) for e in mine] == [
+        (1, "job.run_requested", None),
+        (1, "job.run_requested", True),
+    ]
 
     page.reload()
     runs = page.locator("table tbody tr")

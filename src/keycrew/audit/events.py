@@ -65,6 +65,7 @@ class Event(StrEnum):
     GIT_PUSH = "repository.push"
     PACKAGE_UPLOADED = "package.uploaded"
     OUTBOX_MESSAGE_RETRIED = "outbox_message.retried"
+    JOB_RUN_REQUESTED = "job.run_requested"
     HOOK_CREATED = "hook.created"
     HOOK_UPDATED = "hook.updated"
     HOOK_DELETED = "hook.deleted"

@@ -32,10 +32,13 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from keycrew.audit.events import Event
+from keycrew.audit.service import Entity, Target, record
 from keycrew.automation.jobs import MAX_NOTES, Job, JobRun, Progress
 from keycrew.automation.registry import JOBS
 from keycrew.clock import Clock
-from keycrew.context import Instance
+from keycrew.context import Ctx, Instance
+from keycrew.errors import Conflict
 from keycrew.instance.jobs import (
     CLI,
     FAILED,
@@ -477,3 +480,20 @@ def find_run(db: Session, run_id: int, now: dt.datetime) -> RunView | None:
     if run is None:
         return None
     return RunView(run, shown_status(run, db.get(JobLease, run.job_name), now))
+
+
+def request_run(ctx: Ctx, job: Job, *, dry_run: bool) -> None:
+    """An admin's "Run now", audited in the caller's transaction: refused (409) while a run of the
+    job holds its lease; the caller starts ``run_job`` (trigger manual) once this has committed."""
+    lease = ctx.db.get(JobLease, job.name)
+    now = ctx.now()
+    if lease is not None and lease.holder and lease.lease_until is not None and lease.lease_until >= now:
+        node = lease.holder.split("/", 1)[0]
+        raise Conflict(f"{job.name} is already running (on {node}); try again when that run has ended.")
+    record(
+        ctx,
+        Event.JOB_RUN_REQUESTED,
+        Entity.instance(),
+        Target("BackgroundJob", None, job.name),
+        dry_run=dry_run or None,
+    )

@@ -16,12 +16,12 @@ from fastapi import APIRouter, Response
 
 from keycrew.automation.jobs import Job
 from keycrew.automation.registry import JOBS
-from keycrew.automation.runs import MANUAL, RunView, find_run, last_runs, recent_runs, run_job
+from keycrew.automation.runs import MANUAL, RunView, find_run, last_runs, recent_runs, request_run, run_job
 from keycrew.automation.scheduler import Scheduler, next_fire_time
 from keycrew.bootstrap import Runtime
 from keycrew.context import Ctx
-from keycrew.errors import NotFound
-from keycrew.instance.jobs import JobLease
+from keycrew.errors import Conflict, NotFound
+from keycrew.infra.transactions import after_commit
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
 from keycrew.web.security import Flash
 
@@ -156,15 +156,11 @@ def run_now(name: str, page: Page = form_dep(), form: FormData = form_dep_data()
     ctx = _admin(page)
     job = _job(name)
     dry_run = form.flag("dry_run")
-    lease = ctx.db.get(JobLease, job.name)
-    now = ctx.now()
-    if lease is not None and lease.holder and lease.lease_until is not None and lease.lease_until >= now:
-        node = lease.holder.split("/", 1)[0]
-        return page.redirect(
-            f"{BASE}/{job.name}",
-            Flash("alert", f"{job.name} is already running (on {node}); try again when that run has ended."),
-        )
+    try:
+        request_run(ctx, job, dry_run=dry_run)
+    except Conflict as exc:
+        return page.redirect(f"{BASE}/{job.name}", Flash("alert", str(exc)))
     # The run starts once this request's transaction has ended (on SQLite it waits for it).
-    _start(page.runtime, job, dry_run)
+    after_commit(ctx.db, lambda: _start(page.runtime, job, dry_run))
     what = "A dry run" if dry_run else "A run"
     return page.notice(f"{BASE}/{job.name}", f"{what} of {job.name} has started. Reload to see its outcome.")
