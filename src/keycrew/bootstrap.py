@@ -7,7 +7,7 @@ import logging
 import os
 import secrets as pysecrets
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from keycrew.access.compliance import ComplianceFramework, any_frameworks
 from keycrew.audit.service import subscribe
 from keycrew.automation.scheduler import Scheduler
 from keycrew.clock import Clock, SystemClock
@@ -210,16 +211,17 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
 
 
 def build_live_settings(sessions: sessionmaker[Session]) -> LiveSettingsCache:
-    """The settings every request consults (Admin Mode, the token prefix), read at most every
-    second (and at once after a change committed in this process)."""
+    """The settings every request consults (Admin Mode, the token prefix, whether any compliance
+    framework exists), read at most every second (and at once after a change committed in this
+    process)."""
 
     def load() -> LiveSettings:
         with sessions() as db:
             db.connection(execution_options={"sqlite_begin": "DEFERRED"})
-            return load_live_settings(db)
+            return replace(load_live_settings(db), compliance_frameworks=any_frameworks(db))
 
     cache = LiveSettingsCache(load)
-    on_commit_of(sessions, (InstanceSettings,), cache.invalidate)
+    on_commit_of(sessions, (InstanceSettings, ComplianceFramework), cache.invalidate)
     return cache
 
 

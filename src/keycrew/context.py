@@ -27,6 +27,9 @@ class LiveSettings:
     admin_mode: bool = False
     # The instance prefix an admin set for new tokens; None: the operator's (``Instance``).
     token_prefix: str | None = None
+    # Whether any compliance framework exists: while none does, no project has one, and the
+    # project entity's ``compliance_frameworks`` needs no statement (True when unknown).
+    compliance_frameworks: bool = True
 
 
 DEFAULT_LIVE_SETTINGS = LiveSettings()

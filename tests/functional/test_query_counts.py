@@ -57,7 +57,8 @@ SINGLE = {
     # As admin: the user with their personal namespace and seat (and the plan), one statement.
     "/users/1": 1,
     # The project with its namespace and the caller's levels, in one statement; its share links
-    # (shared_with_groups); its compliance frameworks' names (access.compliance.framework_names).
+    # (shared_with_groups); its compliance frameworks' names (access.compliance.framework_names;
+    # no statement while the instance has no framework at all).
     "/projects/{project}": 3,
     # The group, its projects, its share links (shared_with_groups), its projects' compliance
     # frameworks (one statement for them all).

@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from keycrew.access.groups import group_entity, lock_namespaces
 from keycrew.access.levels import AccessLevel
@@ -33,7 +33,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Actor, Ctx
 from keycrew.db.base import MAX_ID, Base, UTCDateTime
-from keycrew.db.reads import Reader, prepared
+from keycrew.db.reads import prepared
 from keycrew.errors import Forbidden, Invalid, NotFound
 from keycrew.identity.internal import admin_bot
 from keycrew.namespaces.models import Namespace, Project, chain
@@ -96,11 +96,17 @@ _NAMES = prepared(
 )
 
 
-def framework_names(reads: Reader, project_ids: list[int]) -> dict[int, list[str]]:
-    """The names of each project's frameworks, sorted (one statement; none for no ids)."""
+def any_frameworks(db: Session) -> bool:
+    """Whether the instance has any compliance framework (the cached ``LiveSettings`` fact)."""
+    return db.scalar(select(ComplianceFramework.id).limit(1)) is not None
+
+
+def framework_names(ctx: Ctx, project_ids: list[int]) -> dict[int, list[str]]:
+    """The names of each project's frameworks, sorted: one statement, none for no ids or while the
+    instance has no framework at all (most instances: then the hot project reads pay nothing)."""
     found: dict[int, list[str]] = defaultdict(list)
-    if project_ids:
-        for project_id, name in reads.rows(_NAMES, {"ids": sorted(set(project_ids))}):
+    if project_ids and ctx.instance.live().compliance_frameworks:
+        for project_id, name in ctx.reads.rows(_NAMES, {"ids": sorted(set(project_ids))}):
             found[int(project_id)].append(str(name))
     return found
 

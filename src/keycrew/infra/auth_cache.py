@@ -323,6 +323,10 @@ class Invalidation:
             _changes(state.session)["all"] = True
 
     def _before_commit(self, session: Session) -> None:
+        # SQLAlchemy also says "before/after commit" and "after rollback" for a savepoint: the
+        # changes are published when, and only when, the outermost transaction commits.
+        if session.in_nested_transaction():
+            return
         changes = session.info.get(_PENDING)
         if changes is None or not _pending(changes):
             return
@@ -334,6 +338,8 @@ class Invalidation:
             )
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return
         changes = session.info.pop(_PENDING, None)
         if changes is None or not _pending(changes):
             return
@@ -346,6 +352,10 @@ class Invalidation:
         self.shared.publish(changes["rows"], changes["all"])
 
     def _after_rollback(self, session: Session) -> None:
+        # A savepoint rolled back: what was changed before it is still to be published (what it
+        # undid stays marked too, which only costs a reload).
+        if session.in_nested_transaction():
+            return
         session.info.pop(_PENDING, None)
 
     # -- other nodes: PostgreSQL LISTEN -------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 log = logging.getLogger("keycrew.refresh")
 
@@ -88,11 +88,16 @@ def on_commit_of(
                 return
 
     def after_commit(session: Session) -> None:
+        # Not when a savepoint is released (SQLAlchemy says "after_commit" then too): the rows are
+        # durable, and visible to the reload's own connection, only once the outermost commits.
+        if session.in_nested_transaction():
+            return
         if session.info.pop(mark, False):
             callback()
 
-    def after_soft_rollback(session: Session, _previous: object) -> None:
-        session.info.pop(mark, None)
+    def after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:  # the outermost rolled back (a savepoint's does not clear it)
+            session.info.pop(mark, None)
 
     event.listen(sessions, "after_flush", after_flush)
     event.listen(sessions, "after_commit", after_commit)

@@ -42,6 +42,10 @@ def _run_all(actions: Iterable[Callable[[], None]], what: str) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy also says "after_commit" when a savepoint is released: the transaction that
+        # decides is still open (and may yet roll back), so nothing is done or dropped yet.
+        return
     session.info.pop(_ROLLBACK_KEY, None)
     _run_all(session.info.pop(_COMMIT_KEY, []), "after-commit")
 

@@ -106,7 +106,7 @@ def get_group(
         projects,
         repositories=ctx.instance.repositories_dir,
         shared_with=shared,
-        compliance_frameworks=framework_names(ctx.reads, [p.id for p in projects or ()]),
+        compliance_frameworks=framework_names(ctx, [p.id for p in projects or ()]),
     )
 
 

@@ -90,7 +90,7 @@ def _render_projects(request: Request, ctx: Ctx, params: Params, projects: list[
         {p.namespace.owner_id for p in projects if p.namespace.kind == "user" and p.namespace.owner_id},
     )
     with_branch = repos.with_branches(ctx.instance.repositories_dir, [p.id for p in projects])
-    frameworks = framework_names(ctx.reads, [p.id for p in projects])
+    frameworks = framework_names(ctx, [p.id for p in projects])
     return [
         project_entity(
             p,
@@ -115,7 +115,7 @@ def _detail(
         permissions=project_cases.project_access(ctx, project, levels),
         repositories=ctx.instance.repositories_dir,
         shared_with=shared_with_groups(ctx.reads, "project", [project.id], ctx.today())[project.id],
-        compliance_frameworks=framework_names(ctx.reads, [project.id])[project.id],
+        compliance_frameworks=framework_names(ctx, [project.id])[project.id],
     )
 
 

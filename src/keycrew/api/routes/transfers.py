@@ -74,7 +74,7 @@ def put_project_transfer(
         owner=owner,
         permissions=project_cases.project_access(ctx, project),
         repositories=ctx.instance.repositories_dir,
-        compliance_frameworks=framework_names(ctx.reads, [project.id])[project.id],
+        compliance_frameworks=framework_names(ctx, [project.id])[project.id],
     )
 
 
