@@ -129,7 +129,12 @@ def test_deleting_projects_removes_their_repositories(server: LiveServer, factor
 def test_a_project_that_is_not_created_leaves_no_repository(server: LiveServer, factory: Factory) -> None:
     root = server.runtime.instance.repositories_dir
     assert root is not None
-    before = {p.name for p in root.iterdir()}
+    staging = root / ".tmp"
+
+    def staged() -> set[str]:
+        return {p.name for p in staging.iterdir()} if staging.exists() else set()
+
+    before, staged_before = {p.name for p in root.iterdir()}, staged()
     group = factory.group()
     name = uid("p")
     assert (
@@ -137,7 +142,10 @@ def test_a_project_that_is_not_created_leaves_no_repository(server: LiveServer, 
     )
     taken = server.root("POST", "/projects", json={"name": name, "namespace_id": group["id"]})
     assert taken.status_code == 400
-    assert len({p.name for p in root.iterdir()} - before) == 1
+    # One repository more (the first project's); the staging directory, made on first need,
+    # keeps nothing of the refused one.
+    assert len({p.name for p in root.iterdir() if p.name.endswith(".git")} - before) == 1
+    assert staged() <= staged_before
 
 
 # --- credentials ------------------------------------------------------------------------------
