@@ -122,28 +122,21 @@ def _find_member(ctx: Ctx, source_type: str, source_id: int, user_id: int) -> Me
     )
 
 
-def _project_created(ctx: Ctx, row: AuditEvent) -> None:
-    project = ctx.db.get(Project, row.entity_id)
-    if project is None:
-        return
-    owner = _owner(ctx, project)
-    _system(ctx, payloads.project_event("project_create", project, owner))
-    group_payload = payloads.project_event("project_create", project, owner, for_group_hook=True)
-    _queue_all(
-        ctx, service.group_hooks(ctx, project.namespace, "project_events"), "project_hooks", group_payload
-    )
+def _project_lifecycle(event_name: str) -> Callable[[Ctx, AuditEvent], None]:
+    """``project_create`` / ``project_destroy``: the system hooks, and the group hooks (with
+    ``project_events``) of the project's group and the groups above it."""
 
+    def react(ctx: Ctx, row: AuditEvent) -> None:
+        project = ctx.db.get(Project, row.entity_id)
+        if project is None:
+            return
+        owner = _owner(ctx, project)
+        _system(ctx, payloads.project_event(event_name, project, owner))
+        group_payload = payloads.project_event(event_name, project, owner, for_group_hook=True)
+        hooks = service.group_hooks(ctx, project.namespace, "project_events")
+        _queue_all(ctx, hooks, "project_hooks", group_payload)
 
-def _project_deleted(ctx: Ctx, row: AuditEvent) -> None:
-    project = ctx.db.get(Project, row.entity_id)
-    if project is None:
-        return
-    owner = _owner(ctx, project)
-    _system(ctx, payloads.project_event("project_destroy", project, owner))
-    group_payload = payloads.project_event("project_destroy", project, owner, for_group_hook=True)
-    _queue_all(
-        ctx, service.group_hooks(ctx, project.namespace, "project_events"), "project_hooks", group_payload
-    )
+    return react
 
 
 def _project_transferred(ctx: Ctx, row: AuditEvent) -> None:
@@ -235,8 +228,8 @@ _REACTIONS: dict[str, Callable[[Ctx, AuditEvent], None]] = {
     Event.MEMBER_REMOVED.value: lambda ctx, row: _member(ctx, row, "remove"),
     Event.MEMBER_ACCESS_LEVEL_CHANGED.value: lambda ctx, row: _member(ctx, row, "update"),
     Event.MEMBER_EXPIRY_CHANGED.value: lambda ctx, row: _member(ctx, row, "update"),
-    Event.PROJECT_CREATED.value: _project_created,
-    Event.PROJECT_DELETED.value: _project_deleted,
+    Event.PROJECT_CREATED.value: _project_lifecycle("project_create"),
+    Event.PROJECT_DELETED.value: _project_lifecycle("project_destroy"),
     Event.PROJECT_TRANSFERRED.value: _project_transferred,
     Event.GROUP_CREATED.value: _group_created,
     Event.GROUP_DELETED.value: _group_deleted,
