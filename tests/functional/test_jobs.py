@@ -25,6 +25,7 @@ from keycrew.automation.runs import (
     FAILED,
     INTERRUPTED,
     MANUAL,
+    RUN_HISTORY,
     RUNNING,
     SCHEDULE,
     SKIPPED,
@@ -176,6 +177,24 @@ def test_a_run_is_recorded_with_its_counts_and_notes(server: LiveServer) -> None
         lease = db.get(JobLease, job.name)
         assert lease is not None
         assert lease.holder is None
+
+
+def test_runs_older_than_the_history_are_forgotten_when_the_job_runs_again(server: LiveServer) -> None:
+    job, other = counting_job(), counting_job()
+    kept = run(server.runtime, job, trigger=CLI).run_id
+    theirs = run(server.runtime, other, trigger=CLI).run_id
+    with server.runtime.sessions() as db:
+        db.execute(
+            update(JobRunRecord)
+            .where(JobRunRecord.id.in_([kept, theirs]))
+            .values(started_at=server.clock.now() - RUN_HISTORY - dt.timedelta(minutes=1))
+        )
+        db.commit()
+    recent = run(server.runtime, job, trigger=CLI).run_id
+    with server.runtime.sessions() as db:
+        left = set(db.scalars(select(JobRunRecord.id).where(JobRunRecord.id.in_([kept, theirs, recent]))))
+    # The job's own old run is gone; another job's old run waits for that job's next run.
+    assert left == {theirs, recent}
 
 
 def test_a_failing_body_ends_its_run_as_failed_with_the_error(server: LiveServer) -> None:

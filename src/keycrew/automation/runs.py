@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +85,10 @@ HEARTBEAT_SECONDS = 10.0
 SKIPPED = "skipped"
 # The longest error text kept on a run.
 MAX_ERROR = 8000
+
+
+# How long run records are kept: a job that runs every two minutes leaves ~21,600 rows in 30 days.
+RUN_HISTORY = dt.timedelta(days=30)
 
 
 class LeaseLost(Exception):
@@ -323,15 +327,22 @@ def _claim(
 
 
 def _finish(lease: _Lease, run_id: int, run: JobRun, status: str, error: str | None) -> None:
-    """Record the run's outcome and free the lease (if it still is this run's), in one transaction."""
+    """Record the run's outcome, forget the job's runs older than ``RUN_HISTORY`` and free the lease
+    (if it still is this run's), in one transaction."""
     try:
         with lease.sessions() as db:
+            now = lease.clock.now()
+            db.execute(
+                delete(JobRunRecord)
+                .where(JobRunRecord.job_name == lease.name, JobRunRecord.started_at < now - RUN_HISTORY)
+                .execution_options(synchronize_session=False)
+            )
             db.execute(
                 update(JobRunRecord)
                 .where(JobRunRecord.id == run_id)
                 .values(
                     status=status,
-                    finished_at=lease.clock.now(),
+                    finished_at=now,
                     counts=dict(run.counts),
                     notes=list(run.notes[:MAX_NOTES]),
                     error=error[:MAX_ERROR] if error else None,
