@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from keycrew.access.models import Member
+from keycrew.actions.users import PENDING_DELETION
 from keycrew.activity.models import ActivityEvent
 from keycrew.audit.models import AuditEvent
 from keycrew.automation.jobs import JobRun
@@ -368,6 +369,19 @@ def test_hard_delete_asked_while_under_way_applies_to_what_is_left(
             )
             == 0
         )
+
+
+def test_a_user_whose_deletion_is_under_way_cannot_be_unblocked(
+    server: LiveServer, prolific: dict[str, Any]
+) -> None:
+    user = prolific["user"]
+    assert server.root("DELETE", f"/users/{user['id']}").status_code == 204
+    refused = server.root("POST", f"/users/{user['id']}/unblock")
+    assert refused.status_code == 403, refused.text
+    assert refused.json() == {"message": "403 Forbidden - " + PENDING_DELETION}
+    assert server.root("GET", f"/users/{user['id']}").json()["state"] == "blocked"
+    run_job(server)
+    assert server.root("POST", f"/users/{user['id']}/unblock").status_code == 404
 
 
 def test_dry_run_changes_nothing(server: LiveServer, prolific: dict[str, Any]) -> None:

@@ -6,11 +6,13 @@ from keycrew.actions.deletion import destroy_user
 from keycrew.audit.events import Event
 from keycrew.audit.service import Target, record
 from keycrew.context import Ctx
-from keycrew.errors import Conflict, Refused
+from keycrew.errors import Conflict, Forbidden, Refused
+from keycrew.identity import lifecycle
 from keycrew.identity.models import User
 from keycrew.identity.queries import lock_user
 from keycrew.identity.types import UserState
 from keycrew.identity.users import user_entity
+from keycrew.records.ghost_migrations import pending_migration
 
 
 def reject_user(ctx: Ctx, user: User) -> None:
@@ -31,3 +33,14 @@ def reject_user(ctx: Ctx, user: User) -> None:
         target=Target("User", user.id, user.username),
     )
     destroy_user(ctx, user, hard_delete=True, skip_authorization=True)
+
+
+PENDING_DELETION = "Error occurred. A user whose deletion is under way cannot be unblocked"
+
+
+def unblock_user(ctx: Ctx, user: User) -> bool:
+    """Unblock ``user`` (identity's rules), except a user whose deferred deletion is under way
+    (blocked by DELETE /users/:id until the ghost-migration job deletes them): Forbidden."""
+    if pending_migration(ctx, user.id) is not None:
+        raise Forbidden(PENDING_DELETION)
+    return lifecycle.unblock_user(ctx, user)

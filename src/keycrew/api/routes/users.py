@@ -289,7 +289,7 @@ def block(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
 
 @router.post("/users/{user_id}/unblock", status_code=201)
 def unblock(user_id: int, ctx: Ctx = api_ctx()) -> JSONResponse:
-    return _action(ctx, user_id, lifecycle.unblock_user)
+    return _action(ctx, user_id, user_actions.unblock_user)
 
 
 @router.post("/users/{user_id}/ban", status_code=201)

@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 
 from keycrew.access.seats import is_billable, seat_breakdown
 from keycrew.actions import service_accounts as sa
+from keycrew.actions import users as user_cases
 from keycrew.actions.deletion import destroy_user
 from keycrew.audit import queries as audit
 from keycrew.audit.events import Event
@@ -208,7 +209,7 @@ def user_page(username: str, page: Page = page_dep()) -> Response:
 # user already was in that state.
 STATE_ACTIONS: dict[str, tuple[Callable[[Ctx, User], Any], str, str]] = {
     AdminAction.BLOCK: (lifecycle.block_user, "@{} has been blocked.", "@{} was already blocked."),
-    AdminAction.UNBLOCK: (lifecycle.unblock_user, "@{} has been unblocked.", "@{} was not blocked."),
+    AdminAction.UNBLOCK: (user_cases.unblock_user, "@{} has been unblocked.", "@{} was not blocked."),
     AdminAction.DEACTIVATE: (
         lifecycle.deactivate_user,
         "@{} has been deactivated.",
