@@ -147,7 +147,7 @@ def test_create_read_once_use_rotate_and_revoke(server: LiveServer, page: Page, 
     old, new = sorted(_tokens_of(server, user["id"]), key=lambda t: t["id"])
     assert old["revoked"] is True
     assert (new["name"], new["scopes"], new["active"]) == (name, ["api", "read_user"], True)
-    expect(_inactive_table(page).get_by_role("row").filter(has_text=name)).to_contain_text("Revoked")
+    expect(_inactive_table(page).get_by_role("row").filter(has_text=name)).to_contain_text("Rotated")
     page.reload()
     expect(_secret(page)).to_have_count(0)
     assert rotated not in page.content()

@@ -29,6 +29,8 @@ class Event(StrEnum):
     USER_UNLOCKED = "user.unlocked"
     USER_RATE_LIMIT_SET = "user.rate_limit_set"
     USER_RATE_LIMIT_REMOVED = "user.rate_limit_removed"
+    USER_PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
+    USER_PASSWORD_RESET = "user.password_reset"
     GROUP_CREATED = "group.created"
     GROUP_UPDATED = "group.updated"
     GROUP_DELETED = "group.deleted"

@@ -216,7 +216,7 @@ class DeliveryWorker:
 
     @property
     def site(self) -> Site:
-        return Site.of(self.settings)
+        return Site.of(self.settings, reveal=True)
 
     def watch_commits(self) -> DeliveryWorker:
         """Wake at once after a commit in this process that adds or changes an outbox row."""

@@ -19,7 +19,7 @@ never sent half-filled (the delivery worker gives up on it and says why in the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from keycrew.config import Settings
 from keycrew.outbox.models import OutboxMessage
+from keycrew.outbox.service import opened
 
 LAYOUT = "_layout.html"
 TEXT_FOOTER = "_footer.txt"
@@ -46,14 +47,18 @@ class Site:
     name: str
     host: str
     url: str
+    # Opens the messages' sealed secrets (keycrew.outbox.service.SEALED): shown as a placeholder
+    # unless ``reveal`` (only the delivery reveals them, into the e-mail it sends).
+    secret_key: bytes = field(default=b"", repr=False)
+    reveal: bool = False
 
     @property
     def notifications_url(self) -> str:
         return self.url + NOTIFICATIONS_PATH
 
     @classmethod
-    def of(cls, settings: Settings) -> Site:
-        return cls("keycrew", settings.host_name, settings.external_url)
+    def of(cls, settings: Settings, *, reveal: bool = False) -> Site:
+        return cls("keycrew", settings.host_name, settings.external_url, settings.resolved_secret_key, reveal)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def template_names() -> list[str]:
 
 
 def values_for(message: OutboxMessage, site: Site) -> dict[str, Any]:
-    context = dict(message.context or {})
+    context = opened(dict(message.context or {}), site.secret_key, reveal=site.reveal)
     return context | {"site": site, "subject": message.subject, "recipient": message.to_address}
 
 

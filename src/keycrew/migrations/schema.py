@@ -10,6 +10,7 @@ from keycrew.activity.models import ActivityEvent, PushEventPayload
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
+from keycrew.identity.password_reset import PasswordReset
 from keycrew.instance.jobs import JobLease, JobRunRecord
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.namespaces.models import Namespace, Project, Route
@@ -42,6 +43,7 @@ __all__ = [
     "OutboxMessage",
     "Package",
     "PackageFile",
+    "PasswordReset",
     "PersonalAccessToken",
     "Project",
     "ProjectComplianceFramework",

@@ -361,13 +361,14 @@ def revoke_own_token(ctx: Ctx, token_id: int) -> PersonalAccessToken:
     return token
 
 
-def rotate_own_token(ctx: Ctx, token_id: int) -> IssuedToken:
+def rotate_own_token(ctx: Ctx, token_id: int, *, expires_at: dt.date | None = None) -> IssuedToken:
     """The signed-in person rotates one of their tokens: it is revoked and its successor (same
-    name, description, scopes; the default new expiry) is returned with its value, once.
+    name, description, scopes; expiring on ``expires_at``, else the API's default) is returned
+    with its value, once.
 
-    Raises NotFound when it is not theirs, Invalid when it is no longer active.
+    Raises NotFound when it is not theirs, Invalid when it is no longer active or for a bad expiry.
     """
     token = find_own_token(ctx, token_id)
     if token.is_expired(ctx.today()):
         raise Invalid("This token has expired and can no longer be rotated")
-    return lifecycle.rotate(ctx, token)
+    return lifecycle.rotate(ctx, token, expires_at=expires_at)

@@ -6,35 +6,21 @@ digests: AES-256-GCM with a key derived from the instance's secret key, a fresh 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import secrets
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from keycrew.crypto import seal, unseal
 
 _LABEL = b"keycrew webhook secrets v1"
 
 
-def _key(secret_key: bytes) -> bytes:
-    return hashlib.sha256(_LABEL + b"\0" + secret_key).digest()
-
-
 def encrypt(secret_key: bytes, value: str) -> str:
-    nonce = secrets.token_bytes(12)
-    sealed = AESGCM(_key(secret_key)).encrypt(nonce, value.encode(), _LABEL)
-    return base64.b64encode(nonce + sealed).decode()
+    return seal(secret_key, _LABEL, value)
 
 
 def decrypt(secret_key: bytes, stored: str) -> str | None:
     """The value, or None when it cannot be read (the instance secret changed)."""
-    try:
-        raw = base64.b64decode(stored)
-        return AESGCM(_key(secret_key)).decrypt(raw[:12], raw[12:], _LABEL).decode()
-    except (InvalidTag, ValueError):
-        return None
+    return unseal(secret_key, _LABEL, stored)
 
 
 def encrypt_map(secret_key: bytes, values: dict[str, str]) -> str | None:

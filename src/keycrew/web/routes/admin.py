@@ -42,6 +42,8 @@ from keycrew.instance.settings import SETTINGS, instance_settings, read_settings
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import described, grantable_scopes
+from keycrew.tokens.succession import rotation_choices, successors
+from keycrew.web import rotation
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
@@ -187,7 +189,7 @@ def _show_user(page: Page, user: User, *, status: int = 200, error: str | None =
         locked=locked,
         locked_until=locked_until(user, settings) if locked else None,
         billable=is_billable(ctx, user),
-        actions=[a.value for a in admin_actions(ctx, user)],
+        actions=[a.value for a in admin_actions(ctx, user) if not _on_oneself(ctx, user, a)],
         dormant_days=lifecycle.dormant_period(ctx),
         rate_limit=rate_limits.overrides(ctx, [user.id]).get(user.id),
         default_rate_limit=(
@@ -197,6 +199,20 @@ def _show_user(page: Page, user: User, *, status: int = 200, error: str | None =
         ),
         error=error,
     )
+
+
+# Never offered to an admin on their own account (GitLab's admin area offers none of them either).
+NOT_ON_ONESELF = (
+    AdminAction.BLOCK,
+    AdminAction.DEACTIVATE,
+    AdminAction.DELETE,
+    AdminAction.DELETE_WITH_CONTRIBUTIONS,
+)
+NOT_ON_ONESELF_DELETE = "You cannot delete your own account from the Admin area."
+
+
+def _on_oneself(ctx: Ctx, user: User, action: AdminAction) -> bool:
+    return user.id == ctx.actor.user_id and action in NOT_ON_ONESELF
 
 
 @router.get("/users/{username}")
@@ -264,6 +280,9 @@ def delete_user(username: str, page: Page = form_dep(), form: FormData = form_de
     user = find_user_by_username(ctx, username)
     hard = form.flag("hard_delete")
     name = user.username
+    if user.id == ctx.actor.user_id:
+        # Not offered (a forged form): block and deactivate are refused by their use cases.
+        return _show_user(page, user, status=403, error=NOT_ON_ONESELF_DELETE)
     try:
         with page.savepoint():
             done = destroy_user(ctx, user, hard_delete=hard)
@@ -366,6 +385,7 @@ def _show_account(
     status: int = 200,
     error: str | None = None,
     values: dict[str, Any] | None = None,
+    failed: rotation.FailedRotation | None = None,
 ) -> Response:
     ctx = page.ctx
     today = ctx.today()
@@ -395,6 +415,9 @@ def _show_account(
         min_date=policy.earliest.isoformat(),
         max_date=policy.latest.isoformat(),
         error=error,
+        rotation_choices=rotation_choices(ctx),
+        successors=successors(ctx, inactive),
+        failed=failed,
     )
 
 
@@ -439,16 +462,26 @@ def _token_id(raw: str) -> int:
 
 
 @router.post("/service_accounts/{user_id}/personal_access_tokens/{token_id}/rotate")
-def rotate_account_token(user_id: str, token_id: str, page: Page = form_dep()) -> Response:
+def rotate_account_token(
+    user_id: str, token_id: str, page: Page = form_dep(), form: FormData = form_dep_data()
+) -> Response:
     ctx = _admin(page)
     account = _account(ctx, user_id)
+    raw = form.text("expires_at")
     try:
         with page.savepoint():
             token = sa.find_service_account_token(ctx, account, _token_id(token_id))
-            issued = sa.rotate_service_account_token(ctx, token)
+            issued = sa.rotate_service_account_token(ctx, token, expires_at=parse_date(raw))
     except KeycrewError as exc:
+        if rotation.expiry_refusal(exc):  # the date: the form again, the reason next to it
+            token = sa.find_service_account_token(ctx, account, _token_id(token_id))
+            action = f"/admin/service_accounts/{account.id}/personal_access_tokens/{token.id}/rotate"
+            failed = rotation.failed(token, action, raw, exc)
+            return _show_account(page, account, status=status_of(exc), failed=failed)
         return _show_account(page, account, status=status_of(exc), error=describe(exc))
-    message = f"The token “{issued.token.name}” has been rotated: the old value no longer works."
+    message = rotation.rotated_message(
+        f"The token “{issued.token.name}” has been rotated: the old value no longer works.", issued.token
+    )
     return page.redirect(
         f"/admin/service_accounts/{account.id}", Flash("notice", message, secret=issued.value)
     )

@@ -11,6 +11,8 @@ from keycrew.tokens import personal
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import RECENTLY_INACTIVE_DAYS, TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import described
+from keycrew.tokens.succession import rotation_choices, successors
+from keycrew.web import rotation
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
@@ -31,13 +33,19 @@ class _Draft:
 
 
 def _render(
-    page: Page, *, draft: _Draft | None = None, error: str | None = None, status: int = 200
+    page: Page,
+    *,
+    draft: _Draft | None = None,
+    error: str | None = None,
+    status: int = 200,
+    failed: rotation.FailedRotation | None = None,
 ) -> Response:
     user = page.require_user()
     ctx = page.ctx
     today = ctx.today()
     policy = expiry_policy(ctx)
     mine = personal.own_tokens_query(ctx)
+    inactive = list(ctx.db.scalars(recently_inactive(mine, today)))
     return page.render(
         "tokens/personal_tokens.html",
         status=status,
@@ -47,8 +55,11 @@ def _render(
         draft=draft or _Draft(expires_at=policy.default.isoformat()),
         error=error,
         active=list(ctx.db.scalars(filtered(mine, TokenFilters(state="active"), today))),
-        inactive=list(ctx.db.scalars(recently_inactive(mine, today))),
+        inactive=inactive,
         inactive_days=RECENTLY_INACTIVE_DAYS,
+        rotation_choices=rotation_choices(ctx),
+        successors=successors(ctx, inactive),
+        failed=failed,
     )
 
 
@@ -89,21 +100,25 @@ def create_personal_access_token(page: Page = form_dep(), form: FormData = form_
 
 
 @router.post(URL + "/{token_id}/rotate")
-def rotate_personal_access_token(token_id: str, page: Page = form_dep()) -> Response:
+def rotate_personal_access_token(
+    token_id: str, page: Page = form_dep(), form: FormData = form_dep_data()
+) -> Response:
     page.require_user()
+    raw = form.text("expires_at")
     try:
         with page.savepoint():
-            issued = personal.rotate_own_token(page.ctx, _token_id(token_id))
-    except Invalid as exc:  # no longer active (another tab, a second click): say so on the page
+            issued = personal.rotate_own_token(page.ctx, _token_id(token_id), expires_at=parse_date(raw))
+    except Invalid as exc:
+        if rotation.expiry_refusal(exc):  # the date: the form again, the reason next to it
+            token = personal.find_own_token(page.ctx, _token_id(token_id))
+            action = f"{URL}/{token.id}/rotate"
+            return _render(page, status=status_of(exc), failed=rotation.failed(token, action, raw, exc))
+        # no longer active (another tab, a second click): say so on the page
         return page.redirect(URL, Flash("alert", describe(exc)))
-    return page.redirect(
-        URL,
-        Flash(
-            "notice",
-            f"The personal access token {issued.token.name} has been rotated.",
-            secret=issued.value,
-        ),
+    message = rotation.rotated_message(
+        f"The personal access token {issued.token.name} has been rotated.", issued.token
     )
+    return page.redirect(URL, Flash("notice", message, secret=issued.value))
 
 
 @router.post(URL + "/{token_id}/revoke")

@@ -13,6 +13,8 @@ from keycrew.namespaces.models import Project
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described
+from keycrew.tokens.succession import rotation_choices, successors
+from keycrew.web import rotation
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
@@ -50,6 +52,7 @@ def _show(
     status: int = 200,
     error: str | None = None,
     values: dict[str, Any] | None = None,
+    failed: rotation.FailedRotation | None = None,
 ) -> Response:
     ctx = page.ctx
     today = ctx.today()
@@ -88,6 +91,9 @@ def _show(
         error=error,
         today=today,
         creation_allowed=rt.creation_allowed(ctx, resource),
+        rotation_choices=rotation_choices(ctx),
+        successors=successors(ctx, inactive),
+        failed=failed,
     )
 
 
@@ -137,15 +143,27 @@ def _register(kind: str, prefix: str) -> None:
         return page.redirect(_base_url(resource), Flash("notice", message, secret=issued.value))
 
     @router.post(base + "/{token_id}/rotate", name=f"web_rotate_{kind}_access_token")
-    def rotate(full_path: str, token_id: str, page: Page = form_dep()) -> Response:
+    def rotate(
+        full_path: str, token_id: str, page: Page = form_dep(), form: FormData = form_dep_data()
+    ) -> Response:
         resource = _resource(page, kind, full_path)
+        raw = form.text("expires_at")
         try:
             with page.savepoint():
                 token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
-                issued, _bot_level = rt.rotate_resource_token(page.ctx, resource, token)
+                issued, _bot_level = rt.rotate_resource_token(
+                    page.ctx, resource, token, expires_at=parse_date(raw)
+                )
         except KeycrewError as exc:
+            if rotation.expiry_refusal(exc):  # the date: the form again, the reason next to it
+                token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
+                action = f"{_base_url(resource)}/{token.id}/rotate"
+                failed = rotation.failed(token, action, raw, exc)
+                return _show(page, resource, status=status_of(exc), failed=failed)
             return _show(page, resource, status=status_of(exc), error=describe(exc))
-        message = f"The token “{issued.token.name}” has been rotated: the old value no longer works."
+        message = rotation.rotated_message(
+            f"The token “{issued.token.name}” has been rotated: the old value no longer works.", issued.token
+        )
         return page.redirect(_base_url(resource), Flash("notice", message, secret=issued.value))
 
     @router.post(base + "/{token_id}/revoke", name=f"web_revoke_{kind}_access_token")

@@ -42,3 +42,28 @@ document.addEventListener("click", (event) => {
     if (dialog) dialog.close();
   }
 });
+
+// Rotate dialogs: "Keep current expiry" fills the date field, and the sentence above it says the
+// date the new token will get (the server says it again in its message).
+const formatDate = (iso) => {
+  const date = new Date(iso + "T00:00:00Z");
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleDateString("en-US", { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" });
+};
+const echoDate = (input) => {
+  const echo = document.querySelector(`[data-date-echo="${input.id}"]`);
+  if (echo && input.value) echo.textContent = formatDate(input.value);
+};
+document.addEventListener("click", (event) => {
+  const target = event.target instanceof Element ? event.target.closest("[data-fill-date]") : null;
+  if (!target) return;
+  const input = document.getElementById(target.getAttribute("data-fill-date"));
+  if (!input) return;
+  input.value = target.getAttribute("data-value");
+  echoDate(input);
+  input.focus();
+});
+document.addEventListener("input", (event) => {
+  const input = event.target;
+  if (input instanceof HTMLInputElement && input.hasAttribute("data-date-echo-source")) echoDate(input);
+});
