@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.pages import csrf_of, session_for, signed_in
 from tests.browser.test_web_accessibility import AUDIT
-from tests.support.live import Factory, LiveServer, uid
+from tests.support.live import ROOT_PASSWORD, Factory, LiveServer, uid
 
 PASSWORD = "a-long-password-1"
 DEVELOPER, MAINTAINER = 30, 40
@@ -93,7 +93,7 @@ def test_an_owner_edits_moves_and_deletes_a_project(server: LiveServer, page: Pa
     signed_in(page, owner["username"], PASSWORD)
     page.goto(f"/{full}")
     page.get_by_role("navigation", name="Project").get_by_role("link", name="General").click()
-    expect(page).to_have_url(f"{server.url}/{full}/edit")
+    expect(page).to_have_url(f"{server.url}/{full}/-/edit")
     assert page.evaluate(AUDIT) == []
 
     page.get_by_label("Project name").fill("Renamed")
@@ -116,7 +116,7 @@ def test_an_owner_edits_moves_and_deletes_a_project(server: LiveServer, page: Pa
     transfer.get_by_label(re.compile("To confirm")).fill(full)
     _submit(page, "Transfer project")
     moved = f"{owner['username']}/{project['path']}"
-    expect(page).to_have_url(f"{server.url}/{moved}/edit")
+    expect(page).to_have_url(f"{server.url}/{moved}/-/edit")
     expect(page.get_by_role("status")).to_contain_text(f"was moved to {moved}.")
 
     # Delete behind the typed path.
@@ -180,7 +180,7 @@ def test_maintainers_and_developers_get_only_what_the_api_allows(
     signed_in(page, maintainer["username"], PASSWORD)
     page.goto(f"/groups/{group['full_path']}")
     expect(page.get_by_role("navigation", name="Group").get_by_role("link", name="General")).to_have_count(0)
-    page.goto(f"/{full}/edit")
+    page.goto(f"/{full}/-/edit")
     expect(page.get_by_role("heading", name="General settings")).to_be_visible()
     expect(page.get_by_label("Public")).to_have_count(0)
     expect(page.get_by_role("region", name="Delete project")).to_have_count(0)
@@ -190,7 +190,7 @@ def test_maintainers_and_developers_get_only_what_the_api_allows(
 
     http = session_for(server, maintainer["username"], PASSWORD)
     assert http.get(f"{server.url}/groups/{group['full_path']}/-/edit", timeout=30).status_code == 403
-    csrf = csrf_of(http.get(f"{server.url}/{full}/edit", timeout=30).text)
+    csrf = csrf_of(http.get(f"{server.url}/{full}/-/edit", timeout=30).text)
     headers = {"Origin": server.url}
     for action in ("delete", "transfer"):
         response = http.post(
@@ -204,7 +204,7 @@ def test_maintainers_and_developers_get_only_what_the_api_allows(
     assert server.root("GET", f"/projects/{project['id']}").status_code == 200
 
     dev = session_for(server, developer["username"], PASSWORD)
-    assert dev.get(f"{server.url}/{full}/edit", timeout=30).status_code == 403
+    assert dev.get(f"{server.url}/{full}/-/edit", timeout=30).status_code == 403
     # A Developer may create projects in the group, not subgroups: the form offers no such parent.
     new_group = dev.get(f"{server.url}/groups/new", timeout=30).text
     assert f'value="{group["id"]}"' not in new_group
@@ -223,7 +223,7 @@ def test_the_new_pages_fit_a_phone(server: LiveServer, page: Page, factory: Fact
         "/groups/new",
         "/projects/new",
         f"/groups/{group['full_path']}/-/edit",
-        f"/{project['path_with_namespace']}/edit",
+        f"/{project['path_with_namespace']}/-/edit",
     ):
         response = page.goto(path)
         assert response is not None, path
@@ -240,7 +240,7 @@ def test_unknown_and_huge_ids_are_refused_in_words(server: LiveServer, factory: 
     project = factory.project(token=token, namespace_id=group["id"])
     full = project["path_with_namespace"]
     http = session_for(server, owner["username"], PASSWORD)
-    csrf = csrf_of(http.get(f"{server.url}/{full}/edit", timeout=30).text)
+    csrf = csrf_of(http.get(f"{server.url}/{full}/-/edit", timeout=30).text)
     posts = [
         ("/groups/new", {"name": "x", "path": uid("x"), "parent_id": "999999999999"}),
         ("/groups/new", {"name": "x", "path": uid("x"), "parent_id": "-1"}),
@@ -250,7 +250,7 @@ def test_unknown_and_huge_ids_are_refused_in_words(server: LiveServer, factory: 
             {"parent_id": "999999999999", "confirm": sub["full_path"]},
         ),
         (f"/{full}/-/transfer", {"namespace_id": "999999999999", "confirm": full}),
-        (f"/{full}/edit", {"name": "x", "path": project["path"], "visibility": "secret"}),
+        (f"/{full}/-/edit", {"name": "x", "path": project["path"], "visibility": "secret"}),
     ]
     for path, data in posts:
         response = http.post(
@@ -264,3 +264,17 @@ def test_unknown_and_huge_ids_are_refused_in_words(server: LiveServer, factory: 
         assert 'class="field-error"' in response.text or 'role="alert"' in response.text, path
     assert server.root("GET", f"/projects/{project['id']}").json()["path_with_namespace"] == full
     assert server.root("GET", f"/groups/{sub['id']}").json()["full_path"] == sub["full_path"]
+
+
+def test_a_project_called_edit_keeps_its_page(server: LiveServer, page: Page, factory: Factory) -> None:
+    """The settings page lives under /-/ (…/-/edit), so no project path is taken from the projects."""
+    group = factory.group()
+    project = factory.project(namespace_id=group["id"], name="edit", path="edit")
+    signed_in(page, "root", ROOT_PASSWORD)
+    response = page.goto(f"/{project['path_with_namespace']}")
+    assert response is not None
+    assert response.status == 200
+    expect(page.get_by_role("heading", level=1)).to_contain_text("edit")
+    settings = page.goto(f"/{project['path_with_namespace']}/-/edit")
+    assert settings is not None
+    assert settings.status == 200

@@ -364,7 +364,7 @@ def _managed_project(page: Page, full_path: str) -> tuple[Project, int]:
 
 
 def _project_url(project: Project) -> str:
-    return f"/{project.full_path}/edit"
+    return f"/{project.full_path}/-/edit"
 
 
 def _project_locations(page: Page, project: Project, level: int) -> list[Namespace]:
@@ -413,13 +413,13 @@ def _render_project_edit(
     )
 
 
-@router.get("/{full_path:webpath}/edit")
+@router.get("/{full_path:webpath}/-/edit")
 def edit_project(full_path: str, page: Page = page_dep()) -> Response:
     project, level = _managed_project(page, full_path)
     return _render_project_edit(page, project, level)
 
 
-@router.post("/{full_path:webpath}/edit")
+@router.post("/{full_path:webpath}/-/edit")
 def update_project(full_path: str, page: Page = form_dep(), form: FormData = form_dep_data()) -> Response:
     project, level = _managed_project(page, full_path)
     draft = {
