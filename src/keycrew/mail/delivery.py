@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from keycrew.clock import Clock
 from keycrew.config import Settings
 from keycrew.infra.refresh import on_commit_of
+from keycrew.infra.worker import PollingLoop
 from keycrew.mail.render import RenderError, Site, render
 from keycrew.outbox.models import FAILED, PENDING, SENT, OutboxMessage
 
@@ -209,9 +210,7 @@ class DeliveryWorker:
     clock: Clock
     poll_seconds: float = POLL_SECONDS
     node: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-    _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _loop: PollingLoop = field(init=False, repr=False)
     _round: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
@@ -225,32 +224,23 @@ class DeliveryWorker:
 
     # -- the thread -------------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        self._loop = PollingLoop(
+            "keycrew-mail-delivery",
+            lambda: self.run_once().more,
+            poll_seconds=lambda: self.poll_seconds,
+            join_timeout=self.settings.smtp_timeout * 4 + 5,
+            failed=lambda exc: log.warning("e-mail delivery round failed: %s", type(exc).__name__),
+        )
+
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="keycrew-mail-delivery", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=self.settings.smtp_timeout * 4 + 5)
+        self._loop.stop()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                if self.run_once().more:
-                    continue  # a backlog: no pause between full rounds
-            except Exception as exc:  # the database may be away: try again next round
-                log.warning("e-mail delivery round failed: %s", type(exc).__name__)
-            self._wake.wait(self.poll_seconds)
+        self._loop.wake()
 
     # -- one round --------------------------------------------------------------------------
 
@@ -282,7 +272,7 @@ class DeliveryWorker:
             try:
                 due = self.due(self.clock.now(), only=only)
                 for message_id in due:
-                    if self._stop.is_set():
+                    if self._loop.stopping:
                         break
                     row = self._claim(message_id)
                     if row is None:
@@ -294,7 +284,7 @@ class DeliveryWorker:
                         self._failed(row, unreachable, permanent=False, report=report)
                         continue
                     unreachable = self._deliver(mailer, row, report)
-                report.more = len(due) >= ROUND_SIZE and unreachable is None and not self._stop.is_set()
+                report.more = len(due) >= ROUND_SIZE and unreachable is None and not self._loop.stopping
             finally:
                 mailer.close()
         return report

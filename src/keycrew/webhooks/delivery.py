@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from keycrew import GITLAB_COMPAT_VERSION
 from keycrew.clock import Clock
 from keycrew.context import Actor, Ctx, Instance
+from keycrew.infra.worker import PollingLoop
 from keycrew.webhooks import secrets, service, urls
 from keycrew.webhooks.models import FAILED, PENDING, SENT, SYSTEM, WebHook, WebHookDelivery, WebHookLog
 
@@ -257,36 +257,22 @@ class DeliveryWorker:
         self.instance = instance
         self.clock = clock
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PollingLoop(
+            "keycrew-webhooks",
+            lambda: self.drain_once() > 0,
+            poll_seconds=lambda: POLL_SECONDS,
+            join_timeout=TIMEOUT_SECONDS + 5,
+            failed=lambda exc: log.error("webhook delivery failed", exc_info=exc),
+        )
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="keycrew-webhooks", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=TIMEOUT_SECONDS + 5)
-            self._thread = None
+        self._loop.stop()
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                while not self._stop.is_set() and self.drain_once():
-                    pass
-            except Exception:
-                log.exception("webhook delivery failed")
-            self._wake.wait(POLL_SECONDS)
+        self._loop.wake()
 
     def _ctx(self, db: Session) -> Ctx:
         return Ctx(db, Actor.system(), self.instance, self.clock)
@@ -310,7 +296,7 @@ class DeliveryWorker:
             db.rollback()
         handled = 0
         for delivery_id in ids:
-            if self._stop.is_set():
+            if self._loop.stopping:
                 break
             if self.deliver(delivery_id):
                 handled += 1
