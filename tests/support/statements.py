@@ -57,12 +57,19 @@ class Counted(int):
         return f"{int(self)} statements:\n{shown}\n"
 
 
-def statements_of(server: LiveServer, path: str) -> Counted:
-    """How many statements ``GET path`` runs, once warm (caches, lazily created rows)."""
+def statements_of(server: LiveServer, path: str, tries: int = 3) -> Counted:
+    """How many statements ``GET path`` runs, once warm (caches, lazily created rows): the fewest of
+    ``tries`` requests, since a background commit elsewhere in the server (a job, the usage writer)
+    may invalidate the cached principal just before one of them; a statement the request itself
+    runs is in every one."""
     server.root("GET", path)
-    with counting(server) as seen:
-        response = server.root("GET", path)
-    assert response.status_code == 200, (path, response.text)
-    counted = Counted(len(seen))
-    counted.statements = list(seen)
-    return counted
+    fewest: Counted | None = None
+    for _ in range(tries):
+        with counting(server) as seen:
+            response = server.root("GET", path)
+        assert response.status_code == 200, (path, response.text)
+        if fewest is None or len(seen) < fewest:
+            fewest = Counted(len(seen))
+            fewest.statements = list(seen)
+    assert fewest is not None
+    return fewest
