@@ -3,6 +3,7 @@ the models-versus-migrations check, and the lock that serialises first boots."""
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,10 +41,16 @@ def upgrade(engine: Engine) -> None:
 def startup_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrating and first-boot seeding across processes and hosts.
 
-    Nodes started together on one empty PostgreSQL database would otherwise race to create the
-    same tables and the same root user. SQLite needs nothing: every write transaction there
-    begins IMMEDIATE, so writers already queue.
+    Processes started together on one empty database would otherwise race to create the same
+    tables and the same root user. On PostgreSQL an advisory lock serialises them across hosts.
+    On SQLite (one host by nature) an exclusive lock on a file beside the database does: the
+    write lock of SQLite's own transactions is not enough, since Alembic runs SQLite's DDL
+    outside one transaction, so two processes could both read "no schema" and both create it.
     """
+    if engine.dialect.name == "sqlite":
+        with _sqlite_file_lock(engine):
+            yield
+        return
     if engine.dialect.name != "postgresql":
         yield
         return
@@ -55,6 +62,20 @@ def startup_lock(engine: Engine) -> Iterator[None]:
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK})
             conn.commit()
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield  # private to this process: nobody to race with
+        return
+    with open(f"{database}.startup-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def diff(engine: Engine) -> list[Any]:
