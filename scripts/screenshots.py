@@ -10,6 +10,7 @@ afterwards.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import socket
@@ -88,15 +89,21 @@ def seed(forge: Forge) -> dict[str, Any]:
         f"/projects/{project['id']}/members",
         json={"user_id": people["bob"]["id"], "access_level": 30, "expires_at": "2027-06-30"},
     )
-    for name, scopes, level in (
-        ("ci-deployer", ["api", "write_repository"], 40),
-        ("metrics", ["read_api"], 20),
+    soon = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=5)).isoformat()
+    made_tokens = {}
+    for name, scopes, level, expires in (
+        ("ci-deployer", ["api", "write_repository"], 40, None),
+        ("metrics", ["read_api"], 20, soon),
+        ("old-exporter", ["read_api"], 20, None),
     ):
-        forge.call(
+        made_tokens[name] = forge.call(
             "POST",
             f"/projects/{project['id']}/access_tokens",
-            json={"name": name, "scopes": scopes, "access_level": level},
+            json={"name": name, "scopes": scopes, "access_level": level}
+            | ({"expires_at": expires} if expires else {}),
         )
+    # A revoked bot: its membership says when the daily clean-up removes it.
+    forge.call("DELETE", f"/projects/{project['id']}/access_tokens/{made_tokens['old-exporter']['id']}")
     forge.call(
         "POST", f"/groups/{group['id']}/access_tokens", json={"name": "release-bot", "scopes": ["read_api"]}
     )
@@ -186,6 +193,7 @@ def main() -> int:
                 shoot(page, f"/groups/{group_path}/-/group_members", "group-members")
                 # A token made through the form, as its creator sees it: once.
                 page.goto(f"/{project_path}/-/settings/access_tokens")
+                page.get_by_role("button", name="Add new token").click()
                 page.get_by_label("Token name").fill("release-pipeline")
                 page.get_by_role("checkbox", name="read_repository", exact=True).check()
                 page.get_by_role("button", name="Create project access token").click()
@@ -196,6 +204,10 @@ def main() -> int:
                 shoot(page, f"/groups/{group_path}/-/settings/access_tokens", "group-access-tokens")
                 shoot(page, f"/{project_path}/-/settings/deploy_tokens", "project-deploy-tokens")
                 shoot(page, "/-/user_settings/personal_access_tokens", "personal-access-tokens")
+                shoot(page, "/-/user_settings/personal_access_tokens?new=1", "personal-access-token-form")
+                shoot(page, "/groups/new", "new-group")
+                shoot(page, f"/{project_path}/-/edit", "project-settings")
+                shoot(page, "/-/user_settings/profile", "profile")
                 shoot(page, "/admin/users", "admin-users")
                 shoot(page, "/admin/users?tab=bots", "admin-users-bots")
                 shoot(page, "/admin/users/alice", "admin-user")
@@ -203,7 +215,21 @@ def main() -> int:
                 shoot(page, f"/admin/service_accounts/{account['id']}", "admin-service-account")
                 shoot(page, "/admin/seats", "admin-seats")
                 shoot(page, "/admin/audit_events", "admin-audit-events")
+                shoot(page, "/admin/credentials", "admin-credentials")
+                shoot(page, "/admin/background_jobs", "admin-background-jobs")
                 shoot(page, "/admin/application_settings", "admin-settings")
+                # The same pages on a phone (390 px): the menus folded, tables as cards.
+                page.set_viewport_size({"width": 390, "height": 844})
+                shoot(page, "/", "phone-dashboard", full=False)
+                page.get_by_role("button", name="Menu", exact=True).click()
+                page.screenshot(path=str(OUT / "phone-menu.png"))
+                print(f"  {'phone-menu':<28} (the top bar's Menu, open)")
+                shoot(page, f"/{project_path}/-/settings/access_tokens", "phone-project-access-tokens")
+                page.locator(".sidebar [data-menu-toggle]").click()
+                page.screenshot(path=str(OUT / "phone-sidebar-menu.png"))
+                print(f"  {'phone-sidebar-menu':<28} (the project's sidebar, open)")
+                shoot(page, f"/{project_path}/-/project_members", "phone-project-members")
+                shoot(page, "/admin/users", "phone-admin-users")
                 browser.close()
         finally:
             os.killpg(server.pid, signal.SIGTERM)

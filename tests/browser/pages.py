@@ -19,8 +19,17 @@ def sign_in(page: Page, login: str, password: str) -> None:
 
 
 def signed_in(page: Page, login: str, password: str) -> Page:
+    """Sign in and check it worked: Sign out is on screen (on a phone, behind the top bar's Menu)."""
     sign_in(page, login, password)
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    sign_out = page.get_by_role("button", name="Sign out")
+    menu = page.get_by_role("button", name="Menu", exact=True)
+    if menu.is_visible():
+        menu.click()
+        expect(sign_out).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(menu).to_have_attribute("aria-expanded", "false")
+    else:
+        expect(sign_out).to_be_visible()
     return page
 
 

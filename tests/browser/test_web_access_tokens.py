@@ -19,10 +19,17 @@ def _api(server: LiveServer, token: str, path: str) -> requests.Response:
     return requests.get(server.api(path), headers={"PRIVATE-TOKEN": token}, timeout=30)
 
 
+def _open_form(page: Page) -> None:
+    """The form sits behind "Add new token"."""
+    page.get_by_role("button", name="Add new token").click()
+    expect(page.get_by_label("Token name")).to_be_visible()
+
+
 def _create_through_form(page: Page, name: str, scopes: list[str], role: str | None = None) -> str:
+    _open_form(page)
     page.get_by_label("Token name").fill(name)
     if role is not None:
-        page.get_by_label("Role").select_option(label=role)
+        page.get_by_role("group", name="Role").get_by_role("radio", name=role, exact=True).check()
     for scope in scopes:
         page.get_by_role("checkbox", name=scope, exact=True).check()
     page.get_by_role("button", name="Create project access token").or_(
@@ -118,9 +125,11 @@ def test_roles_offered_stop_at_the_viewers_own(server: LiveServer, page: Page, f
     factory.member("projects", project["id"], maintainer["id"], MAINTAINER)
     signed_in(page, maintainer["username"], PASSWORD)
     page.goto(f"/{project['path_with_namespace']}/-/settings/access_tokens")
-    options = page.get_by_label("Role").locator("option").all_inner_texts()
-    assert options == ["Guest", "Planner", "Reporter", "Developer", "Maintainer"]
-    expect(page.get_by_label("Role")).to_have_value(str(MAINTAINER))
+    _open_form(page)
+    roles = page.get_by_role("group", name="Role").get_by_role("radio")
+    labels = roles.evaluate_all("els => els.map((e) => e.labels[0].textContent.trim())")
+    assert labels == ["Guest", "Planner", "Reporter", "Developer", "Maintainer"]
+    expect(page.get_by_role("radio", name="Maintainer")).to_be_checked()
     # A forged form asking for Owner is refused by the domain, and leaves no bot behind.
     http = session_for(server, maintainer["username"], PASSWORD)
     url = f"{server.url}/{project['path_with_namespace']}/-/settings/access_tokens"
@@ -137,7 +146,7 @@ def test_roles_offered_stop_at_the_viewers_own(server: LiveServer, page: Page, f
         allow_redirects=False,
     )
     assert response.status_code == 400
-    assert "Access level of the token contains permissions not held by the creating user" in response.text
+    assert "Role can&#39;t be higher than your own role here" in response.text
     after = server.root("GET", "/users", params={"exclude_humans": True, "per_page": 100}).headers["X-Total"]
     assert before == after
     assert server.root("GET", f"/projects/{project['id']}/access_tokens").json() == []
@@ -149,23 +158,30 @@ def test_bad_input_re_renders_the_form_and_creates_nothing(
     project = factory.project()
     signed_in(page, "root", ROOT_PASSWORD)
     page.goto(f"/{project['path_with_namespace']}/-/settings/access_tokens")
+    _open_form(page)
     page.get_by_label("Token name").fill("no-scopes")
     page.get_by_role("button", name="Create project access token").click()
-    expect(page.get_by_role("alert")).to_have_text("Scopes is required.")
+    expect(page.get_by_role("alert").get_by_role("listitem")).to_have_text(["Select at least one scope"])
     expect(page.get_by_label("Token name")).to_have_value("no-scopes")  # what was typed stays
     http = session_for(server, "root", ROOT_PASSWORD)
     url = f"{server.url}/{project['path_with_namespace']}/-/settings/access_tokens"
     csrf = csrf_of(http.get(url, timeout=30).text)
     for data, message in (
-        ({"name": "x", "scopes": "api", "expires_at": "2001-01-01"}, "Expires at can&#39;t be before today."),
-        ({"name": "x", "scopes": "api", "expires_at": "9999-01-01"}, "Expires at must be before"),
-        ({"name": "x", "scopes": "api", "expires_at": "soon"}, "Expires at is not a valid date."),
-        ({"name": "x", "scopes": "sudo"}, "Scopes is not valid."),
-        ({"name": "x", "scopes": "read_user"}, "Scopes is not valid."),
-        ({"name": "x", "scopes": "api", "access_level": "41"}, "Access level is not valid."),
-        ({"name": "x", "scopes": "api", "access_level": "owner"}, "Access level is not valid."),
-        ({"name": "", "scopes": "api"}, "Name is empty."),
-        ({"name": "x" * 300, "scopes": "api"}, "Name is too long"),
+        (
+            {"name": "x", "scopes": "api", "expires_at": "2001-01-01"},
+            "Expiration date can&#39;t be in the past",
+        ),
+        (
+            {"name": "x", "scopes": "api", "expires_at": "9999-01-01"},
+            "Expiration date can&#39;t be later than",
+        ),
+        ({"name": "x", "scopes": "api", "expires_at": "soon"}, "Expiration date isn&#39;t a valid date"),
+        ({"name": "x", "scopes": "sudo"}, "Scopes: one of them can&#39;t be given to this token"),
+        ({"name": "x", "scopes": "read_user"}, "Scopes: one of them can&#39;t be given to this token"),
+        ({"name": "x", "scopes": "api", "access_level": "41"}, "Role: choose one of the roles listed"),
+        ({"name": "x", "scopes": "api", "access_level": "owner"}, "Role: choose one of the roles listed"),
+        ({"name": "", "scopes": "api"}, "Token name can&#39;t be blank"),
+        ({"name": "x" * 300, "scopes": "api"}, "Token name is too long"),
     ):
         response = http.post(
             url, data={"authenticity_token": csrf, **data}, timeout=30, allow_redirects=False

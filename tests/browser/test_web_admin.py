@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from keycrew.context import Actor
 from keycrew.instance.settings import instance_settings, set_license
@@ -291,6 +291,7 @@ def test_service_account_and_its_token_from_creation_to_revocation(
 
     # A token, with every personal scope on offer (each described) but the admin-only ones (the
     # account is no administrator), shown once.
+    page.get_by_role("button", name="Add new token").click()
     for scope in ("api", "read_user", "self_rotate"):
         expect(page.get_by_label(scope, exact=True)).to_be_visible()
     for scope in ("sudo", "admin_mode", "read_service_ping"):
@@ -353,11 +354,26 @@ def _stat(page: Page, label: str) -> str:
     return page.get_by_role("group", name=label, exact=True).locator(".value").inner_text()
 
 
+def _legend(page: Page, kind: str) -> Locator:
+    return page.get_by_role("list", name="Legend").locator(f'li[data-kind="{kind}"]')
+
+
+def _segment(page: Page, kind: str) -> int:
+    """The count a chart segment stands for (0 when the kind has no segment)."""
+    segment = page.locator(f'svg.seats-stack rect[data-kind="{kind}"]')
+    return int(segment.get_attribute("data-count") or 0) if segment.count() else 0
+
+
 def test_seats_show_the_license_count_in_numbers_and_a_chart(
     server: LiveServer, page: Page, factory: Factory, gl: Any
 ) -> None:
-    factory.user()
-    gl.service_accounts.create({})
+    person = factory.user()
+    account = gl.service_accounts.create({})
+    project = factory.project()
+    bot = server.root(
+        "POST", f"/projects/{project['id']}/access_tokens", json={"name": "ci", "scopes": ["api"]}
+    )
+    assert bot.status_code == 201, bot.text
     _as_root(page)
     with license_as(server, "premium", 5000):
         page.goto("/admin/seats")
@@ -371,13 +387,44 @@ def test_seats_show_the_license_count_in_numbers_and_a_chart(
         expect(chart).to_have_attribute("aria-label", re.compile("Service accounts: [1-9]"))
         # Below Ultimate, people whose only roles are Minimal Access are free and counted apart.
         expect(chart).to_have_attribute("aria-label", re.compile("Minimal Access only: [0-9]"))
+        # The chart's numbers are the API's: billable users, service accounts, bots, and all users.
+        assert _segment(page, "billable") == license["active_users"]
+        service_accounts = server.root("GET", "/service_accounts", params={"per_page": 1})
+        assert _segment(page, "service") == int(service_accounts.headers["X-Total"])
+        expect(_legend(page, "billable").locator(".legend-count")).to_have_text(str(license["active_users"]))
+        non_billable = sum(
+            _segment(page, kind) for kind in ("bots", "service", "internal", "inactive", "minimal")
+        )
+        assert non_billable == int(_stat(page, "Non-billable users"))
+        assert _segment(page, "bots") >= 1
+        # The legend says which count is which, and why.
+        services = _segment(page, "service")
+        expect(_legend(page, "service")).to_have_text(
+            re.compile(
+                rf"^\s*Service accounts\s+{services}\s+Non-billable: service accounts don't take a seat\.\s*$"
+            )
+        )
+        expect(_legend(page, "bots")).to_contain_text("Non-billable: bots don't take a seat.")
+        expect(_legend(page, "billable")).to_contain_text("Billable: active people each take a paid seat.")
+        expect(_legend(page, "guests")).to_have_count(0)
+        # The table lists who takes a seat (not the chart's numbers again).
+        table = page.get_by_role("table", name="Users taking a seat")
+        expect(table.locator(f'tr[data-username="{person["username"]}"]')).to_have_count(1)
+        expect(table.locator(f'tr[data-username="{account.username}"]')).to_have_count(0)
+        expect(table).not_to_contain_text("Service accounts")
+        table.get_by_role("link", name=person["name"]).click()
+        expect(page).to_have_url(re.compile(rf"/admin/users/{person['username']}$"))
     with license_as(server, "ultimate", None):
-        page.reload()
+        page.goto("/admin/seats")
         license = server.root("GET", "/license").json()
         assert _stat(page, "Paid seats") == "Unlimited"
         assert _stat(page, "Billable users") == str(license["active_users"])
-        breakdown = page.get_by_role("list", name="Non-billable users")
-        expect(breakdown.get_by_text("Guests (free on Ultimate)")).to_be_visible()
+        assert _segment(page, "billable") == license["active_users"]
+        expect(_legend(page, "guests")).to_contain_text("Non-billable: Guests are free on Ultimate.")
+        expect(_legend(page, "minimal")).to_have_count(0)
+        # On Ultimate the new person, who has no role above Guest, takes no seat.
+        table = page.get_by_role("table", name="Users taking a seat")
+        expect(table.locator(f'tr[data-username="{person["username"]}"]')).to_have_count(0)
 
 
 def test_the_audit_log_filters_by_action_and_actor(server: LiveServer, page: Page, factory: Factory) -> None:
@@ -398,7 +445,7 @@ def test_the_audit_log_filters_by_action_and_actor(server: LiveServer, page: Pag
     # The user's own sign-in is theirs; root did not sign in as them.
     session_for(server, user["username"], PASSWORD)
     page.get_by_label("Action").select_option("user.signed_in")
-    page.get_by_label("Actor (username)").fill(user["username"])
+    page.get_by_label("Actor", exact=True).fill(user["username"])
     page.get_by_label("Target").fill("")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(2)

@@ -214,4 +214,6 @@ def test_the_token_page_says_why_its_form_is_gone(page: Page, server: LiveServer
         json={"resource_access_token_creation_allowed": True},
     )
     page.goto(f"/{project['path_with_namespace']}/-/settings/access_tokens")
+    expect(page.locator("#token-creation-disabled")).to_have_count(0)
+    page.get_by_role("button", name="Add new token").click()
     expect(page.get_by_role("button", name="Create project access token")).to_be_visible()

@@ -65,6 +65,9 @@ def _new_username(page: Page) -> Locator:
 def _fill(
     page: Page, name: str, scopes: list[str], *, username: str | None = None, expires_at: str | None = None
 ) -> None:
+    button = page.get_by_role("button", name="Add new token")  # the form sits behind it
+    if button.get_attribute("aria-expanded") != "true":
+        button.click()
     page.get_by_label("Name", exact=True).fill(name)
     if username is not None:
         page.get_by_label("Username (optional)").fill(username)
@@ -102,6 +105,7 @@ def test_project_token_is_shown_once_clones_and_is_revoked(
     expect(page).to_have_url(f"{server.url}/{full_path}{SETTINGS}")
     expect(page.get_by_role("heading", name="Deploy tokens", level=1)).to_be_visible()
     expect(page.get_by_role("link", name="Deploy tokens")).to_have_attribute("aria-current", "page")
+    page.get_by_role("button", name="Add new token").click()
     # Every deploy scope is offered with its description, and nothing else.
     boxes = page.get_by_role("group", name="Scopes").get_by_role("checkbox")
     expect(boxes).to_have_count(7)
@@ -179,21 +183,21 @@ def test_bad_input_re_renders_the_form_and_creates_nothing(
     signed_in(page, user["username"], PASSWORD)
     yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     cases: list[tuple[str, list[str], dict[str, str], str]] = [
-        ("", ["read_repository"], {}, "Name is required."),
-        (uid("n"), [], {}, "Scopes is required."),
-        (uid("n"), ["read_repository"], {"expires_at": yesterday}, "Expires at can't be before today."),
+        ("", ["read_repository"], {}, "Name can't be blank"),
+        (uid("n"), [], {}, "Select at least one scope"),
+        (uid("n"), ["read_repository"], {"expires_at": yesterday}, "Expiration date can't be in the past"),
         (
             uid("n"),
             ["read_repository"],
             {"username": "no spaces allowed"},
-            "Username can contain only letters, digits, '_', '-', '+', and '.'.",
+            "Username can contain only letters, digits, '_', '-', '+', and '.'",
         ),
     ]
     for name, scopes, extra, message in cases:
         page.goto(f"/{project['path_with_namespace']}{SETTINGS}")
         _fill(page, name, scopes, **extra)
         assert _submit(page) == 400
-        expect(page.get_by_role("alert")).to_have_text(message)
+        expect(page.get_by_role("alert").get_by_role("listitem")).to_have_text([message])
         expect(page.get_by_label("Name", exact=True)).to_have_value(name)
         for scope in scopes:
             expect(page.get_by_label(scope, exact=True)).to_be_checked()
@@ -217,6 +221,7 @@ def test_developers_and_strangers_get_no_page(server: LiveServer, page: Page, fa
     assert response.status == 403
     expect(page.get_by_role("heading", name="Access denied")).to_be_visible()
     expect(page.get_by_role("button", name="Create deploy token")).to_have_count(0)
+    expect(page.get_by_role("button", name="Add new token")).to_have_count(0)
 
     http = session_for(server, developer["username"], PASSWORD)
     csrf = csrf_of(http.get(f"{server.url}/", timeout=30).text)

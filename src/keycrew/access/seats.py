@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Date, bindparam, exists, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Date, Select, bindparam, exists, func, or_, select
 
 from keycrew.access.levels import AccessLevel
 from keycrew.access.models import Member
@@ -149,6 +149,14 @@ def namespaces_and_seats(ctx: Ctx, user_ids: Iterable[int]) -> tuple[dict[int, i
 
 def billable_users_count(ctx: Ctx) -> int:
     return int(ctx.db.scalar(select(func.count(User.id)).where(billable_condition(ctx))) or 0)
+
+
+def billable_users(ctx: Ctx) -> Select[Any]:
+    """The users who take a seat (``billable_condition``), newest first. Raises Forbidden for
+    non-admins (the admin area's Seats page lists them)."""
+    if not ctx.actor.is_admin:
+        raise Forbidden()
+    return select(User).where(billable_condition(ctx)).order_by(User.id.desc())
 
 
 def is_billable(ctx: Ctx, user: User) -> bool:

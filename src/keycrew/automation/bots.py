@@ -33,6 +33,71 @@ def _inactive_since(token: PersonalAccessToken) -> dt.datetime | None:
     return min(moments) if moments else None
 
 
+def due_at(tokens: list[PersonalAccessToken], days: int) -> dt.datetime | None:
+    """When a bot with these tokens becomes due for deletion: ``days`` (the instance's
+    inactive_resource_access_tokens_delete_after_days) after its last token stopped being active.
+    None while one of its tokens is active or never stops (and for a bot with no token at all,
+    which the job never deletes)."""
+    stops = [_inactive_since(t) for t in tokens]
+    if not stops or any(stop is None for stop in stops):
+        return None
+    return max(s for s in stops if s is not None) + dt.timedelta(days=days)
+
+
+def _first_run_from(moment: dt.datetime) -> dt.date:
+    """The day of the job's first run at or after ``moment`` (it runs daily at 00:00 UTC)."""
+    moment = moment.astimezone(dt.UTC)
+    day = moment.date()
+    return day if moment == dt.datetime.combine(day, dt.time(), dt.UTC) else day + dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class BotTokens:
+    """What a project or group bot's tokens say about its membership (its Members row)."""
+
+    # Whether one of its tokens is still active.
+    active: bool
+    # While active: the day the last of its active tokens expires (None: one never expires).
+    expires_at: dt.date | None = None
+    # Once none is active: "revoked" or "expired" (how its last token stopped), and the day the
+    # delete-inactive-bots job removes the bot.
+    stopped: str | None = None
+    removed_on: dt.date | None = None
+
+
+def bot_tokens(ctx: Ctx, bot_ids: list[int]) -> dict[int, BotTokens]:
+    """The token standing of each bot in ``bot_ids`` that has a token, in one query; the removal
+    day follows the job's rule (``due_at``) and its daily schedule."""
+    if not bot_ids:
+        return {}
+    days = instance_settings(ctx).inactive_resource_access_tokens_delete_after_days
+    now = ctx.now()
+    today = now.date()
+    tokens: dict[int, list[PersonalAccessToken]] = defaultdict(list)
+    for token in ctx.db.scalars(
+        select(PersonalAccessToken).where(PersonalAccessToken.user_id.in_(sorted(set(bot_ids))))
+    ):
+        tokens[token.user_id].append(token)
+    found: dict[int, BotTokens] = {}
+    for bot_id, owned in tokens.items():
+        live = [t for t in owned if t.is_active(today)]
+        if live:
+            expiries = [t.expires_at for t in live]
+            latest = None if any(e is None for e in expiries) else max(e for e in expiries if e is not None)
+            found[bot_id] = BotTokens(active=True, expires_at=latest)
+            continue
+        due = due_at(owned, days)
+        last = max(owned, key=lambda t: _inactive_since(t) or now)
+        revoked_first = last.revoked and (
+            last.expires_at is None
+            or (last.revoked_at or last.updated_at) < dt.datetime.combine(last.expires_at, dt.time(), dt.UTC)
+        )
+        stopped = "revoked" if revoked_first else "expired"
+        removed_on = None if due is None else _first_run_from(max(due, now))
+        found[bot_id] = BotTokens(active=False, stopped=stopped, removed_on=removed_on)
+    return found
+
+
 @dataclass
 class CleanupResult:
     deleted_bot_ids: list[int] = field(default_factory=list)
@@ -73,7 +138,6 @@ def cleanup_batch(ctx: Ctx, *, after_id: int = 0, size: int = BATCH_SIZE) -> Cle
     days = instance_settings(ctx).inactive_resource_access_tokens_delete_after_days
     now = ctx.now()
     today = now.date()
-    cutoff = now - dt.timedelta(days=days)
     result = CleanupResult(last_id=after_id)
     bots = list(
         ctx.db.scalars(
@@ -95,9 +159,9 @@ def cleanup_batch(ctx: Ctx, *, after_id: int = 0, size: int = BATCH_SIZE) -> Cle
     actor_ctx = ctx.as_actor(Actor(user=admin_bot(ctx), ip=ctx.actor.ip, via="system"))
     for bot in bots:
         owned = tokens.get(bot.id, [])
-        stops = [_inactive_since(t) for t in owned]
+        due = due_at(owned, days)
         still_active = any(t.is_active(today) for t in owned)
-        if owned and not still_active and all(s is not None and s <= cutoff for s in stops):
+        if not still_active and due is not None and due <= now:
             delete_bot(actor_ctx, bot, reason="No active token assigned")
             result.deleted_bot_ids.append(bot.id)
             result.notes.append(f"deleted bot @{bot.username} ({resources[bot.id]})")

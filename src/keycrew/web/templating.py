@@ -79,6 +79,32 @@ def badges(user: User) -> list[tuple[str, str]]:
     return found
 
 
+Crumb = tuple[str, str | None]
+
+
+def path_crumbs(kind: str, full_path: str, personal: bool = False) -> list[Crumb]:
+    """Breadcrumbs down to a group or project: each ancestor group, then the thing itself.
+
+    ``kind`` is "group" or "project"; ``personal`` says a project lives in a user's namespace,
+    whose crumb leads to that user's activity.
+    """
+    parts = full_path.split("/")
+    crumbs: list[Crumb] = []
+    for depth, part in enumerate(parts[:-1], start=1):
+        prefix = "/".join(parts[:depth])
+        href = f"/users/{prefix}/activity" if personal and depth == 1 else f"/groups/{prefix}"
+        crumbs.append((part, href))
+    crumbs.append((parts[-1], f"/groups/{full_path}" if kind == "group" else f"/{full_path}"))
+    return crumbs
+
+
+def project_crumbs(project: Any) -> list[Crumb]:
+    """The crumbs of a project (an ORM project or a row with ``full_path`` and its namespace)."""
+    namespace = getattr(project, "namespace", None)
+    personal = getattr(namespace, "kind", "group") == "user"
+    return path_crumbs("project", project.full_path, personal)
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -93,6 +119,8 @@ def environment() -> Environment:
     env.filters["moment"] = moment
     env.filters["iso"] = iso
     env.globals["badges"] = badges
+    env.globals["path_crumbs"] = path_crumbs
+    env.globals["project_crumbs"] = project_crumbs
     env.globals["AccessLevel"] = AccessLevel
     env.globals["current_csrf"] = current_csrf
     env.globals["csrf_field_name"] = CSRF_FIELD

@@ -7,6 +7,7 @@ import keycrew.web.paths  # noqa: F401  (registers the webpath convertor before 
 from keycrew.web.routes import (
     activity,
     admin,
+    admin_credentials,
     admin_hygiene,
     admin_jobs,
     admin_outbox,
@@ -35,6 +36,7 @@ ROUTERS = [
     notifications.router,
     admin_users.router,  # before admin: its /users/{username} would take /users/new
     admin.router,
+    admin_credentials.router,
     admin_hygiene.router,
     admin_jobs.router,
     admin_outbox.router,

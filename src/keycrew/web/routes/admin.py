@@ -5,20 +5,24 @@ Admins only: to anyone else every page here does not exist (404), as GitLab's ad
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, func, select
 
-from keycrew.access.seats import is_billable, seat_breakdown
+from keycrew.access.seats import SeatBreakdown, billable_users, is_billable, seat_breakdown
+from keycrew.actions import audit_log
 from keycrew.actions import service_accounts as sa
 from keycrew.actions import users as user_cases
 from keycrew.actions.deletion import destroy_user
-from keycrew.audit import queries as audit
 from keycrew.audit.events import Event
 from keycrew.context import Ctx
 from keycrew.errors import KeycrewError, NotFound
@@ -41,12 +45,14 @@ from keycrew.identity.types import UserType
 from keycrew.instance.settings import SETTINGS, instance_settings, read_settings, update_settings
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
+from keycrew.tokens.models import PersonalAccessToken
 from keycrew.tokens.scopes import described, grantable_scopes
-from keycrew.tokens.succession import rotation_choices, successors
-from keycrew.web import rotation
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
+from keycrew.tokens.succession import rotation_choices
+from keycrew.web import rotation, token_table
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
+from keycrew.web.token_forms import FormErrors
 
 router = APIRouter(prefix="/admin")
 
@@ -386,6 +392,7 @@ def _show_account(
     error: str | None = None,
     values: dict[str, Any] | None = None,
     failed: rotation.FailedRotation | None = None,
+    errors: FormErrors | None = None,
 ) -> Response:
     ctx = page.ctx
     today = ctx.today()
@@ -408,16 +415,43 @@ def _show_account(
         title=account.name,
         account=account,
         base_url=f"/admin/service_accounts/{account.id}",
-        active=active,
-        inactive=inactive,
+        **_account_token_tables(page, account, active, inactive),
         scope_choices=described(grantable_scopes(creator_admin=True, owner_admin=account.admin)),
         form=form,
         min_date=policy.earliest.isoformat(),
         max_date=policy.latest.isoformat(),
         error=error,
+        errors=errors,
+        form_open=bool(errors) or page.request.query_params.get("new") == "1",
         rotation_choices=rotation_choices(ctx),
-        successors=successors(ctx, inactive),
         failed=failed,
+    )
+
+
+def _account_token_tables(
+    page: Page, account: User, active: list[PersonalAccessToken], inactive: list[PersonalAccessToken]
+) -> dict[str, Any]:
+    """The service account's token tables (keycrew.web.token_table) as the query string asks."""
+    return token_table.holder_context(
+        page.ctx,
+        page.request.query_params,
+        f"/admin/service_accounts/{account.id}",
+        active=(
+            token_table.TableSpec(
+                "active-heading", "Active tokens", "This service account has no active tokens."
+            ),
+            active,
+        ),
+        inactive=(
+            token_table.TableSpec(
+                "inactive-heading",
+                "Inactive tokens",
+                "No token became inactive recently.",
+                note="Rotated, revoked or expired in the last 30 days.",
+                actions=False,
+            ),
+            inactive,
+        ),
     )
 
 
@@ -437,6 +471,14 @@ def create_account_token(user_id: str, page: Page = form_dep(), form: FormData =
         "expires_at": form.text("expires_at"),
         "scopes": form.values("scopes"),
     }
+    # Every problem the form can tell at once, then the use case's word.
+    errors = FormErrors()
+    errors.check_name(values["name"])
+    policy = expiry_policy(ctx)
+    expires_at = errors.check_expiry(values["expires_at"], earliest=policy.earliest, latest=policy.latest)
+    errors.check_scopes(values["scopes"])
+    if errors:
+        return _show_account(page, account, status=400, errors=errors, values=values)
     try:
         with page.savepoint():
             issued = sa.create_service_account_token(
@@ -444,11 +486,12 @@ def create_account_token(user_id: str, page: Page = form_dep(), form: FormData =
                 account,
                 name=values["name"],
                 scopes=values["scopes"],
-                expires_at=parse_date(values["expires_at"]),
+                expires_at=expires_at,
                 description=values["description"] or None,
             )
     except KeycrewError as exc:
-        return _show_account(page, account, status=status_of(exc), error=describe(exc), values=values)
+        errors.refusal(exc)
+        return _show_account(page, account, status=status_of(exc), errors=errors, values=values)
     message = f"A new token “{issued.token.name}” has been created for @{account.username}."
     return page.redirect(
         f"/admin/service_accounts/{account.id}", Flash("notice", message, secret=issued.value)
@@ -468,10 +511,15 @@ def rotate_account_token(
     ctx = _admin(page)
     account = _account(ctx, user_id)
     raw = form.text("expires_at")
+    expiry, problem = rotation.checked_expiry(ctx, raw)
+    if problem is not None:  # the date, told before asking: the form again, the reason next to it
+        token = sa.find_service_account_token(ctx, account, _token_id(token_id))
+        action = f"/admin/service_accounts/{account.id}/personal_access_tokens/{token.id}/rotate"
+        return _show_account(page, account, status=400, failed=rotation.failed(token, action, raw, problem))
     try:
         with page.savepoint():
             token = sa.find_service_account_token(ctx, account, _token_id(token_id))
-            issued = sa.rotate_service_account_token(ctx, token, expires_at=parse_date(raw))
+            issued = sa.rotate_service_account_token(ctx, token, expires_at=expiry)
     except KeycrewError as exc:
         if rotation.expiry_refusal(exc):  # the date: the form again, the reason next to it
             token = sa.find_service_account_token(ctx, account, _token_id(token_id))
@@ -504,39 +552,107 @@ def revoke_account_token(user_id: str, token_id: str, page: Page = form_dep()) -
 # -- seats --------------------------------------------------------------------------------------
 
 
+def _seat_kinds(breakdown: SeatBreakdown) -> list[dict[str, Any]]:
+    """Every user once, by kind: the chart's segments and its legend, each with why it takes a
+    seat or not (the rules are the domain's: ``keycrew.access.seats``)."""
+    ultimate = breakdown.guests_are_free
+    kinds: list[dict[str, Any]] = [
+        {
+            "key": "billable",
+            "label": "Billable people",
+            "count": breakdown.billable,
+            "billable": True,
+            "why": "Billable: active people"
+            + (" with a role above Guest somewhere" if ultimate else "")
+            + " each take a paid seat.",
+        },
+        {
+            "key": "bots",
+            "label": "Project and group bots",
+            "count": breakdown.bots,
+            "billable": False,
+            "why": "Non-billable: bots don't take a seat.",
+        },
+        {
+            "key": "service",
+            "label": "Service accounts",
+            "count": breakdown.service_accounts,
+            "billable": False,
+            "why": "Non-billable: service accounts don't take a seat.",
+        },
+        {
+            "key": "internal",
+            "label": "Internal users",
+            "count": breakdown.internal,
+            "billable": False,
+            "why": "Non-billable: internal users (Ghost User, Admin Bot…) are the system's own.",
+        },
+        {
+            "key": "inactive",
+            "label": "Blocked or deactivated people",
+            "count": breakdown.inactive_humans,
+            "billable": False,
+            "why": "Non-billable: blocked, banned or deactivated people free their seat.",
+        },
+    ]
+    if ultimate:
+        kinds.append(
+            {
+                "key": "guests",
+                "label": "Guests",
+                "count": breakdown.guests,
+                "billable": False,
+                "why": "Non-billable: Guests are free on Ultimate.",
+            }
+        )
+    else:
+        kinds.append(
+            {
+                "key": "minimal",
+                "label": "Minimal Access only",
+                "count": breakdown.minimal_access,
+                "billable": False,
+                "why": "Non-billable: people whose only role is Minimal Access are free.",
+            }
+        )
+    return kinds
+
+
 @router.get("/seats")
-def seats(page: Page = page_dep()) -> Response:
+def seats(page_number: str | None = PAGE_PARAM, page: Page = page_dep()) -> Response:
     ctx = _admin(page)
     breakdown = seat_breakdown(ctx)
-    groups = [
-        ("Project and group bots", breakdown.bots),
-        ("Service accounts", breakdown.service_accounts),
-        ("Internal users", breakdown.internal),
-        ("Blocked or deactivated people", breakdown.inactive_humans),
-    ]
-    if breakdown.guests_are_free:
-        groups.append(("Guests (free on Ultimate)", breakdown.guests))
-    else:
-        groups.append(("Minimal Access only", breakdown.minimal_access))
-    bars = [("Billable users", breakdown.billable, "billable"), *((n, c, "free") for n, c in groups)]
+    kinds = _seat_kinds(breakdown)
     paid = "unlimited seats" if breakdown.seats is None else f"{breakdown.seats} paid seats"
     summary = (
         f"{breakdown.billable} billable and {breakdown.non_billable} non-billable users, {paid}. "
-        + "; ".join(f"{label}: {count}" for label, count in groups)
+        + "; ".join(f"{kind['label']}: {kind['count']}" for kind in kinds)
         + "."
     )
+    # Two stacked bars on one scale (all users): billable, then non-billable by kind.
+    offsets = {True: 0.0, False: 0.0}
+    total = max(1, breakdown.total)
+    for kind in kinds:
+        share = kind["count"] / total * 100
+        kind["x"] = round(offsets[kind["billable"]], 2)
+        kind["width"] = round(share, 2)
+        offsets[kind["billable"]] += share
+    listing = _paged(ctx, billable_users(ctx), _number(page_number), base="/admin/seats")
     return page.render(
         "admin/seats.html",
         title="Seats",
         summary=summary,
         seats=breakdown,
-        groups=groups,
-        bars=bars,
-        scale=max([1, *(count for _label, count, _kind in bars)]),
+        kinds=kinds,
+        listing=listing,
     )
 
 
 # -- audit events -------------------------------------------------------------------------------
+
+AUDIT_CSV_HEADER = ("time", "actor", "action", "target type", "target", "details", "ip")
+# A cell starting with one of these would be read as a formula by a spreadsheet: it gets a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _day(value: str | None, label: str, errors: list[str]) -> dt.date | None:
@@ -549,6 +665,34 @@ def _day(value: str | None, label: str, errors: list[str]) -> dt.date | None:
         return None
 
 
+def _audit_filters(
+    actor: str | None,
+    target: str | None,
+    action: str | None,
+    created_after: str | None,
+    created_before: str | None,
+) -> tuple[dict[str, str], audit_log.AuditSearch, list[str]]:
+    """The filters as the form shows them again, as the search takes them, and what was wrong."""
+    errors: list[str] = []
+    first = _day(created_after, "From", errors)
+    last = _day(created_before, "To", errors)
+    chosen = {
+        "actor": (actor or "").strip()[:255],
+        "target": (target or "").strip()[:255],
+        "action": action if action in {e.value for e in Event} else "",
+        "created_after": first.isoformat() if first else "",
+        "created_before": last.isoformat() if last else "",
+    }
+    search = audit_log.AuditSearch(
+        actor=chosen["actor"] or None,
+        target=chosen["target"] or None,
+        action=chosen["action"] or None,
+        created_after=None if first is None else dt.datetime.combine(first, dt.time(), dt.UTC),
+        created_before=None if last is None else dt.datetime.combine(last, dt.time.max, dt.UTC),
+    )
+    return chosen, search, errors
+
+
 @router.get("/audit_events")
 def audit_events(
     actor: str | None = None,
@@ -556,39 +700,97 @@ def audit_events(
     action: str | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
+    format: str | None = None,
     page_number: str | None = PAGE_PARAM,
     page: Page = page_dep(),
 ) -> Response:
     ctx = _admin(page)
-    names = [e.value for e in Event]
-    errors: list[str] = []
-    first = _day(created_after, "From", errors)
-    last = _day(created_before, "To", errors)
-    chosen = {
-        "actor": (actor or "").strip()[:255],
-        "target": (target or "").strip()[:255],
-        "action": action if action in names else "",
-        "created_after": first.isoformat() if first else "",
-        "created_before": last.isoformat() if last else "",
-    }
-    flt = audit.EventFilter(
-        created_after=None if first is None else dt.datetime.combine(first, dt.time(), dt.UTC),
-        created_before=None if last is None else dt.datetime.combine(last, dt.time.max, dt.UTC),
-        author_username=chosen["actor"] or None,
-        target=chosen["target"] or None,
-        event_name=chosen["action"] or None,
-    )
-    listing = _paged(
-        ctx, audit.instance_events(ctx, flt), _number(page_number), base="/admin/audit_events", params=chosen
-    )
+    chosen, search, errors = _audit_filters(actor, target, action, created_after, created_before)
+    if format == "csv":
+        return _audit_csv(page, search)
+    query = audit_log.search_events(ctx, search)
+    listing = _paged(ctx, query, _number(page_number), base="/admin/audit_events", params=chosen)
+    kept = {k: v for k, v in chosen.items() if v}
     return page.render(
         "admin/audit_events.html",
         title="Audit events",
-        names=names,
+        names=[e.value for e in Event],
         chosen=chosen,
         filtering=any(chosen.values()),
         listing=listing,
+        resolved=audit_log.resolve(ctx, listing["rows"]),
+        csv_url="/admin/audit_events.csv" + (f"?{urlencode(kept)}" if kept else ""),
         error=" ".join(errors) or None,
+    )
+
+
+@router.get("/audit_events.csv")
+def audit_events_csv(
+    actor: str | None = None,
+    target: str | None = None,
+    action: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    page: Page = page_dep(),
+) -> Response:
+    _admin(page)
+    _chosen, search, errors = _audit_filters(actor, target, action, created_after, created_before)
+    if errors:
+        return Response(" ".join(errors), status_code=400, media_type="text/plain; charset=utf-8")
+    return _audit_csv(page, search)
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text (OWASP's CSV injection advice)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _audit_csv(page: Page, search: audit_log.AuditSearch) -> Response:
+    """Every event of the filtered view (not just a page), streamed in batches from a read-only
+    transaction of its own (the page's ends when the route returns)."""
+    runtime, actor = page.runtime, page.ctx.actor
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+
+        def flush() -> str:
+            text = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            return text
+
+        writer.writerow(AUDIT_CSV_HEADER)
+        yield flush()
+        with runtime.sessions() as db:
+            if db.get_bind().dialect.name == "sqlite":
+                db.connection(execution_options={"sqlite_begin": "DEFERRED"})
+            ctx = runtime.ctx(db, actor)
+            for batch in audit_log.iter_events(ctx, search):
+                resolved = audit_log.resolve(ctx, batch)
+                for event in batch:
+                    found = resolved[event.id]
+                    target = found.target
+                    writer.writerow(
+                        [
+                            _cell(event.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")),
+                            _cell(event.author_name),
+                            _cell(event.event_name),
+                            _cell(None if target is None else target.kind),
+                            _cell(None if target is None else target.name),
+                            _cell(json.dumps(event.details, sort_keys=True) if event.details else ""),
+                            _cell(event.ip_address),
+                        ]
+                    )
+                yield flush()
+            db.rollback()
+
+    filename = f"audit-events-{page.ctx.today().isoformat()}.csv"
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
 

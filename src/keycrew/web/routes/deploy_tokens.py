@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -10,10 +11,13 @@ from keycrew.access.lookup import find_group, find_project
 from keycrew.access.resources import Resource
 from keycrew.errors import KeycrewError, NotFound
 from keycrew.tokens import deploy
+from keycrew.tokens.models import DeployToken
 from keycrew.tokens.scopes import DEPLOY_SCOPES, described
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
-from keycrew.web.errors import describe, status_of
+from keycrew.web import token_table
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
+from keycrew.web.errors import status_of
 from keycrew.web.security import Flash
+from keycrew.web.token_forms import FormErrors
 
 router = APIRouter()
 
@@ -54,12 +58,17 @@ def _group(page: Page, full_path: str) -> Resource:
 
 
 def _render(
-    page: Page, holder: Resource, *, draft: _Draft | None = None, error: str | None = None, status: int = 200
+    page: Page,
+    holder: Resource,
+    *,
+    draft: _Draft | None = None,
+    error: str | None = None,
+    status: int = 200,
+    errors: FormErrors | None = None,
 ) -> Response:
     ctx = page.ctx
     # Below the level that may see them, this raises Forbidden: the UI answers with its 403 page.
     tokens = deploy.list_deploy_tokens(ctx, project=holder.project, group=holder.group)
-    today = ctx.today()
     return page.render(
         "tokens/deploy_tokens.html",
         status=status,
@@ -69,12 +78,53 @@ def _render(
         level=holder.level_of(page.ctx),
         action=_url(holder),
         can_manage=deploy.can_manage_deploy_tokens(ctx, project=holder.project, group=holder.group),
-        active=[t for t in reversed(tokens) if t.is_active(today)],
-        inactive=[t for t in reversed(tokens) if not t.is_active(today)],
+        **_token_tables(page, holder, tokens),
         scope_choices=described(DEPLOY_SCOPES),
         draft=draft or _Draft(),
         error=error,
+        errors=errors,
+        form_open=bool(errors) or page.request.query_params.get("new") == "1",
     )
+
+
+def _token_tables(page: Page, holder: Resource, tokens: list[DeployToken]) -> dict[str, Any]:
+    """The token tables (active, revoked or expired) as the query string asks, and their filters.
+    Deploy tokens are no personal access tokens: no client IPs are kept for them."""
+    ctx = page.ctx
+    today = ctx.today()
+    kind = "project" if holder.project is not None else "group"
+    can_manage = deploy.can_manage_deploy_tokens(ctx, project=holder.project, group=holder.group)
+    active = [t for t in tokens if t.is_active(today)]
+    inactive = [t for t in tokens if not t.is_active(today)]
+    scopes = token_table.filter_scopes(tokens)
+    query = token_table.parse_query(page.request.query_params, scopes=scopes)
+    tables = token_table.holder_tables(
+        ctx,
+        query,
+        _url(holder),
+        active=(
+            token_table.TableSpec(
+                "active-deploy-tokens-heading",
+                "Active deploy tokens",
+                f"This {kind} has no active deploy tokens.",
+                actions=can_manage,
+                columns=("username",),
+            ),
+            active,
+        ),
+        inactive=(
+            token_table.TableSpec(
+                "inactive-deploy-tokens-heading",
+                "Revoked and expired deploy tokens",
+                "No revoked or expired deploy tokens.",
+                actions=False,
+                columns=("username",),
+            ),
+            inactive,
+        ),
+        with_ips=False,
+    )
+    return {"tables": tables, "table_query": query, "table_scopes": scopes}
 
 
 def _create(page: Page, holder: Resource, form: FormData) -> Response:
@@ -84,6 +134,14 @@ def _create(page: Page, holder: Resource, form: FormData) -> Response:
         expires_at=form.text("expires_at"),
         scopes=form.values("scopes"),
     )
+    # Every problem the form can tell at once, then the use case's word.
+    errors = FormErrors()
+    errors.check_name(draft.name, "Name")
+    today = page.ctx.today()
+    expires_at = errors.check_expiry(draft.expires_at, earliest=today, latest=None)
+    errors.check_scopes(draft.scopes)
+    if errors:
+        return _render(page, holder, draft=draft, errors=errors, status=400)
     try:
         with page.savepoint():
             issued = deploy.create_deploy_token(
@@ -92,11 +150,12 @@ def _create(page: Page, holder: Resource, form: FormData) -> Response:
                 group=holder.group,
                 name=draft.name,
                 scopes=draft.scopes,
-                expires_at=parse_date(draft.expires_at),
+                expires_at=expires_at,
                 username=draft.username or None,
             )
     except KeycrewError as exc:
-        return _render(page, holder, draft=draft, error=describe(exc), status=status_of(exc))
+        errors.refusal(exc)
+        return _render(page, holder, draft=draft, errors=errors, status=status_of(exc))
     return page.redirect(
         _url(holder),
         Flash(

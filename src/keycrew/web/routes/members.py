@@ -23,10 +23,12 @@ from keycrew.access.lookup import find_group, find_project, get_group
 from keycrew.access.members import MemberControls, Membership
 from keycrew.access.models import Member
 from keycrew.access.resources import Resource
+from keycrew.automation.bots import bot_tokens
 from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.identity.models import User
+from keycrew.identity.types import UserType
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
@@ -46,6 +48,8 @@ FIELD_LABELS = {
 
 # The page suggests at most this many groups to invite (typing a full path reaches any other).
 GROUP_CHOICES = 100
+# A bot's token expiring within this many days gets an "Expires soon" badge.
+EXPIRES_SOON_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ def _show(
     form = {"username": "", "access_level": "" if default is None else str(int(default)), "expires_at": ""}
     share_form = {"group_path": "", "group_access": str(int(AccessLevel.GUEST)), "expires_at": ""}
     obj = source.obj
+    bots = bot_tokens(ctx, [row.user.id for row in rows if row.user.user_type == int(UserType.PROJECT_BOT)])
     return page.render(
         TEMPLATE,
         status=status,
@@ -214,6 +219,9 @@ def _show(
         links_url=_links_url(source),
         level=level,
         rows=rows,
+        bots=bots,
+        today=today,
+        expires_soon_days=EXPIRES_SOON_DAYS,
         grantable=[(int(level), level.label) for level in grantable],
         form=form | (values or {} if error_in != "share" else {}),
         shared=shared,

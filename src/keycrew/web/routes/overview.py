@@ -19,6 +19,7 @@ from keycrew.access.policy import effective_group_level, effective_project_level
 from keycrew.access.projects import projects_query
 from keycrew.errors import NotFound
 from keycrew.namespaces.kinds import Visibility
+from keycrew.namespaces.models import Namespace
 from keycrew.web.deps import Page, page_dep
 
 router = APIRouter()
@@ -41,6 +42,13 @@ def _found(page: Page, find: Callable[[], T]) -> T:
     except NotFound:
         page.require_user()
         raise
+
+
+def _namespace_href(namespace: Namespace) -> str:
+    """Where a project's namespace is shown: its group's page, or its owner's activity."""
+    if namespace.kind == "user":
+        return f"/users/{namespace.full_path}/activity"
+    return f"/groups/{namespace.full_path}"
 
 
 @router.get("/groups/{full_path:path}")
@@ -70,5 +78,7 @@ def project_overview(full_path: str, page: Page = page_dep()) -> Response:
         project=project,
         visibility=Visibility.from_level(project.visibility_level).value,
         level=effective_project_level(ctx.reads, ctx.actor, project, ctx.today()),
+        namespace=project.namespace,
+        namespace_href=_namespace_href(project.namespace),
         http_url=f"{ctx.instance.external_url}/{project.full_path}.git",
     )

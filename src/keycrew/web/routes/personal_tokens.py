@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from keycrew.errors import Invalid, KeycrewError, NotFound
+from keycrew.notifications.recipients import owner_recipients
+from keycrew.notifications.settings import notification_email
 from keycrew.tokens import personal
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import RECENTLY_INACTIVE_DAYS, TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import described
-from keycrew.tokens.succession import rotation_choices, successors
-from keycrew.web import rotation
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
+from keycrew.tokens.succession import rotation_choices
+from keycrew.web import rotation, token_table
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
+from keycrew.web.token_forms import FormErrors
 
 router = APIRouter()
 
 URL = "/-/user_settings/personal_access_tokens"
+ACTIVE = token_table.TableSpec(
+    "active-personal-tokens-heading",
+    "Active personal access tokens",
+    "You have no active personal access tokens.",
+)
+INACTIVE = token_table.TableSpec(
+    "inactive-personal-tokens-heading",
+    "Inactive personal access tokens",
+    f"No tokens were revoked or expired in the last {RECENTLY_INACTIVE_DAYS} days.",
+    note=f"Tokens rotated, revoked or expired in the last {RECENTLY_INACTIVE_DAYS} days.",
+    actions=False,
+)
 
 
 @dataclass
@@ -39,13 +55,11 @@ def _render(
     error: str | None = None,
     status: int = 200,
     failed: rotation.FailedRotation | None = None,
+    errors: FormErrors | None = None,
 ) -> Response:
     user = page.require_user()
     ctx = page.ctx
-    today = ctx.today()
     policy = expiry_policy(ctx)
-    mine = personal.own_tokens_query(ctx)
-    inactive = list(ctx.db.scalars(recently_inactive(mine, today)))
     return page.render(
         "tokens/personal_tokens.html",
         status=status,
@@ -54,12 +68,24 @@ def _render(
         scope_choices=described(personal.own_token_scopes(user)),
         draft=draft or _Draft(expires_at=policy.default.isoformat()),
         error=error,
-        active=list(ctx.db.scalars(filtered(mine, TokenFilters(state="active"), today))),
-        inactive=inactive,
-        inactive_days=RECENTLY_INACTIVE_DAYS,
+        errors=errors,
+        form_open=bool(errors) or page.request.query_params.get("new") == "1",
+        mail_to=notification_email(user) if owner_recipients(ctx, user) else None,
+        **_token_tables(page),
         rotation_choices=rotation_choices(ctx),
-        successors=successors(ctx, inactive),
         failed=failed,
+    )
+
+
+def _token_tables(page: Page) -> dict[str, Any]:
+    """The token tables (active, recently inactive) as the query string asks, and their filters."""
+    ctx = page.ctx
+    today = ctx.today()
+    mine = personal.own_tokens_query(ctx)
+    active = list(ctx.db.scalars(filtered(mine, TokenFilters(state="active"), today)))
+    inactive = list(ctx.db.scalars(recently_inactive(mine, today)))
+    return token_table.holder_context(
+        ctx, page.request.query_params, URL, active=(ACTIVE, active), inactive=(INACTIVE, inactive)
     )
 
 
@@ -83,17 +109,28 @@ def create_personal_access_token(page: Page = form_dep(), form: FormData = form_
         expires_at=form.text("expires_at"),
         scopes=form.values("scopes"),
     )
+    # Every problem the form can tell at once, then the use case's word.
+    errors = FormErrors()
+    errors.check_name(draft.name)
+    policy = expiry_policy(page.ctx)
+    expires_at = errors.check_expiry(
+        draft.expires_at, earliest=policy.earliest, latest=policy.latest, required=policy.required
+    )
+    errors.check_scopes(draft.scopes)
+    if errors:
+        return _render(page, draft=draft, errors=errors, status=400)
     try:
         with page.savepoint():
             issued = personal.create_signed_in_personal_access_token(
                 page.ctx,
                 name=draft.name,
                 scopes=draft.scopes,
-                expires_at=parse_date(draft.expires_at),
+                expires_at=expires_at,
                 description=draft.description or None,
             )
     except KeycrewError as exc:
-        return _render(page, draft=draft, error=describe(exc), status=status_of(exc))
+        errors.refusal(exc)
+        return _render(page, draft=draft, errors=errors, status=status_of(exc))
     return page.redirect(
         URL, Flash("notice", "Your new personal access token has been created.", secret=issued.value)
     )
@@ -105,9 +142,14 @@ def rotate_personal_access_token(
 ) -> Response:
     page.require_user()
     raw = form.text("expires_at")
+    expires_at, problem = rotation.checked_expiry(page.ctx, raw)
+    if problem is not None:  # the date, told before asking: the form again, the reason next to it
+        token = personal.find_own_token(page.ctx, _token_id(token_id))
+        failed = rotation.failed(token, f"{URL}/{token.id}/rotate", raw, problem)
+        return _render(page, status=400, failed=failed)
     try:
         with page.savepoint():
-            issued = personal.rotate_own_token(page.ctx, _token_id(token_id), expires_at=parse_date(raw))
+            issued = personal.rotate_own_token(page.ctx, _token_id(token_id), expires_at=expires_at)
     except Invalid as exc:
         if rotation.expiry_refusal(exc):  # the date: the form again, the reason next to it
             token = personal.find_own_token(page.ctx, _token_id(token_id))

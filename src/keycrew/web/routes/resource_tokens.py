@@ -6,18 +6,25 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from keycrew.access.levels import AccessLevel
 from keycrew.access.lookup import find_group, find_project
 from keycrew.actions import resource_tokens as rt
+from keycrew.context import Ctx
 from keycrew.errors import BadParameter, KeycrewError
+from keycrew.identity.models import User
+from keycrew.instance.settings import instance_settings
 from keycrew.namespaces.models import Project
+from keycrew.notifications.recipients import resource_managers, wants_mail
 from keycrew.tokens.expiry import expiry_policy
 from keycrew.tokens.lifecycle import TokenFilters, filtered, recently_inactive
 from keycrew.tokens.scopes import RESOURCE_BOT_SCOPES, described
-from keycrew.tokens.succession import rotation_choices, successors
-from keycrew.web import rotation
-from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
+from keycrew.tokens.succession import rotation_choices
+from keycrew.web import rotation, token_table
+from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
+from keycrew.web.templating import level_name
+from keycrew.web.token_forms import FormErrors, role_choices
 
 router = APIRouter()
 
@@ -53,6 +60,7 @@ def _show(
     error: str | None = None,
     values: dict[str, Any] | None = None,
     failed: rotation.FailedRotation | None = None,
+    errors: FormErrors | None = None,
 ) -> Response:
     ctx = page.ctx
     today = ctx.today()
@@ -79,10 +87,15 @@ def _show(
         kind=resource.kind,
         base_url=_base_url(resource),
         level=resource.level_of(ctx),
-        active=active,
-        inactive=inactive,
+        **_token_tables(page, resource, active, inactive, levels),
         levels=levels,
         grantable=[(int(level), level.label) for level in grantable],
+        roles=role_choices(grantable, resource.kind),
+        checked_role=_checked_role(form["access_level"], grantable, default_level),
+        errors=errors,
+        form_open=bool(errors) or page.request.query_params.get("new") == "1",
+        inherited_notice=instance_settings(ctx).resource_access_token_notify_inherited,
+        mail_to=_expiry_recipients(ctx, resource),
         scope_choices=described(RESOURCE_BOT_SCOPES),
         form=form,
         min_date=policy.earliest.isoformat(),
@@ -92,8 +105,56 @@ def _show(
         today=today,
         creation_allowed=rt.creation_allowed(ctx, resource),
         rotation_choices=rotation_choices(ctx),
-        successors=successors(ctx, inactive),
         failed=failed,
+    )
+
+
+def _checked_role(value: Any, grantable: tuple[AccessLevel, ...], default: AccessLevel) -> int:
+    """The role the form shows chosen: the one posted if it is on offer, else the default."""
+    offered = [int(level) for level in grantable]
+    return int(value) if str(value).isdigit() and int(value) in offered else int(default)
+
+
+def _expiry_recipients(ctx: Ctx, resource: rt.Resource) -> list[User]:
+    """Who the notifier e-mails about these bots' expiring tokens (its own rule: a project's Owners
+    and Maintainers, a group's Owners, with the inherited setting; those who may and want mail)."""
+    obj = resource.project or resource.group
+    assert obj is not None
+    inherited = instance_settings(ctx).resource_access_token_notify_inherited
+    return wants_mail(ctx, resource_managers(ctx, obj, inherited=inherited), obj)
+
+
+def _token_tables(
+    page: Page, resource: rt.Resource, active: list[Any], inactive: list[Any], levels: dict[int, int]
+) -> dict[str, Any]:
+    """The token tables (active, recently inactive) as the query string asks, and their filters."""
+    kind = resource.kind
+    return token_table.holder_context(
+        page.ctx,
+        page.request.query_params,
+        _base_url(resource),
+        active=(
+            token_table.TableSpec(
+                "active-heading",
+                f"Active {kind} access tokens",
+                f"This {kind} has no active access tokens.",
+                columns=("role",),
+            ),
+            active,
+        ),
+        inactive=(
+            token_table.TableSpec(
+                "inactive-heading",
+                f"Inactive {kind} access tokens",
+                "No token became inactive recently.",
+                note="Rotated, revoked or expired in the last 30 days. Their bot users stay, so that "
+                "what they did keeps its author.",
+                actions=False,
+                columns=("role",),
+            ),
+            inactive,
+        ),
+        role_of=lambda token: level_name(levels.get(token.user_id, 0)),
     )
 
 
@@ -126,6 +187,14 @@ def _register(kind: str, prefix: str) -> None:
             "access_level": access_level,
             "scopes": scopes,
         }
+        # Every problem the form can tell at once, then the use case's word.
+        errors = FormErrors()
+        errors.check_name(name)
+        policy = expiry_policy(page.ctx)
+        expiry = errors.check_expiry(expires_at, earliest=policy.earliest, latest=policy.latest)
+        errors.check_scopes(scopes)
+        if errors:
+            return _show(page, resource, status=400, errors=errors, values=values)
         try:
             with page.savepoint():
                 issued, _bot_level = rt.create_resource_token(
@@ -134,11 +203,12 @@ def _register(kind: str, prefix: str) -> None:
                     name=name,
                     scopes=scopes,
                     access_level=_level(access_level),
-                    expires_at=parse_date(expires_at),
+                    expires_at=expiry,
                     description=description or None,
                 )
         except KeycrewError as exc:
-            return _show(page, resource, status=status_of(exc), error=describe(exc), values=values)
+            errors.refusal(exc)
+            return _show(page, resource, status=status_of(exc), errors=errors, values=values)
         message = f"Your new {resource.kind} access token “{issued.token.name}” has been created."
         return page.redirect(_base_url(resource), Flash("notice", message, secret=issued.value))
 
@@ -148,12 +218,15 @@ def _register(kind: str, prefix: str) -> None:
     ) -> Response:
         resource = _resource(page, kind, full_path)
         raw = form.text("expires_at")
+        expiry, problem = rotation.checked_expiry(page.ctx, raw)
+        if problem is not None:  # the date, told before asking: the form again, the reason by it
+            token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
+            failed = rotation.failed(token, f"{_base_url(resource)}/{token.id}/rotate", raw, problem)
+            return _show(page, resource, status=400, failed=failed)
         try:
             with page.savepoint():
                 token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
-                issued, _bot_level = rt.rotate_resource_token(
-                    page.ctx, resource, token, expires_at=parse_date(raw)
-                )
+                issued, _bot_level = rt.rotate_resource_token(page.ctx, resource, token, expires_at=expiry)
         except KeycrewError as exc:
             if rotation.expiry_refusal(exc):  # the date: the form again, the reason next to it
                 token = rt.find_resource_token(page.ctx, resource, _token_id(token_id))
