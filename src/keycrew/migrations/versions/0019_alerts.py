@@ -1,0 +1,19 @@
+"""alert integrations, alerts and incidents (Alert Bot)
+
+Revision ID: 0019
+Revises: 0018
+Create Date: 2026-12-07
+"""
+
+revision = "0019"
+down_revision = "0018"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
