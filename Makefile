@@ -46,12 +46,15 @@ run: install
 	$(BIN)/keycrew serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # Debian packages the tests drive for real: git (smart HTTP), docker-registry and skopeo
-# (container registry token auth), Chromium's headless shell and a font for the browser tests and
+# (container registry token auth), prometheus-alertmanager (alerts sent to keycrew),
+# dovecot-imapd (Service Desk mail read over IMAP), Chromium's headless shell and a font for the browser tests and
 # screenshots (Playwright drives Debian's browser; it never downloads one). Each pair is a command
 # or file that tells the package is there, and the package. Installed only when missing.
 SYSTEM_PACKAGES := git:git docker-registry:docker-registry skopeo:skopeo \
 	chromium-headless-shell:chromium-headless-shell \
-	/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+	/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
+	/usr/bin/prometheus-alertmanager:prometheus-alertmanager \
+	/usr/sbin/dovecot:dovecot-imapd
 
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \

@@ -23,14 +23,16 @@ from starlette.routing import BaseRoute, Match, Router, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from keycrew import __version__, errors
+from keycrew.api import alert_notify, openapi
 from keycrew.api import errors as api_errors
-from keycrew.api import openapi
 from keycrew.api.endpoints import ApiEndpoint
 from keycrew.api.params import BadRequestBody
 from keycrew.api.routes import ROUTERS
 from keycrew.bootstrap import Runtime
 from keycrew.db.engine import connection_lost, is_unavailable, unavailable_reason
 from keycrew.git.http import GitHTTP
+from keycrew.incoming.imap import ImapPoller, imap_poller
+from keycrew.incoming.smtp import SmtpReceiver, smtp_receiver
 from keycrew.infra.metrics import UNMATCHED, Metrics, ip_allowed, parse_networks
 from keycrew.infra.redaction import redact
 from keycrew.mail.delivery import DeliveryWorker, delivery_worker
@@ -334,6 +336,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.settings.smtp_host and not any(isinstance(s, DeliveryWorker) for s in runtime.services):
         # The outbox's delivery worker (without SMTP settings, e-mail stays in the outbox).
         runtime.services.append(delivery_worker(runtime.sessions, runtime.settings, runtime.clock))
+    if runtime.settings.incoming_imap_host and not any(isinstance(s, ImapPoller) for s in runtime.services):
+        # Service Desk mail read from an IMAP mailbox (one node per mailbox: docs/service-desk.md).
+        runtime.services.append(imap_poller(runtime.sessions, runtime.settings, runtime.clock))
+    if runtime.settings.incoming_smtp_port and not any(isinstance(s, SmtpReceiver) for s in runtime.services):
+        # Service Desk mail relayed by the site's MTA (docs/service-desk.md).
+        runtime.services.append(
+            smtp_receiver(runtime.sessions, runtime.settings, runtime.clock, runtime.instance)
+        )
     install_log_redaction()
     install_error_handlers(app)
     for router in ROUTERS:
@@ -370,6 +380,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             return api_errors.json_error(404, {"error": "404 Not Found"})
         return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(alert_notify.router)  # /<project>/alerts/notify/..., before the web UI
     install_web(app)  # last: its project pages match any path the routes above did not
     # Each endpoint's full template, for the metrics' labels (the route object a request matched
     # knows only its path inside its router).

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keycrew.access.compliance import ComplianceFramework, any_frameworks
+from keycrew.alerts import service as alerts
 from keycrew.audit.service import subscribe
 from keycrew.automation.scheduler import Scheduler
 from keycrew.clock import Clock, SystemClock
@@ -37,6 +38,7 @@ from keycrew.instance.settings import instance_settings, throttle_config
 from keycrew.migrations import upgrade
 from keycrew.notifications import lifecycle as token_mail
 from keycrew.outbox.models import FAILED, PENDING, OutboxMessage
+from keycrew.servicedesk import mails as service_desk_mail
 from keycrew.tokens.metrics import tokens_by_expiry
 from keycrew.tokens.personal import create_personal_access_token
 from keycrew.tokens.principal import WATCHED_ROWS, Principal
@@ -190,6 +192,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     usage = token_usage_recorder(sessions, clock)
     subscribe(token_mail.on_audit_event)  # token created/rotated/revoked e-mails
     subscribe(webhook_events.on_audit_event)  # hook deliveries queued with the change
+    subscribe(alerts.on_audit_event)  # closing an incident resolves its alerts
+    service_desk_mail.configure(settings)
+    subscribe(service_desk_mail.on_audit_event)  # public notes e-mailed to Service Desk participants
     webhook_worker = DeliveryWorker(sessions, instance, clock)
     on_commit_of(sessions, (WebHookDelivery,), webhook_worker.wake)
     store = make_store(settings.redis_url or None, settings.redis_key_prefix)

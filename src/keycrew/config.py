@@ -91,6 +91,41 @@ class Settings(BaseSettings):
     # The From address; empty: keycrew@<host of the external URL>.
     email_from: str = ""
 
+    # Incoming e-mail (Service Desk; GitLab's incoming_email.address): an address with %{key}
+    # where the project's key goes, e.g. incoming+%{key}@example.com; empty: no Service Desk.
+    incoming_email_address: str = ""
+    # The built-in SMTP receiver an MTA relays incoming mail to: off unless a port is set.
+    incoming_smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    incoming_smtp_host: str = "127.0.0.1"
+    # Largest incoming message accepted, in bytes (larger: refused, SMTP 552).
+    incoming_email_max_size: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # Service Desk mail read from an IMAP mailbox (GitLab's mail_room): off unless the host is set.
+    # Every poll reads the UNSEEN messages, hands each to Service Desk and marks it \Seen (or deletes
+    # it); one node per mailbox polls it (docs/service-desk.md).
+    incoming_imap_host: str = ""
+    incoming_imap_port: int = Field(default=993, ge=1, le=65535)
+    incoming_imap_ssl: bool = True  # implicit TLS (port 993)
+    incoming_imap_start_tls: bool = False  # STARTTLS on a plain connection (port 143)
+    incoming_imap_user: str = ""
+    incoming_imap_password: SecretStr | None = None
+    incoming_imap_mailbox: str = Field(default="INBOX", min_length=1)
+    # Seconds between two polls (mail_room idles; keycrew polls).
+    incoming_imap_poll_interval: float = Field(default=60.0, gt=0, le=86400)
+    # A PEM file of the CA certificates trusted for the IMAP server (a private CA); empty: the system's.
+    incoming_imap_ca_file: Path | None = None
+    # Delete (and expunge) a message once handled instead of marking it \Seen.
+    incoming_imap_delete_after_delivery: bool = False
+
+    @model_validator(mode="after")
+    def _check_incoming_imap(self) -> Settings:
+        if self.incoming_imap_host.strip() and self.incoming_imap_ssl and self.incoming_imap_start_tls:
+            raise ValueError(
+                "KEYCREW_INCOMING_IMAP_START_TLS needs KEYCREW_INCOMING_IMAP_SSL=false "
+                "(STARTTLS upgrades a plain connection; SSL is TLS from the start)"
+            )
+        return self
+
     @field_validator("external_url")
     @classmethod
     def _check_external_url(cls, value: str) -> str:

@@ -56,6 +56,8 @@ POLL_SECONDS = 5.0
 # Messages looked at per round (a round ends early when the server cannot be reached).
 ROUND_SIZE = 100
 SENDER_NAME = "keycrew"
+# The headers a message may set for itself (``OutboxMessage.headers``: Service Desk threads).
+THREAD_HEADERS = ("message-id", "in-reply-to", "references", "reply-to")
 MAX_ERROR_LENGTH = 1000
 
 
@@ -193,6 +195,10 @@ def build_message(row: OutboxMessage, settings: Settings, site: Site, now: dt.da
         message["Message-ID"] = f"<outbox-{row.id}-{int(row.created_at.timestamp())}@{site.host}>"
         message["Auto-Submitted"] = "auto-generated"
         message["X-Auto-Response-Suppress"] = "All"
+        for name, value in (row.headers or {}).items():
+            if name.lower() in THREAD_HEADERS and value:
+                del message[name]
+                message[name] = str(value)
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
     except (ValueError, TypeError) as exc:

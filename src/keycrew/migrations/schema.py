@@ -7,6 +7,7 @@ from keycrew.access.inactivity import InactiveProjectWarning
 from keycrew.access.links import GroupGroupLink, ProjectGroupLink
 from keycrew.access.models import Member
 from keycrew.activity.models import ActivityEvent, PushEventPayload
+from keycrew.alerts.models import Alert, AlertIntegration, IncidentSettings
 from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
@@ -19,12 +20,20 @@ from keycrew.outbox.models import OutboxMessage
 from keycrew.packages.models import Package, PackageFile
 from keycrew.records.ghost_migrations import GhostUserMigration
 from keycrew.records.models import Issue, Note
+from keycrew.servicedesk.models import (
+    IssueEmailParticipant,
+    ServiceDeskMessage,
+    ServiceDeskSetting,
+    ServiceDeskUpload,
+)
 from keycrew.tokens.models import DeployToken, PersonalAccessToken
 from keycrew.tokens.usage import TokenUsageDay, TokenUsageIp, TokenUsageScope
 from keycrew.webhooks.models import WebHook, WebHookDelivery, WebHookLog
 
 __all__ = [
     "ActivityEvent",
+    "Alert",
+    "AlertIntegration",
     "AuditEvent",
     "Base",
     "ComplianceFramework",
@@ -32,8 +41,10 @@ __all__ = [
     "GhostUserMigration",
     "GroupGroupLink",
     "InactiveProjectWarning",
+    "IncidentSettings",
     "InstanceSettings",
     "Issue",
+    "IssueEmailParticipant",
     "JobLease",
     "JobRunRecord",
     "Member",
@@ -51,6 +62,9 @@ __all__ = [
     "PushEventPayload",
     "RateLimitOverride",
     "Route",
+    "ServiceDeskMessage",
+    "ServiceDeskSetting",
+    "ServiceDeskUpload",
     "TokenUsageDay",
     "TokenUsageIp",
     "TokenUsageScope",

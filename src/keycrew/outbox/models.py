@@ -42,3 +42,5 @@ class OutboxMessage(Base):
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Threading headers of this message (Message-ID, In-Reply-To, References, Reply-To), if any.
+    headers: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)

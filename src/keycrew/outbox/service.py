@@ -35,11 +35,13 @@ def enqueue(
     to_user_id: int | None = None,
     dedupe_key: str | None = None,
     secrets: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> OutboxMessage | None:
     """Add one message to the current transaction; None when ``dedupe_key`` was already written
     (in this transaction or an earlier one), so a job that runs again sends nothing twice.
     ``secrets`` are template values kept sealed at rest (a link that works once), never in
-    ``context``, which is stored in clear."""
+    ``context``, which is stored in clear. ``headers`` are threading headers the message carries
+    (Message-ID, In-Reply-To, References, Reply-To)."""
     if dedupe_key is not None:
         pending = [
             obj for obj in ctx.db.new if isinstance(obj, OutboxMessage) and obj.dedupe_key == dedupe_key
@@ -59,6 +61,7 @@ def enqueue(
         status=PENDING,
         attempts=0,
         next_attempt_at=now,
+        headers=headers or None,
     )
     ctx.db.add(row)
     return row

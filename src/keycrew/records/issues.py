@@ -27,6 +27,7 @@ from keycrew.context import Ctx
 from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, NotFound, Unauthenticated
 from keycrew.identity.models import User
+from keycrew.identity.types import UserType
 from keycrew.namespaces.models import Project
 from keycrew.records.models import Issue, Note
 
@@ -153,6 +154,27 @@ def issues_query(ctx: Ctx, project: Project, flt: IssueFilter) -> Select[Any]:
         if ctx.actor.user_id is not None:
             visible = or_(visible, Issue.author_id == ctx.actor.user_id)
         query = query.where(visible)
+    return _filtered(ctx, query, flt)
+
+
+def issues_in_projects_query(
+    ctx: Ctx, project_ids: Select[Any], triaged_ids: list[int] | None, flt: IssueFilter
+) -> Select[Any]:
+    """The issues of several projects (``project_ids`` selects those the actor may read) that the
+    actor may see, filtered and ordered as ``issues_query``: confidential ones only to their
+    author, admins, and in the projects ``triaged_ids`` (where the actor is Planner+)."""
+    query = select(Issue).where(Issue.project_id.in_(project_ids))
+    if not ctx.actor.is_admin:
+        visible: ColumnElement[bool] = Issue.confidential.is_(false())
+        if ctx.actor.user_id is not None:
+            visible = or_(visible, Issue.author_id == ctx.actor.user_id)
+        if triaged_ids:
+            visible = or_(visible, Issue.project_id.in_(triaged_ids))
+        query = query.where(visible)
+    return _filtered(ctx, query, flt)
+
+
+def _filtered(ctx: Ctx, query: Select[Any], flt: IssueFilter) -> Select[Any]:
     if flt.state in STATES:
         query = query.where(Issue.state == flt.state)
     if flt.author_id is not None:
@@ -277,7 +299,9 @@ def create_issue(
     if errors:
         raise Invalid("", errors)
     kind = issue_type or "issue"
-    if kind == "incident" and not can_triage(ctx, project):
+    # The Alert Bot opens incidents for alerts (GitLab gives it Reporter access to every project).
+    alert_bot = ctx.actor.facts is not None and ctx.actor.facts.user_type == UserType.ALERT_BOT
+    if kind == "incident" and not alert_bot and not can_triage(ctx, project):
         kind = "issue"
     privileged = may_set_iid_and_dates(ctx, project)
     if not privileged:

@@ -165,8 +165,10 @@ def project(
     empty_repo: bool | None = None,
     shared_with: Sequence[SharedWith] | None = None,
     compliance_frameworks: Sequence[str] = (),
+    service_desk: tuple[bool, str | None] = (False, None),
 ) -> dict[str, Any]:
-    """GitLab's ProjectDetails; ``empty_repo`` as given (a listing asks ``repos.with_branches``
+    """GitLab's ProjectDetails (``service_desk``: whether Service Desk is on, and its address for
+    those who may see it); ``empty_repo`` as given (a listing asks ``repos.with_branches``
     once for its page), else read from the repository under ``repositories``; ``shared_with``:
     the project's live links (``shared_with_groups``), when read; ``compliance_frameworks``: the
     names of its compliance frameworks (``access.compliance.framework_names``)."""
@@ -188,6 +190,8 @@ def project(
             "marked_for_deletion_on": None,
             "marked_for_deletion_at": None,
             "compliance_frameworks": list(compliance_frameworks),
+            "service_desk_enabled": service_desk[0],
+            "service_desk_address": service_desk[1],
             "_links": {
                 "self": api,
                 "issues": f"{api}/issues",

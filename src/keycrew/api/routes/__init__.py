@@ -3,6 +3,7 @@ package registry's PyPI routes, an adapter of its own, after them)."""
 
 from keycrew.api.routes import (
     admin,
+    alerts,
     audit,
     billing,
     deploy_tokens,
@@ -44,4 +45,5 @@ ROUTERS = [
     sharing.router,
     admin.router,
     hooks.router,
+    alerts.router,
 ]

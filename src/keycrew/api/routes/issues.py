@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import Select, select
 
-from keycrew.access.lookup import find_project
+from keycrew.access.levels import AccessLevel
+from keycrew.access.lookup import find_group, find_project
+from keycrew.access.projects import projects_query
 from keycrew.api.deps import Params, api_ctx, params_dep
 from keycrew.api.entities import base_url
 from keycrew.api.entities import issues as entities
 from keycrew.api.pagination import fetch, respond
 from keycrew.context import Ctx
-from keycrew.errors import BadParameter, MissingParameter
+from keycrew.errors import BadParameter, MissingParameter, Unauthenticated
 from keycrew.namespaces.models import Project
 from keycrew.records import issues as issues_uc
 from keycrew.records import notes as notes_uc
@@ -99,6 +103,62 @@ def _issue_filter(ctx: Ctx, params: Params) -> issues_uc.IssueFilter:
         order_by=params.choice("order_by", issues_uc.ORDER_BY, default="created_at") or "created_at",
         sort=params.choice("sort", ("asc", "desc"), default="desc") or "desc",
     )
+
+
+def _list_across(
+    request: Request, ctx: Ctx, params: Params, projects: Select[Any], *, mine_by_default: bool
+) -> Response:
+    """Issues of several projects (``/issues``, ``/groups/:id/issues``); each with its project."""
+    flt = _issue_filter(ctx, params)
+    if mine_by_default and not params.has("scope"):
+        # GET /issues lists the caller's own issues unless asked for another scope.
+        flt = replace(flt, created_by_me=ctx.actor.user_id is not None)
+    project_ids = projects.with_only_columns(Project.id).order_by(None)
+    triaged = None
+    if ctx.actor.user_id is not None and not ctx.actor.is_admin:
+        # The caller's Planner+ projects, read first: their query shares the listing's CTE names.
+        planner = projects_query(ctx, min_access_level=AccessLevel.PLANNER)
+        triaged = list(ctx.db.scalars(planner.with_only_columns(Project.id).order_by(None)))
+    query = issues_uc.issues_in_projects_query(ctx, project_ids, triaged, flt)
+    found = fetch(ctx.db, params, query)
+    rows: list[Issue] = list(found.rows)
+    wanted = {i.project_id for i in rows}
+    by_id = {p.id: p for p in ctx.db.scalars(select(Project).where(Project.id.in_(wanted)))} if wanted else {}
+    users = issues_uc.users_by_id(ctx, [i.author_id for i in rows] + [i.closed_by_id for i in rows])
+    counts = issues_uc.user_notes_counts(ctx, [i.id for i in rows])
+    base = base_url(request)
+    items = [
+        entities.issue(
+            i,
+            by_id[i.project_id],
+            users,
+            counts.get(i.id, 0),
+            base,
+            viewer_id=ctx.actor.user_id,
+            include_subscribed=False,
+        )
+        for i in rows
+    ]
+    return respond(request, items, found)
+
+
+@router.get("/issues")
+def list_all_issues(
+    request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> Response:
+    scope = params.choice("scope", SCOPES)
+    if ctx.actor.is_anonymous and scope != "all":
+        raise Unauthenticated()
+    return _list_across(request, ctx, params, projects_query(ctx), mine_by_default=True)
+
+
+@router.get("/groups/{group_id}/issues")
+def list_group_issues(
+    group_id: str, request: Request, ctx: Ctx = api_ctx(auth=False), params: Params = params_dep()
+) -> Response:
+    group = find_group(ctx, group_id)
+    projects = projects_query(ctx, namespace=group, include_subgroups=True)
+    return _list_across(request, ctx, params, projects, mine_by_default=False)
 
 
 @router.get("/projects/{project_id}/issues")

@@ -12,7 +12,7 @@ from keycrew.access.levels import MEMBER_LEVELS
 from keycrew.access.lookup import find_project, read_project_with_levels
 from keycrew.access.shares import shared_with_groups
 from keycrew.actions import projects as project_actions
-from keycrew.api.deps import Params, api_ctx, params_dep
+from keycrew.api.deps import Params, api_ctx, params_dep, runtime_of
 from keycrew.api.entities import base_url
 from keycrew.api.entities.namespaces import project as project_entity
 from keycrew.api.entities.namespaces import project_simple
@@ -32,6 +32,7 @@ from keycrew.identity.views import read_user, user_briefs
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.views import ProjectLike, ProjectView, project_view
 from keycrew.repos import storage as repos
+from keycrew.servicedesk import settings as service_desk_settings
 
 router = APIRouter()
 
@@ -91,6 +92,7 @@ def _render_projects(request: Request, ctx: Ctx, params: Params, projects: list[
     )
     with_branch = repos.with_branches(ctx.instance.repositories_dir, [p.id for p in projects])
     frameworks = framework_names(ctx, [p.id for p in projects])
+    desks = service_desk_settings.listing_fields(ctx, runtime_of(request).settings, projects)
     return [
         project_entity(
             p,
@@ -98,6 +100,7 @@ def _render_projects(request: Request, ctx: Ctx, params: Params, projects: list[
             owner=owners.get(p.namespace.owner_id or 0),
             empty_repo=p.id not in with_branch,
             compliance_frameworks=frameworks.get(p.id, ()),
+            service_desk=desks.get(p.id, (False, None)),
         )
         for p in projects
     ]
@@ -116,6 +119,7 @@ def _detail(
         repositories=ctx.instance.repositories_dir,
         shared_with=shared_with_groups(ctx.reads, "project", [project.id], ctx.today())[project.id],
         compliance_frameworks=framework_names(ctx, [project.id])[project.id],
+        service_desk=service_desk_settings.entity_fields(ctx, runtime_of(request).settings, project),
     )
 
 
@@ -173,15 +177,23 @@ def put_project(
     project_id: str, request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()
 ) -> dict[str, Any]:
     project = find_project(ctx, project_id)
-    project_actions.update_project(
-        ctx,
-        project,
-        name=params.text("name"),
-        path=params.text("path"),
-        description=params.text("description"),
-        visibility=_visibility(params),
-        default_branch=params.text("default_branch"),
-    )
+    service_desk = params.boolean("service_desk_enabled")
+    name, path, description = params.text("name"), params.text("path"), params.text("description")
+    visibility, default_branch = _visibility(params), params.text("default_branch")
+    if service_desk is None or any(
+        v is not None for v in (name, path, description, visibility, default_branch)
+    ):
+        project_actions.update_project(
+            ctx,
+            project,
+            name=name,
+            path=path,
+            description=description,
+            visibility=visibility,
+            default_branch=default_branch,
+        )
+    if service_desk is not None:
+        service_desk_settings.update_service_desk(ctx, project, enabled=service_desk)
     return _detail(request, ctx, project)
 
 

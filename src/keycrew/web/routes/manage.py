@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
 
 from keycrew.access import groups as group_cases
 from keycrew.access.levels import AccessLevel
@@ -25,6 +26,11 @@ from keycrew.actions import transfers
 from keycrew.errors import Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
+from keycrew.records.issues import can_read_issue
+from keycrew.records.models import Issue
+from keycrew.servicedesk import incoming
+from keycrew.servicedesk import settings as service_desk_settings
+from keycrew.servicedesk.address import incoming_address
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
 from keycrew.web.errors import describe, status_of
 
@@ -46,6 +52,7 @@ FIELDS = {
     "namespace_id": "namespace",
     "parent_id": "parent",
     "confirm": "confirm",
+    "project_key": "project_key",
 }
 
 
@@ -388,8 +395,11 @@ def _render_project_edit(
     errors: Errors | None = None,
     transfer_errors: Errors | None = None,
     delete_errors: Errors | None = None,
+    desk_errors: Errors | None = None,
+    desk_draft: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
+    desk = service_desk_settings.service_desk(page.ctx, page.runtime.settings, project)
     return page.render(
         "projects/edit.html",
         status=status,
@@ -410,6 +420,17 @@ def _render_project_edit(
         delete_errors=delete_errors or Errors(),
         locations=_project_locations(page, project, level),
         visibilities=VISIBILITIES,
+        desk=desk,
+        desk_configured=incoming_address(page.runtime.settings) is not None,
+        desk_draft=desk_draft
+        or {
+            "enabled": desk.enabled_flag,
+            "project_key": desk.project_key or "",
+            "thank_you_template": desk.thank_you_template,
+            "new_note_template": desk.new_note_template,
+            "new_participant_template": desk.new_participant_template,
+        },
+        desk_errors=desk_errors or Errors(),
     )
 
 
@@ -444,6 +465,59 @@ def update_project(full_path: str, page: Page = form_dep(), form: FormData = for
         errors = Errors.of(exc)
         return _render_project_edit(page, project, level, draft=draft, errors=errors, status=status_of(exc))
     return page.notice(_project_url(project), f"Project {project.name} was saved.")
+
+
+@router.post("/{full_path:webpath}/-/service_desk")
+def update_service_desk(
+    full_path: str, page: Page = form_dep(), form: FormData = form_dep_data()
+) -> Response:
+    project, level = _managed_project(page, full_path)
+    draft = {
+        "enabled": form.text("service_desk_enabled") == "true",
+        "project_key": form.text("project_key") or "",
+        "thank_you_template": form.text("thank_you_template") or "",
+        "new_note_template": form.text("new_note_template") or "",
+        "new_participant_template": form.text("new_participant_template") or "",
+    }
+    try:
+        with page.savepoint():
+            service_desk_settings.update_service_desk(
+                page.ctx,
+                project,
+                enabled=bool(draft["enabled"]),
+                project_key=str(draft["project_key"]),
+                thank_you_template=str(draft["thank_you_template"]),
+                new_note_template=str(draft["new_note_template"]),
+                new_participant_template=str(draft["new_participant_template"]),
+            )
+    except KeycrewError as exc:
+        errors = Errors.of(exc)
+        return _render_project_edit(
+            page, project, level, desk_draft=draft, desk_errors=errors, status=status_of(exc)
+        )
+    return page.notice(_project_url(project), "Service Desk settings were saved.")
+
+
+@router.get("/{full_path:webpath}/uploads/{secret}/{filename}")
+def service_desk_upload(full_path: str, secret: str, filename: str, page: Page = page_dep()) -> Response:
+    """A file that came with a Service Desk e-mail, for those who may read its issue (others: 404).
+    Images are shown inline, anything else is downloaded."""
+    ctx = page.ctx
+    project = find_project(ctx, full_path.strip("/"))
+    upload = incoming.find_upload(ctx, project, secret, filename)
+    issue = None if upload is None else ctx.db.get(Issue, upload.issue_id)
+    if upload is None or issue is None or not can_read_issue(ctx, project, issue):
+        raise NotFound("File")
+    path = incoming.upload_path(page.runtime.settings, upload)
+    if not path.is_file():
+        raise NotFound("File")
+    image = upload.content_type in incoming.IMAGE_TYPES
+    return FileResponse(
+        path,
+        media_type=upload.content_type if image else "application/octet-stream",
+        filename=upload.filename,
+        content_disposition_type="inline" if image else "attachment",
+    )
 
 
 @router.post("/{full_path:webpath}/-/transfer")

@@ -1,0 +1,1 @@
+"""Alert management: HTTP integrations, alerts, incident settings (the Alert Bot)."""

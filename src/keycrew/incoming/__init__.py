@@ -1,0 +1,1 @@
+"""Incoming e-mail transports for Service Desk: the built-in SMTP receiver and the IMAP poller."""
