@@ -182,6 +182,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         configured_token_prefix=settings.instance_token_prefix,
         repositories_dir=(settings.data_dir / "repositories").resolve(),
         packages_dir=(settings.data_dir / "packages").resolve(),
+        uploads_dir=(settings.data_dir / "uploads").resolve(),
         session_expire_minutes=settings.session_expire_delay,
         live=live.get,
     )

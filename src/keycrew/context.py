@@ -52,6 +52,8 @@ class Instance:
     repositories_dir: Path | None = None
     # Where the package registry keeps its files (None: nowhere, e.g. a bare unit-test Ctx).
     packages_dir: Path | None = None
+    # Where files that came with e-mail (Service Desk) are kept, a folder per project (None: nowhere).
+    uploads_dir: Path | None = None
     # How long a web session lives without use (GitLab's session_expire_delay, in minutes).
     session_expire_minutes: int = 10080
     # The cached settings every request consults (a bare Instance: the defaults).

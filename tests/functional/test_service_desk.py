@@ -202,6 +202,8 @@ def test_an_email_opens_a_confidential_issue_by_support_bot_and_thanks_the_sende
     assert re.fullmatch(rf"incoming\+[0-9a-f]{{32}}@{re.escape(DOMAIN)}", str(thanks.message["Reply-To"]))
     assert str(thanks.message["In-Reply-To"]) == message_id
     assert thanks.message["Auto-Submitted"] == "auto-generated"
+    sender = desk.server.runtime.settings.sender
+    assert str(thanks.message["From"]) == f"GitLab Support Bot <{sender}>"
 
     # Audited under Support Bot, and attributed to it in the project's events.
     bot = desk.server.root("GET", "/users", params={"username": "support-bot"}).json()[0]
@@ -382,11 +384,17 @@ def test_support_bot_gets_no_token_and_cannot_be_impersonated(desk: Desk) -> Non
     assert sudo.status_code == 403, sudo.text
 
 
-def test_a_project_with_tickets_can_be_deleted(desk: Desk) -> None:
-    project, *_ = _open_ticket(desk)
+def test_a_project_with_tickets_can_be_deleted_and_its_uploads_go_with_it(desk: Desk) -> None:
+    project, address = _service_desk(desk)
+    message, _ = _mail(address, f"Logs {uid()}", "Attached.", attachments=(("a.txt", b"x\n", "text/plain"),))
+    _send(desk, message)
+    assert _issues(desk, project["id"])
+    folder = desk.server.runtime.settings.data_dir / "uploads" / str(project["id"])
+    assert [p.name for p in folder.glob("*/*")] == ["a.txt"]
     deleted = desk.server.root("DELETE", f"/projects/{project['id']}")
     assert deleted.status_code == 202, deleted.text
     assert desk.server.root("GET", f"/projects/{project['id']}").status_code == 404
+    assert not folder.exists()
 
 
 def test_the_projects_own_thank_you_text_is_sent_with_its_placeholders(desk: Desk) -> None:

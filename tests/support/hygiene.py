@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import String, Text, select
 
@@ -38,11 +39,13 @@ CHECKED_SERVERS: list[str] = []
 def recording(path: Path) -> Iterator[None]:
     """Every token value the in-process servers generate, and every line they log, for the checks
     below that grep the logs and the databases for those values."""
+    from keycrew.alerts import service as alerts
     from keycrew.identity import sign_in
     from keycrew.tokens import secrets as token_secrets
 
     original = token_secrets.generate
     original_session_secret = sign_in.new_session_secret
+    original_integration_token = alerts._new_token
 
     def recording_generate(kind_prefix: str, instance_prefix: str = "") -> str:
         value = original(kind_prefix, instance_prefix)
@@ -54,8 +57,15 @@ def recording(path: Path) -> Iterator[None]:
         ISSUED_TOKENS.append(value)
         return value
 
+    def recording_integration_token(ctx: Any) -> tuple[str, str]:
+        # Alert integrations' tokens are GitLab's 32 hex digits, not keycrew's token format.
+        value, kept = original_integration_token(ctx)
+        ISSUED_TOKENS.append(value)
+        return value, kept
+
     token_secrets.generate = recording_generate  # type: ignore[assignment]
     sign_in.new_session_secret = recording_session_secret  # type: ignore[assignment]
+    alerts._new_token = recording_integration_token
     handler = logging.FileHandler(path)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -71,6 +81,7 @@ def recording(path: Path) -> Iterator[None]:
     finally:
         token_secrets.generate = original  # type: ignore[assignment]
         sign_in.new_session_secret = original_session_secret  # type: ignore[assignment]
+        alerts._new_token = original_integration_token
         root.removeHandler(handler)
         root.setLevel(previous_level)
         handler.close()

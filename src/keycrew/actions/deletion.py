@@ -15,6 +15,7 @@ groups, and leaves a ``ghost_user_migrations`` row; the ``ghost-migration`` job
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
@@ -389,7 +390,7 @@ def delete_bot(ctx: Ctx, bot: User, *, reason: str) -> None:
 def purge_projects(ctx: Ctx, project_ids: list[int]) -> None:
     """Remove projects and what hangs off them; no permission check (callers have made it).
 
-    Their repositories and package files are removed once the transaction commits.
+    Their repositories, package files and uploads are removed once the transaction commits.
     """
     if not project_ids:
         return
@@ -400,6 +401,15 @@ def purge_projects(ctx: Ctx, project_ids: list[int]) -> None:
     if packages_dir is not None:
         ids = list(project_ids)
         after_commit(ctx.db, lambda: package_files.PackageStore(packages_dir).remove_projects(ids))
+    uploads_dir = ctx.instance.uploads_dir
+    if uploads_dir is not None:
+        folders = [uploads_dir / str(project_id) for project_id in project_ids]
+
+        def remove_uploads() -> None:
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        after_commit(ctx.db, remove_uploads)
     ctx.db.flush()
     ctx.db.execute(
         delete(Member)

@@ -56,6 +56,9 @@ from keycrew.outbox.service import enqueue
 from keycrew.records.issues import IssueChanges, create_issue, update_issue
 from keycrew.records.models import Issue, Note
 
+# The audit target type of an alert (GitLab's class name).
+ALERT_TARGET = "AlertManagement::Alert"
+
 INTEGRATION_TYPES = ("http", "prometheus")
 STATUSES = ("triggered", "acknowledged", "resolved", "ignored")
 # GitLab's status integers (the REST entity shows the name; the web UI may want the number).
@@ -274,7 +277,7 @@ def delete_integration(ctx: Ctx, project: Project, integration: AlertIntegration
 
 
 def alert_target(project: Project, alert: Alert) -> Target:
-    return Target("AlertManagement::Alert", alert.id, f"{project.full_path}^alert#{alert.iid}")
+    return Target(ALERT_TARGET, alert.id, f"{project.full_path}^alert#{alert.iid}")
 
 
 def list_alerts(ctx: Ctx, project: Project, status: str | None = None) -> list[Alert]:
@@ -326,6 +329,50 @@ def update_alert_status(ctx: Ctx, project: Project, alert: Alert, status: str) -
 
 def alert_issue(ctx: Ctx, alert: Alert) -> Issue | None:
     return None if alert.issue_id is None else ctx.db.get(Issue, alert.issue_id)
+
+
+def alert_issues(ctx: Ctx, alerts: list[Alert]) -> dict[int, Issue]:
+    """The incidents of these alerts, by issue id, in one query."""
+    ids = {a.issue_id for a in alerts if a.issue_id is not None}
+    if not ids:
+        return {}
+    return {i.id: i for i in ctx.db.scalars(select(Issue).where(Issue.id.in_(ids)))}
+
+
+@dataclass(frozen=True)
+class AlertActivity:
+    at: dt.datetime
+    who: str
+    text: str
+
+
+def alert_activity(ctx: Ctx, alert: Alert, incident: Issue | None) -> list[AlertActivity]:
+    """What happened to the alert, oldest first: its audit events (created, each repeat, status
+    changes) and its incident opened and closed."""
+    db = ctx.db
+    items = []
+    for event in db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.target_type == ALERT_TARGET, AuditEvent.target_id == alert.id)
+        .order_by(AuditEvent.id)
+    ):
+        details = event.details or {}
+        if "custom_message" in details:
+            text = str(details["custom_message"])
+        elif "events" in details:
+            text = f"Received the alert again ({details['events']} events in all)"
+        else:
+            text = event.event_name.replace(".", " ").replace("_", " ").capitalize()
+        items.append(AlertActivity(event.created_at, event.author_name, text))
+    if incident is not None:
+        author = db.get(User, incident.author_id)
+        opened_by = author.username if author else "A deleted user"
+        items.append(AlertActivity(incident.created_at, opened_by, f"Opened incident #{incident.iid}"))
+        if incident.state == "closed" and incident.closed_at is not None:
+            closer = db.get(User, incident.closed_by_id) if incident.closed_by_id else None
+            closed_by = closer.username if closer else "A deleted user"
+            items.append(AlertActivity(incident.closed_at, closed_by, f"Closed incident #{incident.iid}"))
+    return sorted(items, key=lambda item: item.at)
 
 
 # --- incident settings -------------------------------------------------------------------------

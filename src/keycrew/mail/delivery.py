@@ -58,6 +58,9 @@ ROUND_SIZE = 100
 SENDER_NAME = "keycrew"
 # The headers a message may set for itself (``OutboxMessage.headers``: Service Desk threads).
 THREAD_HEADERS = ("message-id", "in-reply-to", "references", "reply-to")
+# Not a header: the display name of the sender, for a message sent on a bot's behalf ("GitLab
+# Support Bot"); the address stays the instance's.
+FROM_NAME = "from_name"
 MAX_ERROR_LENGTH = 1000
 
 
@@ -187,7 +190,7 @@ def build_message(row: OutboxMessage, settings: Settings, site: Site, now: dt.da
         raise Permanent(str(exc)) from exc
     message = EmailMessage(policy=SMTP_POLICY)
     try:
-        message["From"] = formataddr((SENDER_NAME, settings.sender))
+        message["From"] = formataddr(((row.headers or {}).get(FROM_NAME) or SENDER_NAME, settings.sender))
         message["To"] = row.to_address
         message["Subject"] = row.subject
         message["Date"] = format_datetime(now.astimezone(dt.UTC))

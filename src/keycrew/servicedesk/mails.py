@@ -34,6 +34,9 @@ RECEIVED = "received"
 # which the audit trail calls without settings.
 _incoming: list[IncomingAddress | None] = [None]
 
+# The display name of Service Desk e-mail's sender.
+SUPPORT_BOT_NAME = "GitLab Support Bot"
+
 
 def configure(settings: Settings) -> None:
     _incoming[0] = incoming_address(settings)
@@ -77,7 +80,8 @@ def send_thread_mail(
     """One message of the ticket's thread to ``to``, remembered so that an answer finds the issue."""
     key = secrets.token_hex(16)
     message_id = f"reply-{key}@{ctx.instance.host}"
-    headers = {"Message-ID": f"<{message_id}>"}
+    # Sent by Support Bot, as GitLab's Service Desk mail ("from_name": the sender's display name).
+    headers = {"Message-ID": f"<{message_id}>", "from_name": SUPPORT_BOT_NAME}
     if incoming is not None:
         headers["Reply-To"] = incoming.format(key)
     if in_reply_to:

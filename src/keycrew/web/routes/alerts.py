@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
 from keycrew.access.lookup import find_project
 from keycrew.access.resources import Resource
 from keycrew.alerts import service
 from keycrew.alerts.models import Alert, AlertIntegration
-from keycrew.audit.models import AuditEvent
 from keycrew.errors import KeycrewError, NotFound
-from keycrew.identity.models import User
 from keycrew.namespaces.models import Project
-from keycrew.records.models import Issue
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep
 from keycrew.web.errors import describe, status_of
 from keycrew.web.security import Flash
@@ -52,13 +47,6 @@ TRANSITIONS = (
 )
 TYPE_LABELS = {"http": "HTTP endpoint", "prometheus": "Prometheus"}
 PAYLOAD_SHOWN = 20_000  # characters of the last payload shown on an alert's page
-
-
-@dataclass(frozen=True)
-class _Activity:
-    at: Any
-    who: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -103,12 +91,7 @@ def _index(page: Page, project: Project) -> Response:
         tabs.append((key, label, len(matching), base if key == "open" else f"{base}?status={key}"))
         if key == tab:
             shown, label_of_tab = matching, label
-    issue_ids = {a.issue_id for a in shown if a.issue_id is not None}
-    incidents = (
-        {i.id: i for i in page.ctx.db.scalars(select(Issue).where(Issue.id.in_(issue_ids)))}
-        if issue_ids
-        else {}
-    )
+    incidents = service.alert_issues(page.ctx, shown)
     return page.render(
         "alerts/index.html",
         title=f"Alerts · {project.name}",
@@ -123,45 +106,6 @@ def _index(page: Page, project: Project) -> Response:
         can_configure=service.can_admin_integrations(page.ctx, project),
         settings_url=f"/{project.full_path}{SETTINGS}",
     )
-
-
-def _activity(page: Page, alert: Alert, incident: Issue | None) -> list[_Activity]:
-    """What happened to the alert, oldest first: its audit events (created, each repeat, status
-    changes) and its incident opened and closed."""
-    db = page.ctx.db
-    items = []
-    for event in db.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.target_type == "AlertManagement::Alert", AuditEvent.target_id == alert.id)
-        .order_by(AuditEvent.id)
-    ):
-        details = event.details or {}
-        if "custom_message" in details:
-            text = str(details["custom_message"])
-        elif "events" in details:
-            text = f"Received the alert again ({details['events']} events in all)"
-        else:
-            text = event.event_name.replace(".", " ").replace("_", " ").capitalize()
-        items.append(_Activity(event.created_at, event.author_name, text))
-    if incident is not None:
-        author = db.get(User, incident.author_id)
-        items.append(
-            _Activity(
-                incident.created_at,
-                author.username if author else "A deleted user",
-                f"Opened incident #{incident.iid}",
-            )
-        )
-        if incident.state == "closed" and incident.closed_at is not None:
-            closer = db.get(User, incident.closed_by_id) if incident.closed_by_id else None
-            items.append(
-                _Activity(
-                    incident.closed_at,
-                    closer.username if closer else "A deleted user",
-                    f"Closed incident #{incident.iid}",
-                )
-            )
-    return sorted(items, key=lambda item: item.at)
 
 
 def _show(page: Page, project: Project, raw_iid: str) -> Response:
@@ -182,7 +126,7 @@ def _show(page: Page, project: Project, raw_iid: str) -> Response:
         alert=alert,
         incident=incident,
         integration_name=integration.name if integration is not None else None,
-        activity=_activity(page, alert, incident),
+        activity=service.alert_activity(page.ctx, alert, incident),
         payload_text=payload_text,
         can_update=service.can_update_alerts(page.ctx, project),
         transitions=TRANSITIONS,
