@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ ROOT_TOKEN = "glpat-keycrew-unit-root-token-0001"
 SECRET_KEY = "unit-test-secret-key-0123456789abcdef"
 HOST = "keycrew.example.com"
 DATABASE = "keycrew.sqlite3"
+# The threads in which cached settings refresh themselves (keycrew.infra.refresh.Refresher).
+REFRESH_THREADS = ("keycrew-live-settings", "keycrew-rate-limits")
 
 
 def _settings(data_dir: Path, **extra: Any) -> Settings:
@@ -146,11 +149,18 @@ def runtime(_engine_runtime: Runtime, template_db: Path) -> Iterator[Runtime]:
     and throttle. Nothing of a previous test survives: its connections are closed and its
     database file is replaced."""
     engine = _engine_runtime.engine
+    # A cached setting's background refresh started by the previous test (keycrew.infra.refresh)
+    # reads through this engine: let it finish first, or it may open the database file while it is
+    # being replaced and hand the next test a connection that saw no tables.
+    for thread in threading.enumerate():
+        if thread.name in REFRESH_THREADS:
+            thread.join(timeout=10)
     engine.dispose()
     database = _engine_runtime.settings.data_dir / DATABASE
     for leftover in (database, database.with_name(f"{DATABASE}-wal"), database.with_name(f"{DATABASE}-shm")):
         leftover.unlink(missing_ok=True)
     shutil.copyfile(template_db, database)
+    engine.dispose()  # and nothing opened meanwhile is used again
     fresh = dataclasses.replace(
         _engine_runtime, clock=FixedClock(T0), auth_cache=AuthCache(), auth_throttle=FailedAuthThrottle()
     )
