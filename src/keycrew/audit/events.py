@@ -18,6 +18,8 @@ class Event(StrEnum):
     USER_APPROVED = "user.approved"
     USER_REJECTED = "user.rejected"
     INTERNAL_USER_CREATED = "user.internal_created"
+    PLACEHOLDER_USER_CREATED = "import.placeholder_user_created"
+    IMPORT_USER_CREATED = "import.import_user_created"
     USER_RECORDS_GHOSTED = "user.records_moved_to_ghost"
     USER_DELETION_SCHEDULED = "user.deletion_scheduled"
     USER_SIGNED_IN = "user.signed_in"

@@ -12,6 +12,7 @@ from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
 from keycrew.identity.password_reset import PasswordReset
+from keycrew.imports.models import ImportSourceUser, NamespaceImportUser
 from keycrew.instance.jobs import JobLease, JobRunRecord
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
 from keycrew.namespaces.models import Namespace, Project, Route
@@ -40,6 +41,7 @@ __all__ = [
     "DeployToken",
     "GhostUserMigration",
     "GroupGroupLink",
+    "ImportSourceUser",
     "InactiveProjectWarning",
     "IncidentSettings",
     "InstanceSettings",
@@ -49,6 +51,7 @@ __all__ = [
     "JobRunRecord",
     "Member",
     "Namespace",
+    "NamespaceImportUser",
     "Note",
     "NotificationSetting",
     "OutboxMessage",
