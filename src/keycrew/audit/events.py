@@ -68,6 +68,8 @@ class Event(StrEnum):
     DEPLOY_TOKEN_DELETED = "deploy_token.deleted"
     GIT_PUSH = "repository.push"
     PACKAGE_UPLOADED = "package.uploaded"
+    PACKAGE_DELETED = "package.deleted"
+    PACKAGE_FILE_DELETED = "package_file.deleted"
     OUTBOX_MESSAGE_RETRIED = "outbox_message.retried"
     JOB_RUN_REQUESTED = "job.run_requested"
     HOOK_CREATED = "hook.created"

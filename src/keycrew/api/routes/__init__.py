@@ -15,6 +15,7 @@ from keycrew.api.routes import (
     meta,
     namespaces,
     notification_settings,
+    packages,
     projects,
     resource_tokens,
     service_accounts,
@@ -46,4 +47,5 @@ ROUTERS = [
     admin.router,
     hooks.router,
     alerts.router,
+    packages.router,
 ]
