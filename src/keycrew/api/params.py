@@ -134,7 +134,11 @@ def _printable(key: str) -> str:
 
 
 class Params:
-    def __init__(self, query: QueryParams, body: dict[str, Any]) -> None:
+    def __init__(
+        self, query: QueryParams, body: dict[str, Any], files: dict[str, tuple[str, bytes]] | None = None
+    ) -> None:
+        # The files of a multipart body: field -> (filename, content).
+        self._files = files or {}
         merged: dict[str, Any] = {}
         for key in query:
             values = query.getlist(key)
@@ -149,6 +153,10 @@ class Params:
                 # No field accepts a NUL byte or a lone surrogate: neither can be stored.
                 raise BadParameter(f"{_printable(key)} is invalid")
         self._data = merged
+
+    def file(self, key: str) -> tuple[str, bytes] | None:
+        """The file sent as multipart field ``key``: (filename, content), or None."""
+        return self._files.get(key)
 
     # -- presence ---------------------------------------------------------------------------
     def has(self, key: str) -> bool:
@@ -318,6 +326,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 async def read_params(request: Request) -> Params:
     body: dict[str, Any] = {}
+    files: dict[str, tuple[str, bytes]] = {}
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         raw = await read_body(request)
@@ -325,11 +334,16 @@ async def read_params(request: Request) -> Params:
             if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 form = await request.form()
                 for key in form:
-                    values = [v for v in form.getlist(key) if isinstance(v, str)]
+                    items = form.getlist(key)
+                    values = [v for v in items if isinstance(v, str)]
+                    for item in items:
+                        if not isinstance(item, str):  # an uploaded file (kept in memory: the
+                            # body is bounded by read_body)
+                            files[key] = (item.filename or "", await item.read())
                     if key.endswith("[]"):
                         body[key[:-2]] = values
                     elif values:
                         body[key] = values[-1]
             else:
                 body = parse_json_object(raw)
-    return Params(request.query_params, body)
+    return Params(request.query_params, body, files)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from keycrew.db.base import Base, UTCDateTime
@@ -64,6 +64,11 @@ class ImportSourceUser(Base):
     reassigned_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(32), default=SourceUserStatus.PENDING_REASSIGNMENT.value)
     import_type: Mapped[str] = mapped_column(String(64), default=GITLAB_MIGRATION)
+    # GitLab's reassignment_token: 32 hex characters, set while awaiting the target's approval.
+    reassignment_token: Mapped[str | None] = mapped_column(String(32))
+    # The reassignment job's failed attempts and its last error (kept when it becomes ``failed``).
+    reassignment_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reassignment_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 

@@ -69,6 +69,8 @@ class InstanceSettings(Base):
     # Whether expiry e-mail about a bot's token also goes to the Owners (and Maintainers) inherited
     # from the groups above its project or group (keycrew.notifications.recipients).
     resource_access_token_notify_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
+    # GitLab 18.0: an admin's placeholder reassignment skips the target's approval.
+    allow_bypass_placeholder_confirmation: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

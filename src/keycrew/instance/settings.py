@@ -96,6 +96,7 @@ class SettingsView(NamedTuple):
     allow_local_requests_from_web_hooks_and_services: bool
     allow_local_requests_from_system_hooks: bool
     resource_access_token_notify_inherited: bool
+    allow_bypass_placeholder_confirmation: bool
     updated_at: dt.datetime
 
 
@@ -157,6 +158,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("allow_local_requests_from_web_hooks_and_services", bool),
         Setting("allow_local_requests_from_system_hooks", bool),
         Setting("resource_access_token_notify_inherited", bool),
+        Setting("allow_bypass_placeholder_confirmation", bool),
         *(
             setting
             for throttle in THROTTLES

@@ -16,6 +16,7 @@ from keycrew.api.routes import (
     namespaces,
     notification_settings,
     packages,
+    placeholder_reassignments,
     projects,
     resource_tokens,
     service_accounts,
@@ -48,4 +49,5 @@ ROUTERS = [
     hooks.router,
     alerts.router,
     packages.router,
+    placeholder_reassignments.router,
 ]

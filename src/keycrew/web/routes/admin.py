@@ -934,6 +934,12 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         "Expiry e-mail about a bot's token then also goes to the Owners and Maintainers (for a group: "
         "the Owners) of the groups above its project or group, not only to its direct members.",
     ),
+    "allow_bypass_placeholder_confirmation": (
+        "Import",
+        "Skip confirmation when administrators reassign placeholder users",
+        "An administrator's reassignment of an imported user's contributions then takes effect without "
+        "the chosen user's approval.",
+    ),
     **{
         f"{throttle}_{suffix}": (f"Rate limits: {title}", label, hint)
         for throttle, title, who in (
