@@ -71,6 +71,8 @@ class InstanceSettings(Base):
     resource_access_token_notify_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
     # GitLab 18.0: an admin's placeholder reassignment skips the target's approval.
     allow_bypass_placeholder_confirmation: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Direct transfer (POST /bulk_imports): off by default, as in GitLab.
+    bulk_import_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

@@ -97,6 +97,7 @@ class SettingsView(NamedTuple):
     allow_local_requests_from_system_hooks: bool
     resource_access_token_notify_inherited: bool
     allow_bypass_placeholder_confirmation: bool
+    bulk_import_enabled: bool
     updated_at: dt.datetime
 
 
@@ -159,6 +160,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("allow_local_requests_from_system_hooks", bool),
         Setting("resource_access_token_notify_inherited", bool),
         Setting("allow_bypass_placeholder_confirmation", bool),
+        Setting("bulk_import_enabled", bool),
         *(
             setting
             for throttle in THROTTLES

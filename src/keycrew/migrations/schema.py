@@ -12,6 +12,7 @@ from keycrew.audit.models import AuditEvent
 from keycrew.db.base import Base
 from keycrew.identity.models import User, UserSession
 from keycrew.identity.password_reset import PasswordReset
+from keycrew.imports.bulk import BulkImport, BulkImportEntity, BulkImportFailure, BulkImportRecord
 from keycrew.imports.models import ImportSourceUser, NamespaceImportUser
 from keycrew.instance.jobs import JobLease, JobRunRecord
 from keycrew.instance.models import InstanceSettings, RateLimitOverride
@@ -37,6 +38,10 @@ __all__ = [
     "AlertIntegration",
     "AuditEvent",
     "Base",
+    "BulkImport",
+    "BulkImportEntity",
+    "BulkImportFailure",
+    "BulkImportRecord",
     "ComplianceFramework",
     "DeployToken",
     "GhostUserMigration",

@@ -940,6 +940,12 @@ SETTING_TEXT: dict[str, tuple[str, str, str]] = {
         "An administrator's reassignment of an imported user's contributions then takes effect without "
         "the chosen user's approval.",
     ),
+    "bulk_import_enabled": (
+        "Import",
+        "Allow migrating GitLab groups and projects by direct transfer",
+        "Users may then copy groups and projects, with their members, issues, comments, repositories "
+        "and packages, from another GitLab or keycrew instance (POST /bulk_imports).",
+    ),
     **{
         f"{throttle}_{suffix}": (f"Rate limits: {title}", label, hint)
         for throttle, title, who in (
