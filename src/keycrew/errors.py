@@ -32,6 +32,13 @@ class NotFound(KeycrewError):
         self.thing = thing
 
 
+class FeatureDisabled(NotFound):
+    """A feature the instance has not turned on (GitLab's bare ``not_found!``: "404 Not Found")."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
 class Forbidden(KeycrewError):
     """The actor may see the object but not do this to it; the message, if any, says why."""
 

@@ -58,6 +58,8 @@ def gitlab_message(exc: errors.KeycrewError) -> str:
     renders as is (its service errors, conflict!); "404 Project Not Found"; "401 Unauthorized"."""
     line = status_line(exc)
     match exc:
+        case errors.FeatureDisabled():
+            return line
         case errors.NotFound():
             # A thing unnamed: GitLab's service errors' bare "Not Found" (a group share refused).
             return f"404 {exc.thing} Not Found" if exc.thing else "Not Found"

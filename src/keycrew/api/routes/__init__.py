@@ -6,6 +6,7 @@ from keycrew.api.routes import (
     alerts,
     audit,
     billing,
+    bulk_imports,
     deploy_tokens,
     events,
     groups,
@@ -50,4 +51,5 @@ ROUTERS = [
     alerts.router,
     packages.router,
     placeholder_reassignments.router,
+    bulk_imports.router,
 ]
