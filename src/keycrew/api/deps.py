@@ -11,6 +11,7 @@ below do the same for a route it cannot compile, so both paths share every rule.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import Depends, Request
@@ -71,4 +72,11 @@ def params_dep() -> Any:
     return Depends(read_params)
 
 
-__all__ = ["Params", "api_ctx", "client_ip", "params_dep", "principal_dep", "runtime_of"]
+def unit_of_work(request: Request, principal: Principal) -> AbstractContextManager[Ctx]:
+    """A unit of work opened by the route itself (one session, one transaction, committed when the
+    block ends): for a route taking ``principal_dep`` that must not hold a transaction open while
+    it waits on something else (another server), and so uses two short ones around the wait."""
+    return request_ctx(runtime_of(request), request, principal)
+
+
+__all__ = ["Params", "api_ctx", "client_ip", "params_dep", "principal_dep", "runtime_of", "unit_of_work"]

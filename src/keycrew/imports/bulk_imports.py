@@ -2,13 +2,15 @@
 whether it can be done), read one's imports and their entities, cancel one.
 
 Starting an import checks, as GitLab's BulkImports::CreateService does, everything that can be
-known before any copying: the source answers its REST API v4 and accepts the token with ``api``
-or ``read_api``; each source group or project exists; the destination namespace exists and the
-user may create there; the destination full path is free (also among the entities of the same
-request). Each refusal is GitLab's 422 with its message, and nothing is written. Then one
-transaction writes the import, its entities and the audit event; the ``bulk-imports`` job
-(keycrew.automation.direct_transfer) does the copying. The source access token is kept only sealed
-(keycrew.crypto), and only until the import ends.
+known before any copying, in three steps so that no transaction stays open while the source
+answers: ``check_destinations`` (the destination namespace exists and the user may create there;
+the destination full path is free, also among the entities of the same request), then
+``probe_source`` outside any transaction (the source answers its REST API v4 and accepts the
+token with ``api`` or ``read_api``; each source group or project exists), then ``create_import``
+checks the destinations again and writes the import, its entities and the audit event in one
+transaction. Each refusal is GitLab's 422 with its message, and nothing is written. Then the
+``bulk-imports`` job (keycrew.automation.direct_transfer) does the copying. The source access
+token is kept only sealed (keycrew.crypto), and only until the import ends.
 
 Whether the source URL may point into the local network is the adapter's check
 (keycrew.webhooks.urls, GitLab's ``allow_local_requests_from_web_hooks_and_services``), made
@@ -135,16 +137,10 @@ def _check_source(source: SourceClient, wanted: EntityRequest) -> None:
         raise Unprocessable(exc.message) from None
 
 
-def create_import(
-    ctx: Ctx, source: SourceClient, access_token: str, entities: Sequence[EntityRequest]
-) -> BulkImport:
-    """Start copying ``entities`` from ``source`` (whose reader holds ``access_token``).
-
-    Raises Unprocessable with GitLab's message when the source cannot be read, the token lacks
-    the scope, a source path does not exist, a destination is not the user's to create in, or is
-    taken."""
+def check_destinations(ctx: Ctx, entities: Sequence[EntityRequest]) -> None:
+    """What can be refused without asking the source: each destination is the user's to create
+    in, and free (also among ``entities``). Raises Unprocessable with GitLab's message."""
     user = _require_user(ctx)
-    # What does not need the source first: a refusal then costs no request to it.
     wanted_paths: set[str] = set()
     for wanted in entities:
         _check_destination(ctx, user, wanted)
@@ -152,6 +148,13 @@ def create_import(
         if full_path.lower() in wanted_paths or paths.route_taken(ctx.db, full_path):
             raise Unprocessable(destination_taken(full_path))
         wanted_paths.add(full_path.lower())
+
+
+def probe_source(source: SourceClient, entities: Sequence[EntityRequest]) -> str | None:
+    """Ask the source whether the import can be done: it answers, accepts the token with ``api``
+    or ``read_api``, and has each source group or project. Returns its version; raises
+    Unprocessable with GitLab's message. Touches no database: the caller holds no transaction
+    while the source answers."""
     try:
         version = source.version()
         source.check_token()
@@ -161,13 +164,29 @@ def create_import(
         raise Unprocessable(exc.message) from None
     for wanted in entities:
         _check_source(source, wanted)
+    text = str(version.get("version") or "")[:64]
+    return text or None
+
+
+def create_import(
+    ctx: Ctx,
+    source_url: str,
+    source_version: str | None,
+    access_token: str,
+    entities: Sequence[EntityRequest],
+) -> BulkImport:
+    """Write an import of ``entities`` from the source at ``source_url`` (already probed with
+    ``probe_source``), its entities and its audit event, the token sealed. The destinations are
+    checked again (one may have been taken while the source answered)."""
+    user = _require_user(ctx)
+    check_destinations(ctx, entities)
     now = ctx.now()
     bulk_import = BulkImport(
         user_id=user.id,
         status=BulkImportStatus.CREATED.value,
         source_type="gitlab",
-        source_url=source.url,
-        source_version=str(version.get("version") or "")[:64] or None,
+        source_url=source_url,
+        source_version=source_version,
         access_token_sealed=seal(ctx.instance.secret_key, TOKEN_LABEL, access_token),
         has_failures=False,
         created_at=now,
@@ -199,8 +218,8 @@ def create_import(
         ctx,
         Event.BULK_IMPORT_CREATED,
         Entity("User", user.id, user.username),
-        Target("BulkImport", bulk_import.id, source.url),
-        source_url=source.url,
+        Target("BulkImport", bulk_import.id, source_url),
+        source_url=source_url,
         entities=[
             {"source_full_path": w.source_full_path, "destination_full_path": w.destination_full_path}
             for w in entities

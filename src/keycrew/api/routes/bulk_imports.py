@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from keycrew.api.deps import Params, api_ctx, params_dep, runtime_of
+from keycrew.api.deps import Params, api_ctx, params_dep, principal_dep, runtime_of, unit_of_work
 from keycrew.api.entities.bulk_imports import bulk_import, entity, failure
 from keycrew.api.errors import json_error
 from keycrew.api.pagination import paginate_page, paginate_query
@@ -26,6 +26,7 @@ from keycrew.imports import bulk_imports
 from keycrew.imports.bulk import BulkImportEntity, BulkImportStatus
 from keycrew.imports.source import SourceClient, SourceError
 from keycrew.instance.settings import settings_view
+from keycrew.tokens.principal import Principal
 from keycrew.webhooks import urls
 
 router = APIRouter()
@@ -43,7 +44,20 @@ UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
     422: {"description": "The source, its token or a destination refused"}
 }
 RELATIVE_PATH = re.compile(r"^[\w.\-]+(?:/[\w.\-]+)*$")
-_INDEXED = re.compile(r"^entities\[(\d*)\]\[(\w+)\]$")
+# The same as form fields (GitLab's curl recipes with --data), for one entity.
+FORM_CONFIGURATION = {"url": "configuration[url]", "access_token": "configuration[access_token]"}
+FORM_ENTITY = {
+    field: f"entities[][{field}]"
+    for field in (
+        "source_type",
+        "source_full_path",
+        "destination_slug",
+        "destination_name",
+        "destination_namespace",
+        "migrate_projects",
+        "migrate_memberships",
+    )
+}
 
 
 def _enabled(ctx: Ctx) -> None:
@@ -60,18 +74,15 @@ def _not_relative(key: str, example: str) -> str:
 
 def _configuration(params: Params) -> tuple[str, str]:
     raw = params.raw("configuration")
-    config: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
-    if raw is None:
-        for key in ("url", "access_token"):
-            if params.has(f"configuration[{key}]"):
-                config[key] = params.raw(f"configuration[{key}]")
-    elif not isinstance(raw, dict):
+    if raw is None:  # form fields: configuration[url], configuration[access_token]
+        raw = {field: params.raw(key) for field, key in FORM_CONFIGURATION.items() if params.has(key)}
+        if not raw:
+            raise MissingParameter("configuration is missing")
+    if not isinstance(raw, dict):
         raise BadParameter("configuration is invalid")
-    if raw is None and not config:
-        raise MissingParameter("configuration is missing")
     values: list[str] = []
     for key in ("url", "access_token"):
-        value = config.get(key)
+        value = raw.get(key)
         if value is None or value == "":
             raise MissingParameter(f"configuration[{key}] is missing")
         if not isinstance(value, str):
@@ -82,15 +93,11 @@ def _configuration(params: Params) -> tuple[str, str]:
 
 def _raw_entities(params: Params) -> list[Any]:
     raw = params.raw("entities")
-    if raw is None:
-        # Form fields: entities[][key] (one entity) or entities[0][key].
-        found: dict[str, dict[str, Any]] = {}
-        for key in sorted(params.keys()):
-            if match := _INDEXED.match(key):
-                found.setdefault(match[1] or "0", {})[match[2]] = params.raw(key)
+    if raw is None:  # form fields: entities[][source_type]... (one entity)
+        found = {field: params.raw(key) for field, key in FORM_ENTITY.items() if params.has(key)}
         if not found:
             raise MissingParameter("entities is missing")
-        return [found[index] for index in sorted(found, key=lambda i: int(i))]
+        return [found]
     if isinstance(raw, dict):
         raw = list(raw.values())
     if not isinstance(raw, list):
@@ -195,30 +202,39 @@ def _entities_page(ctx: Ctx) -> Any:
 
 
 @router.post("/bulk_imports", status_code=201, responses=UNPROCESSABLE)
-def create(request: Request, ctx: Ctx = api_ctx(), params: Params = params_dep()) -> Any:
-    _enabled(ctx)
-    url, token = _configuration(params)
-    wanted = [_entity_request(index, item) for index, item in enumerate(_raw_entities(params))]
-    _throttle(request, ctx)
-    settings = settings_view(ctx)
+def create(request: Request, principal: Principal = principal_dep(), params: Params = params_dep()) -> Any:
+    """Three steps, so that no transaction (on SQLite: the write lock) is held while the source
+    answers: check what this instance knows, ask the source, then write."""
+    with unit_of_work(request, principal) as ctx:
+        _enabled(ctx)
+        url, token = _configuration(params)
+        wanted = [_entity_request(index, item) for index, item in enumerate(_raw_entities(params))]
+        _throttle(request, ctx)
+        settings = settings_view(ctx)
+        try:
+            urls.check(
+                url,
+                allow_local=settings.allow_local_requests_from_web_hooks_and_services,
+                instance_host=ctx.instance.host,
+                resolve_now=True,
+            )
+            bulk_imports.check_destinations(ctx, wanted)
+        except urls.BlockedUrl as exc:
+            return json_error(422, {"message": f"URL is blocked: {exc.message}"})
+        except Unprocessable as exc:
+            return json_error(422, {"message": exc.message})
     try:
-        urls.check(
-            url,
-            allow_local=settings.allow_local_requests_from_web_hooks_and_services,
-            instance_host=ctx.instance.host,
-            resolve_now=True,
-        )
         source = SourceClient(url, token, timeout=CHECK_TIMEOUT, retries=CHECK_RETRIES, backoff=CHECK_BACKOFF)
-    except urls.BlockedUrl as exc:
-        return json_error(422, {"message": f"URL is blocked: {exc.message}"})
     except SourceError:
         return json_error(422, {"message": bulk_imports.INVALID_URL})
     try:
         with source:
-            created = bulk_imports.create_import(ctx, source, token, wanted)
+            version = bulk_imports.probe_source(source, wanted)
+        with unit_of_work(request, principal) as ctx:
+            created = bulk_imports.create_import(ctx, source.url, version, token, wanted)
+            return JSONResponse(bulk_import(created), status_code=201)
     except Unprocessable as exc:
         return json_error(422, {"message": exc.message})
-    return JSONResponse(bulk_import(created), status_code=201)
 
 
 @router.get("/bulk_imports")
