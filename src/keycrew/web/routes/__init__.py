@@ -24,6 +24,7 @@ from keycrew.web.routes import (
     notifications,
     overview,
     personal_tokens,
+    placeholders,
     profile,
     resource_tokens,
     sessions,
@@ -42,6 +43,7 @@ ROUTERS = [
     admin_hygiene.router,
     admin_jobs.router,
     admin_outbox.router,
+    placeholders.router,  # before members: its pages are under .../-/group_members/
     members.router,
     resource_tokens.router,
     deploy_tokens.router,

@@ -29,6 +29,7 @@ from keycrew.db.base import MAX_ID
 from keycrew.errors import BadParameter, Forbidden, Invalid, KeycrewError, NotFound
 from keycrew.identity.models import User
 from keycrew.identity.types import UserType
+from keycrew.imports import views as import_views
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, page_dep, parse_date
 from keycrew.web.errors import describe, status_of
@@ -156,6 +157,15 @@ def _group_choices(
     return list(ctx.db.scalars(query.limit(GROUP_CHOICES)))
 
 
+def _placeholders_tab(ctx: Ctx, source: Resource) -> tuple[str, int] | None:
+    """The Placeholders tab (its URL, the placeholders awaiting reassignment): on a top-level
+    group's page, for its Owners only (GitLab shows the tab to no one else)."""
+    obj = source.obj
+    if not isinstance(obj, Namespace) or not import_views.may_manage(ctx, obj):
+        return None
+    return f"/groups/{obj.full_path}/-/group_members/placeholders", import_views.awaiting_count(ctx, obj)
+
+
 def _level(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or len(value) > 3:
         raise Invalid.field("access_level", "is not included in the list")
@@ -232,6 +242,7 @@ def _show(
         search=search or "",
         error=error,
         error_in=error_in,
+        placeholders_tab=_placeholders_tab(ctx, source),
         min_date=(today + dt.timedelta(days=1)).isoformat(),
     )
 
