@@ -26,6 +26,7 @@ from keycrew.db.engine import make_engine, make_sessionmaker
 from keycrew.db.reads import HeldReads, PoolReads, Reader
 from keycrew.identity.models import User
 from keycrew.identity.users import create_user
+from keycrew.imports.bulk import BulkImport
 from keycrew.infra.auth_cache import AuthCache, Invalidation
 from keycrew.infra.metrics import Metrics
 from keycrew.infra.ratelimit import ConfigCache, FailedAuthThrottle, RateLimiter, ThrottleConfig
@@ -184,6 +185,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         packages_dir=(settings.data_dir / "packages").resolve(),
         uploads_dir=(settings.data_dir / "uploads").resolve(),
         session_expire_minutes=settings.session_expire_delay,
+        import_source_timeout=settings.import_source_timeout,
+        import_source_retries=settings.import_source_retries,
+        import_source_backoff=settings.import_source_backoff,
         live=live.get,
     )
     clock = clock or SystemClock()
@@ -199,6 +203,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     webhook_worker = DeliveryWorker(sessions, instance, clock)
     on_commit_of(sessions, (WebHookDelivery,), webhook_worker.wake)
     store = make_store(settings.redis_url or None, settings.redis_key_prefix)
+    scheduler = Scheduler(sessions, instance, clock) if settings.jobs == "on" else None
+    if scheduler is not None:
+        # A direct transfer created (or changed) here starts now, not at the job's next minute.
+        on_commit_of(sessions, (BulkImport,), lambda: scheduler.fire_soon("bulk-imports"))
     return Runtime(
         settings,
         engine,
@@ -212,7 +220,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         rate_limiter=build_rate_limiter(sessions, store),
         metrics=build_metrics(engine, sessions, clock, usage),
         # The scheduler of background jobs, unless this node runs none (KEYCREW_JOBS=off).
-        services=[webhook_worker, *([Scheduler(sessions, instance, clock)] if settings.jobs == "on" else [])],
+        services=[webhook_worker, *([scheduler] if scheduler is not None else [])],
     )
 
 

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     # this node runs none ("off"; other nodes, cron or `keycrew jobs run` do).
     jobs: Literal["on", "off"] = "on"
 
+    # Direct transfer: how the job reads a source instance. Seconds to wait for an answer, retries
+    # of a 5xx/429/timeout within one request, and the first pause between them (doubled each
+    # retry; an entity whose source keeps failing is tried again later, this pause times 30,
+    # doubled each time).
+    import_source_timeout: float = Field(default=30.0, gt=0, le=3600)
+    import_source_retries: int = Field(default=5, ge=0, le=20)
+    import_source_backoff: float = Field(default=1.0, ge=0, le=60)
+
     # Outgoing e-mail. Without a host, messages stay in the outbox (admins read them in the UI).
     smtp_host: str = ""
     smtp_port: int = Field(default=25, ge=1, le=65535)

@@ -56,6 +56,10 @@ class Instance:
     uploads_dir: Path | None = None
     # How long a web session lives without use (GitLab's session_expire_delay, in minutes).
     session_expire_minutes: int = 10080
+    # How direct transfer reads a source instance (KEYCREW_IMPORT_SOURCE_TIMEOUT, _RETRIES, _BACKOFF).
+    import_source_timeout: float = 30.0
+    import_source_retries: int = 5
+    import_source_backoff: float = 1.0
     # The cached settings every request consults (a bare Instance: the defaults).
     live: Callable[[], LiveSettings] = field(default=_no_live_settings, compare=False, repr=False)
 

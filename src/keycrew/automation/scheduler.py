@@ -107,6 +107,10 @@ class Scheduler:
         self.clock = clock
         self.jobs: dict[str, Job] = {job.name: job for job in (JOBS.values() if jobs is None else jobs)}
         self.stopping = threading.Event()
+        # fire_soon's bookkeeping: the jobs it is running now, and those woken again meanwhile.
+        self._soon_lock = threading.Lock()
+        self._soon_busy: set[str] = set()
+        self._soon_again: set[str] = set()
         # APScheduler logs every firing at INFO; keycrew logs each run's start and outcome itself.
         for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
             if logging.getLogger(name).level == logging.NOTSET:
@@ -158,10 +162,52 @@ class Scheduler:
             log.exception("job %s: the scheduled run for %s could not start", job.name, slot)
             return RunResult(job.name, "failed", SCHEDULE, error=f"{type(exc).__name__}: {exc}")
 
+    def fire_soon(self, name: str) -> None:
+        """Run the job ``name`` once now in the scheduler's executor, not at its next slot (new
+        work arrived: a direct transfer was created). A wake while the job runs through this method
+        runs it once more afterwards, so that work committed after the run's last look is not left
+        for the next slot; a run elsewhere (its lease held) makes this one a skip. Never raises."""
+        job = self.jobs.get(name)
+        if job is None or not self._scheduler.running or self.stopping.is_set():
+            return
+        with self._soon_lock:
+            if name in self._soon_busy:
+                self._soon_again.add(name)
+                return
+            self._soon_busy.add(name)
+        try:
+            self._scheduler.add_job(self._run_soon, args=[job], id=f"{name}@soon", replace_existing=True)
+        except Exception:  # the scheduler is shutting down
+            log.exception("job %s: could not wake it", name)
+            with self._soon_lock:
+                self._soon_busy.discard(name)
+
+    def _run_soon(self, job: Job) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    # No slot: a wake is not one of the schedule's slots, which stay the schedule's.
+                    run_job(
+                        self.sessions, self.instance, self.clock, job, trigger=SCHEDULE, cancel=self.stopping
+                    )
+                except Exception:
+                    log.exception("job %s: the run on wake could not start", job.name)
+                with self._soon_lock:
+                    if job.name not in self._soon_again:
+                        self._soon_busy.discard(job.name)
+                        return
+                    self._soon_again.discard(job.name)
+        finally:
+            with self._soon_lock:
+                self._soon_busy.discard(job.name)
+                self._soon_again.discard(job.name)
+
     def next_run_times(self) -> dict[str, dt.datetime | None]:
         """When each job runs next (None before start or for a paused job)."""
         times: dict[str, dt.datetime | None] = {}
         for scheduled in self._scheduler.get_jobs():
+            if scheduled.id not in self.jobs:  # a run on wake (fire_soon), not a schedule
+                continue
             fire = getattr(scheduled, "next_run_time", None)
             times[scheduled.id] = None if fire is None else fire.astimezone(dt.UTC)
         return times
