@@ -41,7 +41,9 @@ from keycrew.imports.bulk import (
     Stage,
 )
 from keycrew.imports.source import SourceClient, SourceError, SourceTransientError
+from keycrew.instance.settings import settings_view
 from keycrew.namespaces.models import Project
+from keycrew.webhooks import urls
 
 log = logging.getLogger("keycrew.jobs.bulk_imports")
 
@@ -324,6 +326,22 @@ def _advance(work: Work) -> bool:
     return False
 
 
+def _blocked(ctx: Ctx, url: str) -> str | None:
+    """Why the source URL may no longer be reached, checked again each time an entity starts (the
+    admin may have turned local requests off, or the name may now resolve into the local
+    network); None when it may."""
+    try:
+        urls.check(
+            url,
+            allow_local=settings_view(ctx).allow_local_requests_from_web_hooks_and_services,
+            instance_host=ctx.instance.host,
+            resolve_now=True,
+        )
+    except urls.BlockedUrl as exc:
+        return exc.message
+    return None
+
+
 def process(run: JobRun, claim: Claim) -> None:
     """Run the claimed entity's stages to its end, or until it fails or must wait."""
     if claim.token is None:
@@ -339,6 +357,21 @@ def process(run: JobRun, claim: Claim) -> None:
                 },
             )
         return
+    with run.batch() as ctx:
+        blocked = _blocked(ctx, claim.source_url)
+        if blocked is not None:
+            fail_entity(
+                ctx,
+                claim.entity_id,
+                {
+                    "step": "pipeline",
+                    "exception_class": "BlockedUrl",
+                    "exception_message": f"URL is blocked: {blocked}",
+                    "source_url": claim.source_url,
+                },
+            )
+            run.count("entities failed")
+            return
     instance = run.instance
     client = SourceClient(
         claim.source_url,
