@@ -173,7 +173,9 @@ def secure_data_dir(settings: Settings) -> None:
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     secure_data_dir(settings)
-    engine = make_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.sqlalchemy_url, pool_size=settings.db_pool_size, busy_timeout=settings.db_busy_timeout
+    )
     sessions = make_sessionmaker(engine)
     live = build_live_settings(sessions)
     instance = Instance(
@@ -203,7 +205,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     webhook_worker = DeliveryWorker(sessions, instance, clock)
     on_commit_of(sessions, (WebHookDelivery,), webhook_worker.wake)
     store = make_store(settings.redis_url or None, settings.redis_key_prefix)
-    scheduler = Scheduler(sessions, instance, clock) if settings.jobs == "on" else None
+    # A direct transfer left half done by a stop or a crash resumes as soon as the node is up.
+    scheduler: Scheduler | None = None
+    if settings.jobs == "on":
+        scheduler = Scheduler(sessions, instance, clock, wake_on_start=("bulk-imports",))
     if scheduler is not None:
         # A direct transfer created (or changed) here starts now, not at the job's next minute.
         on_commit_of(sessions, (BulkImport,), lambda: scheduler.fire_soon("bulk-imports"))

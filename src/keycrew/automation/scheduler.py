@@ -101,8 +101,13 @@ class Scheduler:
         instance: Instance,
         clock: Clock,
         jobs: Iterable[Job] | None = None,
+        *,
+        wake_on_start: Iterable[str] = (),
     ) -> None:
         self.sessions = sessions
+        # Jobs run once as soon as the scheduler starts (work a stopped or killed process left
+        # half done resumes now, not at the next slot).
+        self.wake_on_start = tuple(wake_on_start)
         self.instance = instance
         self.clock = clock
         self.jobs: dict[str, Job] = {job.name: job for job in (JOBS.values() if jobs is None else jobs)}
@@ -221,6 +226,8 @@ class Scheduler:
             self.add(job)
         self.stopping.clear()
         self._scheduler.start()
+        for name in self.wake_on_start:
+            self.fire_soon(name)
         log.info("scheduler started: %s", ", ".join(f"{j.name} ({j.schedule})" for j in self.jobs.values()))
 
     def stop(self) -> None:

@@ -328,16 +328,18 @@ def copy_issues(work: Work, source_xid: int) -> None:
             continue
         pending.append(issue)
         if len(pending) >= work.batch_size:
-            _issues_batch(work, pending)
+            _issues_batch(work, pending, seen)
             pending = []
     if pending:
-        _issues_batch(work, pending)
+        _issues_batch(work, pending, seen)
     with work.batch() as step:
         imported = imported_count(step.ctx, step.entity.id, "issue")
         set_stats(step.entity, "issues", source=seen, fetched=seen, imported=imported)
 
 
-def _issues_batch(work: Work, issues: list[JSONObject]) -> None:
+def _issues_batch(work: Work, issues: list[JSONObject], seen: int) -> None:
+    """One transaction of issues, and the stage's stats so far (``seen``: the source issues read
+    until now), so that ``GET /bulk_imports/:id/entities`` shows the progress as it goes."""
     work.prefetch_users(issue.get("author") for issue in issues)
     with work.batch() as step:
         ctx, entity = step.ctx, step.entity
@@ -381,6 +383,9 @@ def _issues_batch(work: Work, issues: list[JSONObject]) -> None:
                 continue
             remember(ctx, entity.id, "issue", key, made.id)
             work.run.count("issues copied")
+        ctx.db.flush()
+        imported = imported_count(ctx, entity.id, "issue")
+        set_stats(entity, "issues", source=seen, fetched=seen, imported=imported)
 
 
 def _skip(
