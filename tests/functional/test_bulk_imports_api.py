@@ -223,6 +223,12 @@ def test_refusals_are_gitlabs_422(node: LiveServer, make: Factory, source: dict[
     assert refused(body(node, token, group_entity(group_path, namespace=foreign["full_path"])), token) == (
         f"Import failed. Destination '{foreign['full_path']}' is invalid, or you don't have permission."
     )
+    # From this very instance, a group into itself (its copy would be one of its own subgroups).
+    into_itself = body(node, token, group_entity(group_path, slug="inside", namespace=group_path))
+    assert refused(into_itself) == (
+        "Import failed. Destination cannot be a subgroup of the source group. "
+        "Change the destination and try again."
+    )
     # A source that does not answer.
     unreachable = body(node, token, group_entity(group_path))
     unreachable["configuration"]["url"] = "http://127.0.0.1:9"

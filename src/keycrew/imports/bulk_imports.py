@@ -33,7 +33,7 @@ from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
 from keycrew.context import Ctx
 from keycrew.crypto import seal
-from keycrew.errors import Forbidden, NotFound, Unauthenticated, Unprocessable
+from keycrew.errors import Forbidden, Invalid, NotFound, Unauthenticated, Unprocessable
 from keycrew.identity.models import User
 from keycrew.imports.bulk import (
     ENDED,
@@ -45,6 +45,7 @@ from keycrew.imports.bulk import (
     EntityType,
     Stage,
 )
+from keycrew.imports.placeholders import normalized_hostname
 from keycrew.imports.source import SourceAuthError, SourceClient, SourceError, SourceNotFound
 from keycrew.namespaces import paths
 
@@ -52,6 +53,10 @@ from keycrew.namespaces import paths
 SCOPE_FAILURE = (
     "Import aborted as the provided personal access token does not have the required 'api' scope or "
     "is no longer valid."
+)
+INTO_ITSELF = (
+    "Import failed. Destination cannot be a subgroup of the source group. "
+    "Change the destination and try again."
 )
 INVALID_URL = "Invalid source URL. Enter only the base URL of the source GitLab instance."
 SOURCE_TYPES = {"group_entity": EntityType.GROUP, "project_entity": EntityType.PROJECT}
@@ -137,12 +142,30 @@ def _check_source(source: SourceClient, wanted: EntityRequest) -> None:
         raise Unprocessable(exc.message) from None
 
 
-def check_destinations(ctx: Ctx, entities: Sequence[EntityRequest]) -> None:
+def _same_instance(ctx: Ctx, source_url: str | None) -> bool:
+    if source_url is None:
+        return False
+    try:
+        return normalized_hostname(source_url) == normalized_hostname(ctx.instance.external_url)
+    except (Invalid, ValueError):
+        return False
+
+
+def check_destinations(ctx: Ctx, entities: Sequence[EntityRequest], *, source_url: str | None = None) -> None:
     """What can be refused without asking the source: each destination is the user's to create
-    in, and free (also among ``entities``). Raises Unprocessable with GitLab's message."""
+    in, and free (also among ``entities``); from this very instance, a group is not copied into
+    itself (its copy would be one of its own subgroups, found again and again). Raises
+    Unprocessable with GitLab's message."""
     user = _require_user(ctx)
+    same_instance = _same_instance(ctx, source_url)
     wanted_paths: set[str] = set()
     for wanted in entities:
+        if (
+            same_instance
+            and wanted.entity_type is EntityType.GROUP
+            and (wanted.destination_namespace.lower() + "/").startswith(wanted.source_full_path.lower() + "/")
+        ):
+            raise Unprocessable(INTO_ITSELF)
         _check_destination(ctx, user, wanted)
         full_path = wanted.destination_full_path
         if full_path.lower() in wanted_paths or paths.route_taken(ctx.db, full_path):
@@ -179,7 +202,7 @@ def create_import(
     ``probe_source``), its entities and its audit event, the token sealed. The destinations are
     checked again (one may have been taken while the source answered)."""
     user = _require_user(ctx)
-    check_destinations(ctx, entities)
+    check_destinations(ctx, entities, source_url=source_url)
     now = ctx.now()
     bulk_import = BulkImport(
         user_id=user.id,

@@ -218,7 +218,7 @@ def create(request: Request, principal: Principal = principal_dep(), params: Par
                 instance_host=ctx.instance.host,
                 resolve_now=True,
             )
-            bulk_imports.check_destinations(ctx, wanted)
+            bulk_imports.check_destinations(ctx, wanted, source_url=url)
         except urls.BlockedUrl as exc:
             return json_error(422, {"message": f"URL is blocked: {exc.message}"})
         except Unprocessable as exc:
