@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.exc import IntegrityError
-
-from keycrew.activity.kinds import ISSUE, NOTE, Action
+from keycrew.activity.kinds import NOTE, Action
 from keycrew.activity.service import EventTarget, record_event
 from keycrew.audit.events import Event
 from keycrew.audit.service import Entity, Target, record
@@ -25,14 +23,15 @@ from keycrew.identity.models import User
 from keycrew.namespaces.models import Project
 from keycrew.records.issues import (
     ISSUE_TYPES,
-    _description_errors,
-    _next_iid,
-    _title_errors,
     check_text,
+    description_errors,
+    insert_issue,
+    next_iid,
     reference,
+    title_errors,
 )
 from keycrew.records.models import Issue, Note
-from keycrew.records.notes import _body_errors
+from keycrew.records.notes import body_errors
 
 
 def _entity(project: Project) -> Entity:
@@ -64,16 +63,16 @@ def import_issue(
     except BadParameter as exc:  # here one more reason to skip the record
         raise Invalid(str(exc)) from None
     errors: dict[str, list[str]] = {}
-    if e := _title_errors(title):
+    if e := title_errors(title):
         errors["title"] = e
-    if e := _description_errors(description or ""):
+    if e := description_errors(description or ""):
         errors["description"] = e
     if not 0 < iid <= MAX_ID:
         errors["iid"] = [f"must be between 1 and {MAX_ID}"]
     if errors:
         raise Invalid("", errors)
     kind = issue_type if issue_type in ISSUE_TYPES else "issue"
-    _next_iid(ctx, project, at_least=iid)
+    next_iid(ctx, project, at_least=iid)
     issue = Issue(
         project_id=project.id,
         iid=iid,
@@ -87,27 +86,7 @@ def import_issue(
         created_at=created_at,
         updated_at=updated_at or created_at,
     )
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(issue)
-            ctx.db.flush()
-    except IntegrityError:
-        raise Invalid.field("iid", "has already been taken") from None
-    record(
-        ctx,
-        Event.ISSUE_CREATED,
-        _entity(project),
-        target=Target("Issue", issue.id, reference(project, issue)),
-        custom_message=f"Imported {kind} {reference(project, issue)}",
-        iid=issue.iid,
-        issue_type=kind,
-        confidential=confidential,
-        imported=True,
-        author_id=author.id,
-    )
-    record_event(
-        ctx, Action.CREATED, project.id, author_id=author.id, target=EventTarget(ISSUE, issue.id, title)
-    )
+    insert_issue(ctx, project, issue, verb="Imported", imported=True, author_id=author.id)
     return issue
 
 
@@ -128,7 +107,7 @@ def import_note(
         check_text("body", body)
     except BadParameter as exc:
         raise Invalid(str(exc)) from None
-    if e := _body_errors(body):
+    if e := body_errors(body):
         raise Invalid("", {"note": e})
     note = Note(
         project_id=project.id,

@@ -236,7 +236,7 @@ def users_by_id(ctx: Ctx, ids: Iterable[int | None]) -> Mapping[int, User]:
     return {u.id: u for u in ctx.db.scalars(select(User).where(User.id.in_(wanted)))}
 
 
-def _title_errors(title: str) -> list[str]:
+def title_errors(title: str) -> list[str]:
     if not title.strip():
         return ["can't be blank"]
     if len(title) > TITLE_MAX:
@@ -244,13 +244,13 @@ def _title_errors(title: str) -> list[str]:
     return []
 
 
-def _description_errors(description: str) -> list[str]:
+def description_errors(description: str) -> list[str]:
     if len(description) > DESCRIPTION_MAX:
         return [f"is too long (maximum is {DESCRIPTION_MAX} characters)"]
     return []
 
 
-def _next_iid(ctx: Ctx, project: Project, at_least: int | None = None) -> int:
+def next_iid(ctx: Ctx, project: Project, at_least: int | None = None) -> int:
     """Bump the project's counter (or raise it to ``at_least``) and return its new value.
 
     One UPDATE ... RETURNING: the row lock it takes serialises concurrent creators on PostgreSQL,
@@ -267,6 +267,32 @@ def _next_iid(ctx: Ctx, project: Project, at_least: int | None = None) -> int:
         .execution_options(synchronize_session=False)
     ).scalar_one()
     return int(value)
+
+
+def insert_issue(ctx: Ctx, project: Project, issue: Issue, *, verb: str, **details: object) -> None:
+    """Add ``issue`` (its iid already chosen) with its audit event ("<verb> issue <ref>") and its
+    activity event by its author; an iid taken meanwhile is Invalid. Shared by opening an issue
+    and importing one (``keycrew.records.imported``), which adds ``details`` to the audit event."""
+    try:
+        with ctx.db.begin_nested():
+            ctx.db.add(issue)
+            ctx.db.flush()
+    except IntegrityError:
+        raise Invalid.field("iid", "has already been taken") from None
+    ref = reference(project, issue)
+    record(
+        ctx,
+        Event.ISSUE_CREATED,
+        _entity(project),
+        target=Target("Issue", issue.id, ref),
+        custom_message=f"{verb} {issue.issue_type} {ref}",
+        iid=issue.iid,
+        issue_type=issue.issue_type,
+        confidential=issue.confidential,
+        **details,
+    )
+    target = EventTarget(ISSUE, issue.id, issue.title)
+    record_event(ctx, Action.CREATED, project.id, author_id=issue.author_id, target=target)
 
 
 def create_issue(
@@ -292,9 +318,9 @@ def create_issue(
     check_text("title", title)
     check_text("description", description)
     errors: dict[str, list[str]] = {}
-    if e := _title_errors(title):
+    if e := title_errors(title):
         errors["title"] = e
-    if e := _description_errors(description or ""):
+    if e := description_errors(description or ""):
         errors["description"] = e
     if errors:
         raise Invalid("", errors)
@@ -312,9 +338,9 @@ def create_issue(
     created = created_at or now
     # Step one: take the number. Everything below runs in the same transaction, so a failure
     # later (the iid already taken) leaves the counter as it was.
-    number = iid if iid is not None else _next_iid(ctx, project)
+    number = iid if iid is not None else next_iid(ctx, project)
     if iid is not None:
-        _next_iid(ctx, project, at_least=iid)
+        next_iid(ctx, project, at_least=iid)
     issue = Issue(
         project_id=project.id,
         iid=number,
@@ -327,23 +353,7 @@ def create_issue(
         created_at=created,
         updated_at=created,
     )
-    try:
-        with ctx.db.begin_nested():
-            ctx.db.add(issue)
-            ctx.db.flush()
-    except IntegrityError:
-        raise Invalid.field("iid", "has already been taken") from None
-    record(
-        ctx,
-        Event.ISSUE_CREATED,
-        _entity(project),
-        target=Target("Issue", issue.id, reference(project, issue)),
-        custom_message=f"Created {kind} {reference(project, issue)}",
-        iid=issue.iid,
-        issue_type=kind,
-        confidential=confidential,
-    )
-    record_event(ctx, Action.CREATED, project.id, target=EventTarget(ISSUE, issue.id, issue.title))
+    insert_issue(ctx, project, issue, verb="Created")
     return issue
 
 
@@ -373,9 +383,9 @@ def update_issue(ctx: Ctx, project: Project, issue: Issue, changes: IssueChanges
     check_text("title", changes.title)
     check_text("description", changes.description)
     errors: dict[str, list[str]] = {}
-    if changes.title is not None and (e := _title_errors(changes.title)):
+    if changes.title is not None and (e := title_errors(changes.title)):
         errors["title"] = e
-    if changes.description is not None and (e := _description_errors(changes.description)):
+    if changes.description is not None and (e := description_errors(changes.description)):
         errors["description"] = e
     if errors:
         raise Invalid("", errors)

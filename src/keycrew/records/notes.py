@@ -38,7 +38,7 @@ def _require_user(ctx: Ctx) -> User:
     return user
 
 
-def _body_errors(body: str) -> list[str]:
+def body_errors(body: str) -> list[str]:
     if not body.strip():
         return ["can't be blank"]
     if len(body) > BODY_MAX:
@@ -91,7 +91,7 @@ def create_note(
     if project.archived:
         raise Forbidden()
     check_text("body", body)
-    if e := _body_errors(body):
+    if e := body_errors(body):
         raise Invalid("", {"note": e})
     if internal and not can_triage(ctx, project):
         raise Forbidden("Internal notes can only be created by Planners and above")
@@ -138,7 +138,7 @@ def update_note(ctx: Ctx, project: Project, issue: Issue, note: Note, *, body: s
     if body is None or body == note.body:
         return note
     check_text("body", body)
-    if e := _body_errors(body):
+    if e := body_errors(body):
         raise Invalid("", {"note": e})
     note.body = body
     note.updated_at = ctx.now()
