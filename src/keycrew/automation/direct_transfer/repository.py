@@ -45,13 +45,21 @@ class RepositoryCopyFailed(Exception):
         self.transient = transient
 
 
-def _clean_url(project: JSONObject) -> str:
+def _clean_url(project: JSONObject, source_url: str) -> str:
+    """The project's ``http_url_to_repo`` without credentials, on the source's own host: the
+    token goes with every git request, so a source naming another host (the local network, a
+    third party) is refused rather than followed."""
     raw = project.get("http_url_to_repo")
     if not isinstance(raw, str) or not raw:
         raise SourceProtocolError("the source did not give the project's repository URL")
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceProtocolError("the source gave a repository URL that is not http(s)")
+    if parts.hostname.lower() != (urlsplit(source_url).hostname or "").lower():
+        raise SourceProtocolError(
+            f"the source gave a repository URL on another host ({parts.hostname}): not followed",
+            source_url=source_url,
+        )
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
@@ -65,7 +73,7 @@ def _scrub(text: str, secrets: tuple[str, ...]) -> str:
 
 def fetch_repository(work: Work, source_project: JSONObject, destination: Path) -> None:
     """Fetch every branch and tag of the source project into ``destination`` (a bare repository)."""
-    url = _clean_url(source_project)
+    url = _clean_url(source_project, work.source.url)
     basic = base64.b64encode(f"oauth2:{work.token}".encode()).decode()
     env = {
         **repos.git_environment(),
