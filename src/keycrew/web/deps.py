@@ -397,3 +397,11 @@ def form_dep() -> Any:
 
 def form_dep_data() -> Any:
     return Depends(form_data)
+
+
+@contextlib.contextmanager
+def form_unit(request: Request, form: FormData) -> Iterator[Page]:
+    """A form's page and its transaction, opened by the route itself (CSRF checked as by
+    ``form_dep``): for a handler that talks to another server between two short units, so that
+    no transaction (on SQLite: the write lock) is held while that server answers."""
+    yield from _page(request, check_csrf=True, form=form)

@@ -24,6 +24,7 @@ from keycrew.actions import groups as group_actions
 from keycrew.actions import projects as project_actions
 from keycrew.actions import transfers
 from keycrew.errors import Forbidden, Invalid, KeycrewError, NotFound
+from keycrew.instance.settings import settings_view
 from keycrew.namespaces.kinds import Visibility
 from keycrew.namespaces.models import Namespace, Project
 from keycrew.records.issues import can_read_issue
@@ -130,6 +131,8 @@ def _render_new_group(
         parents=_parents(page),
         top_level=_may_create_top_level(page),
         visibilities=VISIBILITIES,
+        # Direct transfer ("Import group") is offered only while an admin allows it.
+        bulk_import_enabled=settings_view(page.ctx).bulk_import_enabled,
     )
 
 
