@@ -9,6 +9,7 @@ its local-network setting is turned on; one test turns it off to see the URL ref
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,26 @@ def test_six_new_migrations_a_minute(
     payload = body(node, token, group_entity(source["group"]["full_path"], slug=source["group"]["full_path"]))
     codes = [post(node, token, payload).status_code for _ in range(7)]
     assert codes == [422] * 6 + [429]
+
+
+def test_the_gitlab_cli_reads_migrations(node: LiveServer, make: Factory, source: dict[str, Any]) -> None:
+    _caller, token = make.user_with_token(scopes=["api"])
+    payload = body(node, source["token"], group_entity(source["group"]["full_path"]))
+    created = post(node, token, payload).json()
+    listed = node.gitlab_cli("-o", "json", "bulk-import", "list", token=token)
+    assert listed.returncode == 0, listed.stderr
+    assert [item["id"] for item in json.loads(listed.stdout)] == [created["id"]]
+    shown = node.gitlab_cli("-o", "json", "bulk-import", "get", "--id", str(created["id"]), token=token)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "created"
+    entities = node.gitlab_cli(
+        "-o", "json", "bulk-import-entity", "list", "--bulk-import-id", str(created["id"]), token=token
+    )
+    assert entities.returncode == 0, entities.stderr
+    (entity,) = json.loads(entities.stdout)
+    assert entity["source_full_path"] == source["group"]["full_path"]
+    every = node.gitlab_cli("-o", "json", "bulk-import-all-entity", "list", token=token)
+    assert [item["id"] for item in json.loads(every.stdout)] == [entity["id"]]
+    missing = node.gitlab_cli("bulk-import", "get", "--id", "987654", token=token)
+    assert missing.returncode != 0
+    assert "404" in missing.stderr
