@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Optional prefix put in front of every token kind prefix ("acme-glpat-...").
     instance_token_prefix: str = ""
     db_pool_size: int = Field(default=20, ge=1)
+    # Seconds a SQLite statement waits for another connection's write lock before the request is
+    # answered 503 (SQLite's busy timeout; no effect on PostgreSQL).
+    db_busy_timeout: float = Field(default=30.0, gt=0, le=3600)
     # Where GET requests read: "inline" on the event loop, "threadpool", or "auto" (inline on
     # SQLite, whose reads take microseconds; the threadpool on PostgreSQL). See docs/operations.md.
     reads: Literal["auto", "inline", "threadpool"] = "auto"

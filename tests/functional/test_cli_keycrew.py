@@ -196,6 +196,7 @@ def test_a_data_dir_that_cannot_be_created_is_a_readable_failure(tmp_path: Path)
     assert_readable_failure(result, 1, str(blocker))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_processes_starting_together_on_an_empty_database(backend: str, tmp_path: Path) -> None:
     """Four commands race to migrate and create root: all succeed, and there is one root, user 1.

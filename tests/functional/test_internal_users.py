@@ -82,6 +82,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime
             pg.drop()
 
 
+@pytest.mark.slow
 def test_one_per_kind_across_processes(empty_db: Runtime, tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)

@@ -165,6 +165,7 @@ def lone(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     yield from start_server(request.param, Path(tmp_path_factory.mktemp(f"jobs-kill-{request.param}")))
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_the_next_run_finishes_the_work_once(
     lone: LiveServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -517,6 +517,7 @@ def _cli_env(server: LiveServer, **extra: str) -> dict[str, str]:
     )
 
 
+@pytest.mark.slow
 def test_the_mail_test_command_sends_at_once_or_says_why_not(outbox: LiveServer, sink: MailSink) -> None:
     to = _address()
     smtp = {"KEYCREW_SMTP_HOST": "127.0.0.1", "KEYCREW_SMTP_PORT": str(sink.port)}

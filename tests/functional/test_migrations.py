@@ -61,12 +61,14 @@ def test_one_head_and_every_revision_ships_with_the_package() -> None:
     assert {Path(r.path).name for r in script.walk_revisions()} <= shipped
 
 
+@pytest.mark.slow
 def test_db_check_cli_agrees(empty_database: str, tmp_path: Path) -> None:
     result = keycrew("db", "check", env=clean_env(tmp_path / "data", KEYCREW_DATABASE_URL=empty_database))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "models and migrations agree\n"
 
 
+@pytest.mark.slow
 def test_db_check_cli_reports_a_schema_that_drifted(
     engine: Engine, empty_database: str, tmp_path: Path
 ) -> None:

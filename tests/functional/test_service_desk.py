@@ -31,6 +31,8 @@ from tests.support.web import signed_in
 DOMAIN = "desk.example.com"
 INCOMING = "incoming+%{key}@" + DOMAIN
 MAX_SIZE = 64 * 1024
+# Seconds SQLite waits for a lock (KEYCREW_DB_BUSY_TIMEOUT) before the receiver answers 451.
+BUSY_TIMEOUT = 3.0
 PASSWORD = "a-long-password-1"
 
 
@@ -54,6 +56,8 @@ def desk(
         "incoming_email_address": INCOMING,
         "incoming_smtp_port": smtp_port,
         "incoming_email_max_size": MAX_SIZE,
+        # The SQLite outage test waits it out: seconds, not the default 30.
+        "db_busy_timeout": BUSY_TIMEOUT,
     }
     tmp = Path(tmp_path_factory.mktemp(f"desk-{backend}"))
     pg: PgDatabase | None = None
@@ -318,7 +322,7 @@ def test_the_database_down_answers_451_and_the_retry_succeeds(desk: Desk) -> Non
         holder = sqlite3.connect(database, timeout=30, isolation_level=None)
         try:
             holder.execute("BEGIN EXCLUSIVE")
-            # The receiver waits out SQLite's busy timeout (30 s), then answers 451.
+            # The receiver waits out SQLite's busy timeout (BUSY_TIMEOUT), then answers 451.
             with pytest.raises(smtplib.SMTPDataError) as deferred:
                 _send(desk, message)
         finally:

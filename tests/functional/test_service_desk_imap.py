@@ -37,6 +37,8 @@ from tests.support.mail import MailSink
 
 INCOMING = "incoming+%{key}@desk.example.com"
 POLL = 0.3  # seconds between the server's polls
+# Seconds SQLite waits for a lock (KEYCREW_DB_BUSY_TIMEOUT) before the poller gives up.
+BUSY_TIMEOUT = 3.0
 SEEN = "\\Seen"
 
 
@@ -90,6 +92,8 @@ def desk(
         "incoming_imap_password": PASSWORD,
         "incoming_imap_mailbox": mailbox,
         "incoming_imap_poll_interval": POLL,
+        # The SQLite outage test waits it out: seconds, not the default 30.
+        "db_busy_timeout": BUSY_TIMEOUT,
     }
     tmp = Path(tmp_path_factory.mktemp(f"imap-{backend}"))
     pg: PgDatabase | None = None
@@ -260,7 +264,7 @@ def test_the_database_down_leaves_the_message_unseen_until_it_is_back(
             holder.execute("BEGIN EXCLUSIVE")
             caplog.clear()
             desk.dovecot.append(raw, desk.mailbox)
-            # The poller waits out SQLite's busy timeout (30 s), then leaves the message unread.
+            # The poller waits out SQLite's busy timeout (BUSY_TIMEOUT), then leaves the message unread.
             _until("deferral", lambda: any(_records(caplog, word) for word in deferred), timeout=90)
             _assert_unseen(desk, message_id)
         finally:

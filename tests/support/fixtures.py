@@ -8,13 +8,14 @@ python-gitlab, uvicorn) only when a fixture that needs it runs.
   at its end (tests/support/hygiene.py). tests/functional/conftest.py and tests/browser/conftest.py
   make it autouse for their tests; `server` depends on it.
 - `server` (session, one per backend): a live keycrew shared by every test of that backend; its
-  database is checked for token values when it stops.
+  database is checked for token values when it stops, at the end of the session.
 - `smtp_sink` (session): a real SMTP server (aiosmtpd); the live servers deliver e-mail to it.
 - `gl`: python-gitlab as root. `factory`: creates users, groups, projects and tokens.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -57,31 +58,57 @@ def smtp_sink() -> Iterator[MailSink]:
         sink.stop()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def server(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    token_hygiene: None,
-    smtp_sink: MailSink,
-) -> Iterator[LiveServer]:
-    """One live keycrew per backend for the whole session; tests use unique names (uid()).
-    When it stops, after every test that used it, its database is checked for token values.
-    Its e-mail goes to the session's ``smtp_sink``."""
-    from tests.support import hygiene
-    from tests.support.live import start_server
+class _Servers:
+    """The session's live servers by backend, each started on first use and kept to the end."""
 
-    nodes = start_server(
-        request.param,
-        tmp_path_factory.mktemp(f"keycrew-{request.param}"),
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_sink.port,
-    )
-    live = next(nodes)
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory, smtp_sink: MailSink) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.smtp_sink = smtp_sink
+        self.running: dict[str, tuple[LiveServer, Iterator[LiveServer]]] = {}
+
+    def get(self, backend: str) -> LiveServer:
+        if backend not in self.running:
+            from tests.support.live import start_server
+
+            nodes = start_server(
+                backend,
+                self.tmp_path_factory.mktemp(f"keycrew-{backend}"),
+                smtp_host="127.0.0.1",
+                smtp_port=self.smtp_sink.port,
+            )
+            self.running[backend] = (next(nodes), nodes)
+        return self.running[backend][0]
+
+
+@pytest.fixture(scope="session")
+def _servers(
+    tmp_path_factory: pytest.TempPathFactory, token_hygiene: None, smtp_sink: MailSink
+) -> Iterator[_Servers]:
+    """Holds the `server` of each backend for the whole session, then checks and stops them.
+
+    `server` itself cannot hold them: pytest finishes a parametrized session fixture whenever the
+    next test wants another parameter, and pytest-xdist's `--dist loadfile` hands a worker one file
+    after another, each running its sqlite tests and then its postgresql ones: the servers would
+    restart twice per file (about 2.5 s each time, some five minutes over the suite).
+    """
+    from tests.support import hygiene
+
+    servers = _Servers(tmp_path_factory, smtp_sink)
     try:
-        yield live
-        hygiene.check_server(live)
+        yield servers
     finally:
-        nodes.close()
+        with contextlib.ExitStack() as stack:
+            for live, nodes in reversed(servers.running.values()):  # checked in start order
+                stack.callback(nodes.close)
+                stack.callback(hygiene.check_server, live)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, _servers: _Servers) -> LiveServer:
+    """One live keycrew per backend for the whole session; tests use unique names (uid()).
+    When the session ends, after every test that used it, its database is checked for token
+    values. Its e-mail goes to the session's ``smtp_sink``."""
+    return _servers.get(request.param)
 
 
 @pytest.fixture

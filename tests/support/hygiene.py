@@ -5,20 +5,22 @@ value and session secret the in-process servers generate (ISSUED_TOKENS) and eve
 this process (LOG_FILE). The checks run after the tests they cover by construction, not because of
 any module's name or place in the run:
 
-- check_server: in the teardown of the session's `server` of each backend, that is after every test
-  that used it. It makes sure the log check has teeth (a token that was just issued, and the root
-  token, sent in a query string that the access log records), then scans every text column of that
-  server's database for the recorded values.
+- check_server: for the session's `server` of each backend, in the teardown of `_servers` (which
+  keeps them to the end of the session), that is after every test that used it. It makes sure the
+  log check has teeth (a token that was just issued, and the root token, sent in a query string
+  that the access log records), then scans every text column of that server's database for the
+  recorded values.
 - check_log: in the teardown of `token_hygiene`, the last session fixture to go, after every test
   of the session. It greps the whole log for the recorded values.
 
-A failing check is reported as an error in the teardown of the session's last test (or of the last
-test of that backend) and fails the run.
+A failing check is reported as an error in the teardown of the session's last test and fails the
+run.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,14 +89,44 @@ def recording(path: Path) -> Iterator[None]:
         handler.close()
 
 
+class _Search:
+    """Finds which of many values occur in a text in one pass over it.
+
+    A session records a few thousand values, and its log and databases hold megabytes: looking for
+    each value in turn took half a minute at the end of a run. A value that occurs in a text lies
+    within a run of the characters values are made of, so only such runs, as long as the shortest
+    value at least, are looked into: the slices of each value length are looked up in a set.
+    """
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.by_length: dict[int, set[str]] = {}
+        for value in set(values):
+            if value:
+                self.by_length.setdefault(len(value), set()).add(value)
+        chars = sorted({char for group in self.by_length.values() for value in group for char in value})
+        shortest = min(self.by_length, default=1)
+        self.runs = re.compile(f"[{''.join(re.escape(char) for char in chars)}]{{{shortest},}}")
+
+    def found_in(self, text: str) -> set[str]:
+        found: set[str] = set()
+        if not self.by_length:
+            return found
+        for run in self.runs.findall(text):
+            for length, values in self.by_length.items():
+                for start in range(len(run) - length + 1):
+                    if run[start : start + length] in values:
+                        found.add(run[start : start + length])
+        return found
+
+
 def leaked_in(text: str, values: Iterable[str]) -> list[str]:
     """The values that appear in ``text``."""
-    return [value for value in set(values) if value in text]
+    return sorted(_Search(values).found_in(text))
 
 
 def tables_storing(server: LiveServer, values: Iterable[str]) -> list[str]:
     """The tables of ``server``'s database with a text cell that contains one of ``values``."""
-    values = set(values)
+    search = _Search(values)
     found: list[str] = []
     with server.runtime.sessions() as db:
         for table in Base.metadata.sorted_tables:
@@ -105,7 +137,7 @@ def tables_storing(server: LiveServer, values: Iterable[str]) -> list[str]:
                 continue
             for row in db.execute(select(*columns)).all():
                 for cell in row:
-                    if isinstance(cell, str) and any(v in cell for v in values):
+                    if isinstance(cell, str) and search.found_in(cell):
                         found.append(table.name)
     return found
 

@@ -14,12 +14,14 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
+def make_engine(url: str, *, pool_size: int = 20, busy_timeout: float = 30.0, echo: bool = False) -> Engine:
+    """``busy_timeout``: seconds a SQLite statement waits for another connection's lock before it
+    fails as "database is locked" (answered 503); PostgreSQL ignores it."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": busy_timeout},
             pool_size=pool_size,
             max_overflow=pool_size,
             # The most recently used connection first: under light concurrency a few connections
@@ -36,7 +38,7 @@ def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
