@@ -116,6 +116,7 @@ class Scheduler:
         self._soon_lock = threading.Lock()
         self._soon_busy: set[str] = set()
         self._soon_again: set[str] = set()
+        self._soon_threads: list[threading.Thread] = []
         # APScheduler logs every firing at INFO; keycrew logs each run's start and outcome itself.
         for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
             if logging.getLogger(name).level == logging.NOTSET:
@@ -168,7 +169,7 @@ class Scheduler:
             return RunResult(job.name, "failed", SCHEDULE, error=f"{type(exc).__name__}: {exc}")
 
     def fire_soon(self, name: str) -> None:
-        """Run the job ``name`` once now in the scheduler's executor, not at its next slot (new
+        """Run the job ``name`` once now in a thread of its own, not at its next slot (new
         work arrived: a direct transfer was created). A wake while the job runs through this method
         runs it once more afterwards, so that work committed after the run's last look is not left
         for the next slot; a run elsewhere (its lease held) makes this one a skip. Never raises."""
@@ -180,12 +181,12 @@ class Scheduler:
                 self._soon_again.add(name)
                 return
             self._soon_busy.add(name)
-        try:
-            self._scheduler.add_job(self._run_soon, args=[job], id=f"{name}@soon", replace_existing=True)
-        except Exception:  # the scheduler is shutting down
-            log.exception("job %s: could not wake it", name)
-            with self._soon_lock:
-                self._soon_busy.discard(name)
+        # Not through APScheduler's job store: a one-off job there races its own removal with a
+        # shutdown (JobLookupError in the scheduler's thread when a server stops as it starts).
+        thread = threading.Thread(target=self._run_soon, args=[job], name=f"keycrew-wake-{name}", daemon=True)
+        with self._soon_lock:
+            self._soon_threads = [t for t in self._soon_threads if t.is_alive()] + [thread]
+        thread.start()
 
     def _run_soon(self, job: Job) -> None:
         try:
@@ -211,8 +212,6 @@ class Scheduler:
         """When each job runs next (None before start or for a paused job)."""
         times: dict[str, dt.datetime | None] = {}
         for scheduled in self._scheduler.get_jobs():
-            if scheduled.id not in self.jobs:  # a run on wake (fire_soon), not a schedule
-                continue
             fire = getattr(scheduled, "next_run_time", None)
             times[scheduled.id] = None if fire is None else fire.astimezone(dt.UTC)
         return times
@@ -236,3 +235,7 @@ class Scheduler:
             return
         self.stopping.set()
         self._scheduler.shutdown(wait=True)
+        with self._soon_lock:
+            woken = list(self._soon_threads)
+        for thread in woken:  # a run on wake stops at its next batch, as the scheduled ones
+            thread.join(timeout=30)
