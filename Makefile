@@ -92,10 +92,10 @@ TEST_SEED ?= $(shell od -An -N3 -tu4 /dev/urandom | tr -d ' ')
 PYTEST_ORDER = --random-order-bucket=module --random-order-seed=$(TEST_SEED)
 # The suite runs in TEST_WORKERS processes (pytest-xdist), a whole test module to each at a time:
 # each process has its own live servers and databases, so none sees another's data. Most of a
-# test's time is spent waiting (git, pip, the CLI, Chromium, PostgreSQL), so on two cores two
-# processes finish the suite in about 60% of the time of one, and a third fills the waits of the
-# other two. `make test TEST_WORKERS=0` runs it in one process.
-TEST_WORKERS ?= 3
+# test's time is spent waiting (git, pip, the CLI, Chromium, PostgreSQL), so two processes finish
+# the suite in about 60% of the time of one on two cores. `make test TEST_WORKERS=0` runs it in
+# one process.
+TEST_WORKERS ?= 2
 PYTEST_PARALLEL = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 pytest: install system-packages
