@@ -20,6 +20,7 @@ before this module talks to the source.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ from keycrew.imports.bulk import (
 )
 from keycrew.imports.placeholders import normalized_hostname
 from keycrew.imports.source import SourceAuthError, SourceClient, SourceError, SourceNotFound
+from keycrew.infra.ratestore import RateStore
 from keycrew.namespaces import paths
 
 # GitLab's messages (BulkImports::Error and the API's destination check).
@@ -58,6 +60,15 @@ INTO_ITSELF = (
     "Import failed. Destination cannot be a subgroup of the source group. "
     "Change the destination and try again."
 )
+# GitLab's bulk_import rate limit: six new migrations a minute per user (API and web together).
+CREATE_LIMIT = 6
+CREATE_PERIOD = 60
+# Asking the source while the user waits: one retry, short timeouts (the job retries longer).
+CHECK_TIMEOUT = 15.0
+CHECK_RETRIES = 1
+CHECK_BACKOFF = 0.5
+# A source or destination path: relative, no protocol or host (GitLab's path validators).
+RELATIVE_PATH = re.compile(r"^[\w.\-]+(?:/[\w.\-]+)*$")
 INVALID_URL = "Invalid source URL. Enter only the base URL of the source GitLab instance."
 SOURCE_TYPES = {"group_entity": EntityType.GROUP, "project_entity": EntityType.PROJECT}
 
@@ -171,6 +182,26 @@ def check_destinations(ctx: Ctx, entities: Sequence[EntityRequest], *, source_ur
         if full_path.lower() in wanted_paths or paths.route_taken(ctx.db, full_path):
             raise Unprocessable(destination_taken(full_path))
         wanted_paths.add(full_path.lower())
+
+
+def over_create_limit(store: RateStore, user_id: int) -> bool:
+    """Count one more migration started by ``user_id``; True past the limit (answered 429)."""
+    count, _end = store.hit(f"bulk_import:{user_id}", CREATE_PERIOD)
+    return count > CREATE_LIMIT
+
+
+def ask_source(url: str, access_token: str, entities: Sequence[EntityRequest]) -> tuple[str, str | None]:
+    """``probe_source`` with a reader made for the waiting user (short timeouts, one retry):
+    the source's normalised URL and its version. Raises Unprocessable (a URL that is not a base
+    URL, or the source's refusal)."""
+    try:
+        source = SourceClient(
+            url, access_token, timeout=CHECK_TIMEOUT, retries=CHECK_RETRIES, backoff=CHECK_BACKOFF
+        )
+    except SourceError:
+        raise Unprocessable(INVALID_URL) from None
+    with source:
+        return source.url, probe_source(source, entities)
 
 
 def probe_source(source: SourceClient, entities: Sequence[EntityRequest]) -> str | None:

@@ -8,7 +8,6 @@ entity, as form fields (``configuration[url]``, ``entities[][source_full_path]``
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -24,26 +23,17 @@ from keycrew.errors import BadParameter, FeatureDisabled, MissingParameter, Rate
 from keycrew.identity import validation
 from keycrew.imports import bulk_imports
 from keycrew.imports.bulk import BulkImportEntity, BulkImportStatus
-from keycrew.imports.source import SourceClient, SourceError
 from keycrew.instance.settings import settings_view
 from keycrew.tokens.principal import Principal
 from keycrew.webhooks import urls
 
 router = APIRouter()
 
-# GitLab's bulk_import rate limit: 6 new migrations a minute per user.
-CREATE_LIMIT = 6
-CREATE_PERIOD = 60
-# Talking to the source while the user waits: one retry, short timeouts (the job retries longer).
-CHECK_TIMEOUT = 15.0
-CHECK_RETRIES = 1
-CHECK_BACKOFF = 0.5
 
 STATUSES = tuple(status.value for status in BulkImportStatus)
 UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
     422: {"description": "The source, its token or a destination refused"}
 }
-RELATIVE_PATH = re.compile(r"^[\w.\-]+(?:/[\w.\-]+)*$")
 # The same as form fields (GitLab's curl recipes with --data), for one entity.
 FORM_CONFIGURATION = {"url": "configuration[url]", "access_token": "configuration[access_token]"}
 FORM_ENTITY = {
@@ -142,7 +132,7 @@ def _entity_request(index: int, item: Any) -> bulk_imports.EntityRequest:
     source_path = _text(item, "source_full_path", f"{prefix}[source_full_path]")
     if not source_path:
         raise MissingParameter(f"{prefix}[source_full_path] is missing")
-    if not RELATIVE_PATH.match(source_path):
+    if not bulk_imports.RELATIVE_PATH.match(source_path):
         raise BadParameter(_not_relative(f"{prefix}[source_full_path]", "source"))
     slug = _text(item, "destination_slug", f"{prefix}[destination_slug]")
     name = _text(item, "destination_name", f"{prefix}[destination_name]")
@@ -158,7 +148,7 @@ def _entity_request(index: int, item: Any) -> bulk_imports.EntityRequest:
     if namespace is None:
         raise MissingParameter(f"{prefix}[destination_namespace] is missing")
     namespace = namespace.strip()
-    if namespace and not RELATIVE_PATH.match(namespace):
+    if namespace and not bulk_imports.RELATIVE_PATH.match(namespace):
         raise BadParameter(_not_relative(f"{prefix}[destination_namespace]", "destination"))
     key = f"{prefix}[destination_slug]" if slug is not None else f"{prefix}[destination_name]"
     if source_type == "group_entity":
@@ -178,9 +168,10 @@ def _entity_request(index: int, item: Any) -> bulk_imports.EntityRequest:
 
 
 def _throttle(request: Request, ctx: Ctx) -> None:
-    store = runtime_of(request).rate_limiter.store
-    count, _end = store.hit(f"bulk_import:{ctx.actor.user_id}", CREATE_PERIOD)
-    if count > CREATE_LIMIT:
+    user_id = ctx.actor.user_id
+    if user_id is not None and bulk_imports.over_create_limit(
+        runtime_of(request).rate_limiter.store, user_id
+    ):
         raise RateLimited()
 
 
@@ -224,14 +215,9 @@ def create(request: Request, principal: Principal = principal_dep(), params: Par
         except Unprocessable as exc:
             return json_error(422, {"message": exc.message})
     try:
-        source = SourceClient(url, token, timeout=CHECK_TIMEOUT, retries=CHECK_RETRIES, backoff=CHECK_BACKOFF)
-    except SourceError:
-        return json_error(422, {"message": bulk_imports.INVALID_URL})
-    try:
-        with source:
-            version = bulk_imports.probe_source(source, wanted)
+        source_url, version = bulk_imports.ask_source(url, token, wanted)
         with unit_of_work(request, principal) as ctx:
-            created = bulk_imports.create_import(ctx, source.url, version, token, wanted)
+            created = bulk_imports.create_import(ctx, source_url, version, token, wanted)
             return JSONResponse(bulk_import(created), status_code=201)
     except Unprocessable as exc:
         return json_error(422, {"message": exc.message})

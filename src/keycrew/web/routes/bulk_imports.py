@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -27,7 +26,6 @@ from keycrew.errors import FeatureDisabled, KeycrewError, NotFound, Unprocessabl
 from keycrew.identity import validation
 from keycrew.imports import bulk_imports
 from keycrew.imports.bulk import ENDED, BulkImport, BulkImportEntity, BulkImportFailure, BulkImportStatus
-from keycrew.imports.source import SourceClient, SourceError
 from keycrew.instance.settings import settings_view
 from keycrew.namespaces.models import Namespace
 from keycrew.web.deps import FormData, Page, form_dep, form_dep_data, form_unit, page_dep
@@ -42,14 +40,6 @@ router = APIRouter()
 NEW = "/import/bulk_imports/new"
 HISTORY = "/import/bulk_imports/history"
 PER_PAGE = 20
-# GitLab's bulk_import limit, shared with the API (the same counter): 6 new migrations a minute.
-CREATE_LIMIT = 6
-CREATE_PERIOD = 60
-# Asking the source while the person waits: one retry, short timeouts (the job retries longer).
-CHECK_TIMEOUT = 15.0
-CHECK_RETRIES = 1
-CHECK_BACKOFF = 0.5
-RELATIVE_PATH = re.compile(r"^[\w.\-]+(?:/[\w.\-]+)*$")
 TOP_LEVEL = ""
 
 # The form's fields, in the order the error summary lists them; the control of each.
@@ -163,13 +153,13 @@ class Draft:
             errors.add("source_type", "Choose what to import: a group or a project")
         if not self.source_full_path:
             errors.add("source_full_path", "Source full path can't be blank")
-        elif not RELATIVE_PATH.match(self.source_full_path):
+        elif not bulk_imports.RELATIVE_PATH.match(self.source_full_path):
             errors.add(
                 "source_full_path",
                 "Source full path must be the path on the source, such as 'platform/api', "
                 "without the instance's address",
             )
-        if self.destination_namespace and not RELATIVE_PATH.match(self.destination_namespace):
+        if self.destination_namespace and not bulk_imports.RELATIVE_PATH.match(self.destination_namespace):
             errors.add("destination_namespace", "Choose a destination from the list")
         elif self.source_type == "project_entity" and not self.destination_namespace:
             errors.add("destination_namespace", "A project goes into a group or your personal namespace")
@@ -260,9 +250,7 @@ def _refusal(draft: Draft, exc: KeycrewError) -> FormErrors:
 
 
 def _over_limit(page: Page) -> bool:
-    store = page.runtime.rate_limiter.store
-    count, _end = store.hit(f"bulk_import:{page.require_user().id}", CREATE_PERIOD)
-    return count > CREATE_LIMIT
+    return bulk_imports.over_create_limit(page.runtime.rate_limiter.store, page.require_user().id)
 
 
 def _first_unit(page: Page, draft: Draft) -> Response | None:
@@ -291,14 +279,7 @@ def _first_unit(page: Page, draft: Draft) -> Response | None:
 def _ask_source(draft: Draft) -> tuple[str, str | None] | Unprocessable:
     """The source's normalised URL and version, or its refusal. No transaction is open here."""
     try:
-        source = SourceClient(
-            draft.url, draft.access_token, timeout=CHECK_TIMEOUT, retries=CHECK_RETRIES, backoff=CHECK_BACKOFF
-        )
-    except SourceError:
-        return Unprocessable(bulk_imports.INVALID_URL)
-    try:
-        with source:
-            return source.url, bulk_imports.probe_source(source, [draft.entity()])
+        return bulk_imports.ask_source(draft.url, draft.access_token, [draft.entity()])
     except Unprocessable as exc:
         return exc
 
